@@ -1,0 +1,1 @@
+//! Criterion benches: `cargo bench -p benches`.

@@ -1,1 +1,35 @@
-//! Criterion benches: `cargo bench -p benches`.
+//! Criterion benches: `cargo bench -p benches`. Each bench measures its raw
+//! baseline in the same run and prints `ratio NAME: X.XX` (bus time per
+//! event / baseline time per event), because these machines are noisy.
+
+use std::time::Duration;
+
+/// Runs `round` `rounds` times, alternating with `baseline`, and returns the
+/// ratio of the medians of their per-event times.
+pub fn median_ratio(
+    rounds: usize,
+    mut round: impl FnMut() -> Duration,
+    mut baseline: impl FnMut() -> Duration,
+) -> (f64, Duration, Duration) {
+    let mut bus = Vec::with_capacity(rounds);
+    let mut raw = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        bus.push(round());
+        raw.push(baseline());
+    }
+    bus.sort();
+    raw.sort();
+    let (b, r) = (bus[rounds / 2], raw[rounds / 2]);
+    (b.as_secs_f64() / r.as_secs_f64(), b, r)
+}
+
+/// Prints the line the issue asks for, plus the absolute numbers behind it.
+pub fn print_ratio(name: &str, per_event: (f64, Duration, Duration), events: u64) {
+    let (ratio, bus, raw) = per_event;
+    let ns = |d: Duration| d.as_nanos() as f64 / events as f64;
+    println!(
+        "ratio {name}: {ratio:.2}   (bus {:.0} ns/event, baseline {:.0} ns/event)",
+        ns(bus),
+        ns(raw)
+    );
+}

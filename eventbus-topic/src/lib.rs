@@ -77,7 +77,9 @@ impl TopicError {
 
     /// The offending token of `input` (the whole input for whole-string errors).
     pub fn token<'a>(&self, input: &'a str) -> &'a str {
-        input.get(self.offset..self.offset + self.len).unwrap_or(input)
+        input
+            .get(self.offset..self.offset + self.len)
+            .unwrap_or(input)
     }
 
     /// A message naming the input, the offending token and what is valid.
@@ -185,7 +187,12 @@ const fn check(s: &str, allow_wildcards: bool) -> Result<(), TopicError> {
         let end = token_end(b, start);
         let len = end - start;
         if len == 0 {
-            return Err(TopicError::new(TopicErrorKind::EmptyToken, position, start, 0));
+            return Err(TopicError::new(
+                TopicErrorKind::EmptyToken,
+                position,
+                start,
+                0,
+            ));
         }
         let wildcard = len == 1 && (b[start] == b'*' || b[start] == b'>');
         if wildcard {
@@ -303,7 +310,8 @@ pub const fn matches(pattern: &str, topic: &str) -> bool {
         if single && p[i] == b'>' {
             return true;
         }
-        if !(single && p[i] == b'*') && !same_bytes(p, i, pe, t, j, te) {
+        let wildcard = single && p[i] == b'*';
+        if !wildcard && !same_bytes(p, i, pe, t, j, te) {
             return false;
         }
         i = pe + 1;

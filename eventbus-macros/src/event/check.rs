@@ -1,0 +1,340 @@
+//! The check pass of `derive(Event)`: what the options mean together, and
+//! every topic validated with the grammar the runtime uses.
+
+use std::collections::HashMap;
+
+use proc_macro2::Span;
+use quote::ToTokens;
+use syn::ext::IdentExt;
+use syn::{GenericParam, LitStr, Path};
+
+use super::model::{Body, Input};
+use crate::case::snake_case;
+use crate::ctxt::Ctxt;
+
+/// What the expansion needs beyond the model, all validated.
+pub(crate) struct Checked {
+    /// The path of the runtime crate.
+    pub(crate) krate: Path,
+    /// `Event::NAME`.
+    pub(crate) name: String,
+    /// `Event::VERSION`.
+    pub(crate) version: u32,
+    /// The concrete topics: one for a struct, one per variant in order.
+    pub(crate) topics: Vec<String>,
+}
+
+/// The runtime crate's path: `crate = "..."` or `::eventbus`.
+pub(crate) fn crate_path(krate: Option<&Path>) -> Path {
+    krate
+        .cloned()
+        .unwrap_or_else(|| syn::parse_quote!(::eventbus))
+}
+
+/// Checks the model, reporting every problem to `cx`.
+pub(crate) fn check(cx: &Ctxt, input: &Input<'_>) -> Checked {
+    check_generics(cx, input);
+    let topics = match &input.body {
+        Body::Struct(..) => struct_topic(cx, input).into_iter().collect(),
+        Body::Enum(..) => enum_topics(cx, input),
+        Body::Union(token) => {
+            cx.error_spanned_by(
+                token,
+                "`#[derive(Event)]` does not support unions: an event's data must be encodable \
+                 as JSON; use a struct, or an enum with one variant per topic",
+            );
+            Vec::new()
+        }
+    };
+    let attrs = &input.attrs;
+    let name = match &attrs.name {
+        Some(lit) if lit.value().trim().is_empty() => {
+            cx.error_spanned_by(
+                lit,
+                "`name` cannot be empty; it names the event type in storage",
+            );
+            String::new()
+        }
+        Some(lit) => lit.value(),
+        None => input.ast.ident.unraw().to_string(),
+    };
+    let version = match attrs.version {
+        Some((0, span)) => {
+            cx.error_at(
+                span,
+                "`version` starts at 1; the first schema of an event is version 1",
+            );
+            1
+        }
+        Some((version, _)) => version,
+        None => 1,
+    };
+    Checked {
+        krate: crate_path(attrs.krate.as_ref()),
+        name,
+        version,
+        topics,
+    }
+}
+
+fn check_generics(cx: &Ctxt, input: &Input<'_>) {
+    let generics = &input.ast.generics;
+    for param in &generics.params {
+        let message = match param {
+            GenericParam::Lifetime(_) => {
+                "event types cannot borrow: events are stored and shared across tasks, so they \
+                 must be `'static`; use owned fields such as `String` instead of `&'a str`"
+            }
+            GenericParam::Type(_) | GenericParam::Const(_) => {
+                "generic event types are not supported: an event type has one fixed `NAME`, \
+                 `TOPICS` and codec; derive `Event` on a concrete type instead, such as a struct \
+                 wrapping `Foo<u64>`"
+            }
+        };
+        cx.error_spanned_by(param, message);
+    }
+    if let Some(clause) = &generics.where_clause
+        && generics.params.is_empty()
+    {
+        cx.error_spanned_by(
+            clause,
+            "`#[derive(Event)]` does not support `where` clauses",
+        );
+    }
+}
+
+/// A struct's topic: required, concrete, and not an enum's `namespace`.
+fn struct_topic(cx: &Ctxt, input: &Input<'_>) -> Option<String> {
+    let attrs = &input.attrs;
+    if let Some(namespace) = &attrs.namespace {
+        cx.error_spanned_by(
+            namespace,
+            "`namespace` applies to enums, where it prefixes each variant's topic; a struct has \
+             one topic: `#[event(topic = \"...\")]`",
+        );
+    }
+    let Some(topic) = &attrs.topic else {
+        let ident = &input.ast.ident;
+        cx.error_spanned_by(
+            ident,
+            format!(
+                "missing topic: add `#[event(topic = \"...\")]` to `{ident}`, such as \
+                 `#[event(topic = \"{}\")]`; every event struct has one concrete topic",
+                snake_case(&ident.unraw().to_string()).replace('_', ".")
+            ),
+        );
+        return None;
+    };
+    valid_topic(cx, &topic.value(), topic.span())
+}
+
+/// Each variant's topic: its own `topic`, or `namespace.snake_case(Variant)`.
+fn enum_topics(cx: &Ctxt, input: &Input<'_>) -> Vec<String> {
+    let Body::Enum(variants, _) = &input.body else {
+        return Vec::new();
+    };
+    let attrs = &input.attrs;
+    if let Some(topic) = &attrs.topic {
+        cx.error_spanned_by(
+            topic,
+            "`topic` on an enum is ambiguous: each variant is an event with its own topic; set \
+             `#[event(namespace = \"...\")]` on the enum to derive them from the variant names, \
+             or `#[event(topic = \"...\")]` on each variant",
+        );
+    }
+    if variants.is_empty() {
+        cx.error_spanned_by(
+            &input.ast.ident,
+            "an event enum needs at least one variant: each variant is an event with its own topic",
+        );
+    }
+    let namespace = attrs
+        .namespace
+        .as_ref()
+        .and_then(|ns| valid_topic(cx, &ns.value(), ns.span()).map(|v| (v, ns)));
+
+    let mut topics = Vec::with_capacity(variants.len());
+    let mut seen: HashMap<String, &syn::Ident> = HashMap::new();
+    for variant in variants {
+        let ident = &variant.ast.ident;
+        let (topic, span) = match (&variant.topic, &namespace) {
+            (Some(lit), _) => (valid_topic(cx, &lit.value(), lit.span()), lit.span()),
+            (None, Some((ns, lit))) => (derived_topic(cx, ns, lit, ident), ident.span()),
+            (None, None) if attrs.namespace.is_some() => (None, ident.span()),
+            (None, None) => {
+                cx.error_spanned_by(
+                    ident,
+                    format!(
+                        "variant `{ident}` has no topic: add `#[event(namespace = \"...\")]` to \
+                         the enum to derive one from the variant name (`<namespace>.{}`), or \
+                         `#[event(topic = \"...\")]` to this variant",
+                        snake_case(&ident.unraw().to_string())
+                    ),
+                );
+                (None, ident.span())
+            }
+        };
+        let Some(topic) = topic else {
+            topics.push(String::new());
+            continue;
+        };
+        if let Some(first) = seen.get(&topic) {
+            cx.error_at(
+                span,
+                format!(
+                    "variant `{ident}` has the topic `{topic}`, which variant `{first}` already \
+                     has; each variant needs its own topic so that decoding knows which variant \
+                     it is: give one of them `#[event(topic = \"...\")]`"
+                ),
+            );
+        } else {
+            seen.insert(topic.clone(), ident);
+        }
+        topics.push(topic);
+    }
+    topics
+}
+
+fn derived_topic(cx: &Ctxt, namespace: &str, lit: &LitStr, ident: &syn::Ident) -> Option<String> {
+    let topic = format!("{namespace}.{}", snake_case(&ident.unraw().to_string()));
+    match eventbus_topic::validate_topic(&topic) {
+        Ok(()) => Some(topic),
+        Err(error) => {
+            cx.error_spanned_by(
+                ident,
+                format!(
+                    "{}; this topic is derived from `namespace = {}` and the variant's name: set \
+                     `#[event(topic = \"...\")]` on the variant",
+                    error.describe(&topic),
+                    lit.to_token_stream()
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn valid_topic(cx: &Ctxt, topic: &str, span: Span) -> Option<String> {
+    match eventbus_topic::validate_topic(topic) {
+        Ok(()) => Some(topic.to_owned()),
+        Err(error) => {
+            cx.error_at(span, error.describe(topic));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use syn::{DeriveInput, parse_quote};
+
+    use super::*;
+
+    fn run(ast: &DeriveInput) -> (Checked, Vec<String>) {
+        let cx = Ctxt::new();
+        let input = Input::from_ast(&cx, ast);
+        let checked = check(&cx, &input);
+        let errors = match cx.check() {
+            Ok(()) => Vec::new(),
+            Err(e) => e.into_iter().map(|e| e.to_string()).collect(),
+        };
+        (checked, errors)
+    }
+
+    #[test]
+    fn enum_topics_follow_namespace_and_overrides() {
+        let ast: DeriveInput = parse_quote! {
+            #[event(namespace = "order", version = 2)]
+            enum OrderEvent {
+                Placed { id: u64 },
+                CancelledByCustomer(u64),
+                #[event(topic = "order.shipped.late")]
+                Shipped,
+            }
+        };
+        let (checked, errors) = run(&ast);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            checked.topics,
+            [
+                "order.placed",
+                "order.cancelled_by_customer",
+                "order.shipped.late"
+            ]
+        );
+        assert_eq!(checked.name, "OrderEvent");
+        assert_eq!(checked.version, 2);
+    }
+
+    #[test]
+    fn reports_every_problem_at_once() {
+        let ast: DeriveInput = parse_quote! {
+            #[event(topic = "x", version = 0)]
+            enum E<T> {
+                A(T),
+                #[event(topic = "a.*")]
+                B,
+                #[event(topic = "e.c")]
+                C,
+                #[event(topic = "e.c")]
+                D,
+            }
+        };
+        let (_, errors) = run(&ast);
+        assert_eq!(errors.len(), 6, "{errors:#?}");
+        assert!(errors[0].starts_with("generic event types are not supported"));
+        assert!(errors[1].starts_with("`topic` on an enum is ambiguous"));
+        assert!(errors[2].starts_with("variant `A` has no topic"));
+        assert!(errors[3].contains("has the wildcard `*`"));
+        assert!(errors[4].contains("which variant `C` already has"));
+        assert!(errors[5].starts_with("`version` starts at 1"));
+    }
+
+    #[test]
+    fn struct_needs_a_topic() {
+        let ast: DeriveInput = parse_quote! {
+            #[event(namespace = "a")]
+            struct EntityCreated;
+        };
+        let (_, errors) = run(&ast);
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert!(errors[0].starts_with("`namespace` applies to enums"));
+        assert!(errors[1].contains("such as `#[event(topic = \"entity.created\")]`"));
+    }
+
+    #[test]
+    fn derived_topics_are_validated() {
+        let ast: DeriveInput = parse_quote! {
+            #[event(namespace = "café")]
+            enum E { A }
+        };
+        let (_, errors) = run(&ast);
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert!(errors[0].contains("invalid character 'é'"), "{}", errors[0]);
+    }
+
+    #[test]
+    fn unions_and_empty_enums_are_rejected() {
+        let union: DeriveInput = parse_quote!(union U { a: u32 });
+        assert!(run(&union).1[0].contains("does not support unions"));
+        let empty: DeriveInput = parse_quote!(
+            #[event(namespace = "a")]
+            enum E {}
+        );
+        assert!(run(&empty).1[0].contains("needs at least one variant"));
+    }
+
+    #[test]
+    fn name_defaults_to_the_identifier() {
+        let ast: DeriveInput = parse_quote!(
+            #[event(topic = "a.b")]
+            struct r#Thing;
+        );
+        assert_eq!(run(&ast).0.name, "Thing");
+        let ast: DeriveInput = parse_quote!(
+            #[event(topic = "a.b", name = "billing.Thing")]
+            struct Thing;
+        );
+        assert_eq!(run(&ast).0.name, "billing.Thing");
+    }
+}

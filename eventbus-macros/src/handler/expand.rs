@@ -1,0 +1,164 @@
+//! The expansion of `#[handler]`: the user's function untouched, plus an
+//! adapter the bus can call and its link-time registration.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{Path, ReturnType};
+
+use super::model::{Handler, Param};
+use super::state;
+
+/// The items that go after the user's function, for a handler that passed
+/// the check pass (so it has exactly one event parameter).
+pub(crate) fn expand(handler: &Handler<'_>) -> TokenStream {
+    let krate: Path = handler
+        .args
+        .krate
+        .clone()
+        .unwrap_or_else(|| syn::parse_quote!(::eventbus));
+    let private = quote!(#krate::__private);
+    let sig = &handler.func.sig;
+    let fn_ident = &sig.ident;
+
+    let Some(event_param) = handler.params.iter().find_map(|p| match p {
+        Param::Event(typed) => Some(&*typed.ty),
+        _ => None,
+    }) else {
+        unreachable!("the check pass requires an event parameter");
+    };
+    let event_ty = quote!(<#event_param as #private::EventParam>::Event);
+
+    // Each check is spanned on what it checks, so that the compiler's
+    // "`X` cannot be a handler parameter" underlines `X` in the signature.
+    let param_check = quote_spanned! {event_param.span()=>
+        __eventbus_event_param::<#event_param>();
+    };
+    let (return_check, output) = match &sig.output {
+        ReturnType::Default => (TokenStream::new(), quote!(())),
+        ReturnType::Type(_, ty) => (
+            quote_spanned! {ty.span()=> __eventbus_return::<#ty>(); },
+            quote!(#ty),
+        ),
+    };
+    let pattern_check = handler.args.topic.as_ref().map(|lit| {
+        quote_spanned! {lit.span()=>
+            const _: () = {
+                const __EVENTBUS_PATTERN: #private::ConstMessage =
+                    #private::check_handler_pattern::<#event_ty>(#lit);
+                if __EVENTBUS_PATTERN.is_error() {
+                    ::core::panic!("{}", __EVENTBUS_PATTERN.as_str())
+                }
+            };
+        }
+    });
+
+    let has_context = handler
+        .params
+        .iter()
+        .any(|p| matches!(p, Param::Context(_)));
+    let context_pat = if has_context {
+        quote!(__ctx)
+    } else {
+        quote!(_)
+    };
+    let call_args = handler.params.iter().map(|p| match p {
+        Param::Event(typed) => quote_spanned!(typed.ty.span()=> __ev),
+        Param::Context(typed) => quote_spanned!(typed.ty.span()=> __ctx),
+        Param::Receiver(_) => unreachable!("the check pass rejects methods"),
+    });
+    let call = quote_spanned! {fn_ident.span()=>
+        ::std::boxed::Box::pin(async move {
+            let __ev = <#event_param as #private::EventParam>::extract(&__env)?;
+            ::core::mem::drop(__env);
+            let __out: #output = #fn_ident(#(#call_args),*).await;
+            <#output as #private::HandlerReturn>::into_outcome(__out)
+        })
+    };
+
+    let name = match &handler.args.name {
+        Some(lit) => quote!(#lit),
+        None => {
+            let ident = syn::ext::IdentExt::unraw(fn_ident).to_string();
+            quote!(::core::concat!(::core::module_path!(), "::", #ident))
+        }
+    };
+    let pattern = match &handler.args.topic {
+        Some(lit) => quote!(::core::option::Option::Some(#lit)),
+        None => quote!(::core::option::Option::None),
+    };
+    let options = options(handler, &private);
+    let states = state::find(&handler.func.block).into_iter().map(|s| {
+        let (ty, name) = (s.ty, s.name);
+        quote! {
+            #private::StateRequirement {
+                type_id: ::core::any::TypeId::of::<#ty>,
+                type_name: #name,
+            }
+        }
+    });
+    let line = quote_spanned!(fn_ident.span()=> ::core::line!());
+
+    quote! {
+        #[allow(non_snake_case, clippy::all)]
+        const _: () = {
+            fn __eventbus_event_param<T: #private::EventParam>() {}
+            fn __eventbus_return<T: #private::HandlerReturn>() {}
+            fn __eventbus_checks() {
+                #param_check
+                #return_check
+            }
+
+            #pattern_check
+
+            fn __eventbus_call(
+                __env: #krate::RawEnvelope,
+                #context_pat: #krate::Context,
+            ) -> #private::BoxFuture<
+                'static,
+                ::core::result::Result<(), #krate::HandlingError>,
+            > {
+                #call
+            }
+
+            #private::inventory::submit! {
+                #private::HandlerRegistration {
+                    name: #name,
+                    pattern: #pattern,
+                    event: <#event_ty as #krate::Event>::NAME,
+                    topics: <#event_ty as #krate::Event>::TOPICS,
+                    options: #options,
+                    states: &[#(#states),*],
+                    call: __eventbus_call,
+                    file: ::core::file!(),
+                    line: #line,
+                }
+            }
+        };
+    }
+}
+
+/// `HandlerOptions::DEFAULT`, with what the attribute sets on top through
+/// struct update syntax, so new runtime options need no macro change.
+fn options(handler: &Handler<'_>, private: &TokenStream) -> TokenStream {
+    let args = &handler.args;
+    let mut fields = Vec::new();
+    if let Some(retry) = args.retry {
+        fields.push(quote!(retry: ::core::option::Option::Some(#retry)));
+    }
+    if let Some((concurrency, _)) = args.concurrency {
+        fields.push(quote!(concurrency: #concurrency));
+    }
+    if let Some(replay) = args.replay {
+        fields.push(quote!(replay: #replay));
+    }
+    if fields.is_empty() {
+        return quote!(#private::HandlerOptions::DEFAULT);
+    }
+    quote! {
+        #private::HandlerOptions {
+            #(#fields,)*
+            ..#private::HandlerOptions::DEFAULT
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! `bus.publish(event)`: a builder for the metadata, awaited to store and
+//! route the event.
+
+use std::future::{Future, IntoFuture};
+use std::sync::Arc;
+
+use crate::bus::Bus;
+use crate::envelope::{Draft, RawEnvelope, validate_header_name};
+use crate::error::{Error, Result};
+use crate::event::Event;
+use crate::handler::BoxFuture;
+
+/// A publish in the making: set metadata, then `.await` it (or call
+/// [`Publish::blocking`] outside async code).
+///
+/// Awaiting returns the stored envelope (with its id and seq) once the store
+/// has it, as durably as the store promises, and every matching handler's
+/// feed has it.
+///
+/// # Errors
+///
+/// [`Error::InvalidHeader`] for a malformed header name,
+/// [`Error::Dropped`] when a middleware refused the event,
+/// [`Error::ShutDown`] after shutdown, and store errors.
+#[must_use = "a publish does nothing until it is awaited"]
+pub struct Publish<'a, E> {
+    bus: &'a Bus,
+    event: E,
+    source: Option<Arc<str>>,
+    correlation_id: Option<String>,
+    causation_id: Option<String>,
+    idempotency_key: Option<String>,
+    headers: Vec<(String, String)>,
+}
+
+impl<'a, E: Event> Publish<'a, E> {
+    pub(crate) fn new(bus: &'a Bus, event: E) -> Self {
+        Publish {
+            bus,
+            event,
+            source: None,
+            correlation_id: None,
+            causation_id: None,
+            idempotency_key: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// Overrides the bus's source for this event.
+    pub fn source(mut self, source: impl Into<Arc<str>>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    /// Ties the event to a request or flow.
+    pub fn correlation_id(mut self, id: impl Into<String>) -> Self {
+        self.correlation_id = Some(id.into());
+        self
+    }
+
+    /// Names the event that caused this one.
+    pub fn causation_id(mut self, id: impl Into<String>) -> Self {
+        self.causation_id = Some(id.into());
+        self
+    }
+
+    /// A key that makes repeated publishes of the same fact recognizable.
+    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// Adds a header. Names are CloudEvents extension names: 1 to 20
+    /// lower-case ASCII letters or digits; a bad name fails the publish.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Publishes from synchronous code, blocking the thread until done.
+    ///
+    /// # Errors
+    ///
+    /// As for `.await`, plus [`Error::BlockingInsideRuntime`] when called on
+    /// a thread that runs a tokio runtime (blocking there would stall it).
+    pub fn blocking(self) -> Result<RawEnvelope> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(Error::BlockingInsideRuntime);
+        }
+        let runtime = self.bus.runtime().clone();
+        runtime.block_on(self.into_future())
+    }
+
+    fn into_draft(self) -> Result<(&'a Bus, Draft)> {
+        let source = self.source.unwrap_or_else(|| self.bus.source());
+        let mut draft = Draft::new(self.event, source);
+        draft.meta.correlation_id = self.correlation_id;
+        draft.meta.causation_id = self.causation_id;
+        draft.meta.idempotency_key = self.idempotency_key;
+        for (name, value) in self.headers {
+            validate_header_name(&name).map_err(Error::InvalidHeader)?;
+            draft.meta.headers.insert(name, value);
+        }
+        Ok((self.bus, draft))
+    }
+}
+
+impl<'a, E: Event> IntoFuture for Publish<'a, E> {
+    type Output = Result<RawEnvelope>;
+    type IntoFuture = PublishFuture<'a>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        match self.into_draft() {
+            Ok((bus, draft)) => PublishFuture(bus.publish_draft(draft)),
+            Err(e) => PublishFuture(Box::pin(std::future::ready(Err(e)))),
+        }
+    }
+}
+
+/// The future of an awaited [`Publish`].
+#[must_use = "futures do nothing unless polled"]
+pub struct PublishFuture<'a>(BoxFuture<'a, Result<RawEnvelope>>);
+
+impl Future for PublishFuture<'_> {
+    type Output = Result<RawEnvelope>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        self.0.as_mut().poll(cx)
+    }
+}

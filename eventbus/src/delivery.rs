@@ -1,0 +1,205 @@
+//! Delivery: each handler's bounded feed, its worker task, retries with
+//! backoff, and the handling of failures and panics.
+//!
+//! A handler is a *group*: each event is handled once per handler name.
+//! Its feed is a bounded queue, so a slow handler pushes back on publishers
+//! instead of growing memory. A failed attempt is retried after an
+//! exponential backoff with jitter; a panic is a failed attempt, never a
+//! crash of the bus.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::bus::Bus;
+use crate::envelope::RawEnvelope;
+use crate::handler::{Context, HandlerDef, HandlingError};
+use crate::middleware::Next;
+
+/// Exponential backoff between attempts: `base * 2^(attempt-1)`, capped at
+/// `max`, with up to 50% random jitter subtracted so that handlers failing
+/// together do not retry in lockstep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// Delay before the first retry.
+    pub base: Duration,
+    /// The longest delay.
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            base: Duration::from_millis(100),
+            max: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay after failed attempt number `attempt` (1-based).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let exp = self
+            .base
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
+        let capped = exp.min(self.max);
+        // The clock's sub-second nanos spread retries well enough; a
+        // random number generator would be one more dependency.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let jitter = capped.mul_f64(f64::from(nanos % 1000) / 2000.0);
+        capped - jitter
+    }
+}
+
+/// Counters for one handler, read by `bus.stats()`.
+#[derive(Debug, Default)]
+pub(crate) struct HandlerCounters {
+    pub(crate) handled: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) retried: AtomicU64,
+    pub(crate) panicked: AtomicU64,
+}
+
+/// A registered handler at run time: its definition, resolved settings and feed.
+pub(crate) struct HandlerRuntime {
+    pub(crate) def: HandlerDef,
+    pub(crate) name: Arc<str>,
+    pub(crate) topics: Vec<&'static str>,
+    pub(crate) retries: u32,
+    pub(crate) backoff: Backoff,
+    pub(crate) feed: mpsc::Sender<RawEnvelope>,
+    pub(crate) counters: HandlerCounters,
+}
+
+/// Runs one handler's feed until shutdown, then drains what is queued.
+pub(crate) async fn run_worker(
+    bus: Bus,
+    handler: Arc<HandlerRuntime>,
+    mut feed: mpsc::Receiver<RawEnvelope>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let concurrency = handler.def.options.concurrency.max(1) as usize;
+    let permits = Arc::new(Semaphore::new(concurrency));
+    let mut running = JoinSet::new();
+    loop {
+        let next = tokio::select! {
+            biased;
+            env = feed.recv() => env,
+            _ = shutdown.changed() => {
+                // Refuse new events but keep what is already queued.
+                feed.close();
+                continue;
+            }
+        };
+        let Some(env) = next else { break };
+        // `deliver` logs and counts its outcome; there is no one to return it to.
+        if concurrency == 1 {
+            let _ = deliver(&bus, &handler, env).await;
+            continue;
+        }
+        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+            break;
+        };
+        let (bus, handler) = (bus.clone(), Arc::clone(&handler));
+        running.spawn(async move {
+            let _ = deliver(&bus, &handler, env).await;
+            drop(permit);
+        });
+        while running.try_join_next().is_some() {}
+    }
+    while running.join_next().await.is_some() {}
+}
+
+/// Handles one envelope with retries; the outcome is logged and counted.
+pub(crate) async fn deliver(
+    bus: &Bus,
+    handler: &HandlerRuntime,
+    env: RawEnvelope,
+) -> Result<(), HandlingError> {
+    let attempts = handler.retries.saturating_add(1);
+    let mut attempt = 1;
+    loop {
+        let outcome = attempt_once(bus, handler, &env, attempt).await;
+        let error = match outcome {
+            Ok(()) => {
+                handler.counters.handled.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+            Err(error) => error,
+        };
+        if matches!(error, HandlingError::Panicked(_)) {
+            handler.counters.panicked.fetch_add(1, Ordering::Relaxed);
+        }
+        // Retrying cannot fix data that does not decode.
+        let retryable = !matches!(error, HandlingError::Decode(_));
+        if retryable && attempt < attempts {
+            handler.counters.retried.fetch_add(1, Ordering::Relaxed);
+            let delay = handler.backoff.delay(attempt);
+            tracing::warn!(
+                handler = %handler.name, topic = env.topic(), event_id = %env.id(), seq = env.seq(),
+                attempt, retry_in_ms = delay.as_millis() as u64, %error,
+                "handler failed; retrying"
+            );
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+            continue;
+        }
+        handler.counters.failed.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(
+            handler = %handler.name, topic = env.topic(), event_id = %env.id(), seq = env.seq(),
+            attempt, %error,
+            "handler failed; giving up on this event"
+        );
+        return Err(error);
+    }
+}
+
+async fn attempt_once(
+    bus: &Bus,
+    handler: &HandlerRuntime,
+    env: &RawEnvelope,
+    attempt: u32,
+) -> Result<(), HandlingError> {
+    let ctx = Context::new(bus.clone(), env.clone(), attempt, Arc::clone(&handler.name));
+    let next = Next::new(bus.middleware(), &handler.def.call, ctx);
+    match AssertUnwindSafe(next.run(env.clone())).catch_unwind().await {
+        Ok(outcome) => outcome,
+        Err(payload) => Err(HandlingError::Panicked(panic_message(payload.as_ref()))),
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a non-string panic payload".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let b = Backoff {
+            base: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+        };
+        let d1 = b.delay(1);
+        assert!(d1 <= Duration::from_millis(100) && d1 >= Duration::from_millis(50));
+        let d3 = b.delay(3);
+        assert!(d3 <= Duration::from_millis(400) && d3 >= Duration::from_millis(200));
+        assert!(b.delay(30) <= Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,209 @@
+//! The CloudEvents 1.0 structured JSON form of an envelope.
+//!
+//! ```json
+//! {"specversion":"1.0","id":"0190…","source":"billing","type":"order.placed",
+//!  "time":"2026-11-27T10:00:00Z","datacontenttype":"application/json",
+//!  "data":{"id":7,"cents":1250},"seq":42,"eventname":"OrderEvent","eventversion":1,
+//!  "correlationid":"req-456","tenant":"acme"}
+//! ```
+//!
+//! `type` is the topic; `correlationid`, `causationid`, `idempotencykey`,
+//! `seq`, `eventname` and `eventversion` are extension attributes, and every
+//! header is one more extension attribute (header names follow the
+//! CloudEvents extension-name rules for that reason). Reading accepts any
+//! CloudEvents 1.0 JSON event with JSON data; extension values that are not
+//! strings become headers in their JSON text form.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::de::Error as _;
+use serde::ser::{Error as _, SerializeMap};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::{Envelope, Metadata, RawEnvelope};
+use crate::event::Event;
+
+const SPEC_VERSION: &str = "1.0";
+const JSON: &str = "application/json";
+
+impl Serialize for RawEnvelope {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let m = self.meta();
+        let data = self.data_json().map_err(S::Error::custom)?;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("specversion", SPEC_VERSION)?;
+        map.serialize_entry("id", &m.id)?;
+        map.serialize_entry("source", &*m.source)?;
+        map.serialize_entry("type", &*m.topic)?;
+        map.serialize_entry(
+            "time",
+            &m.time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        )?;
+        map.serialize_entry("datacontenttype", JSON)?;
+        map.serialize_entry("data", &*data)?;
+        map.serialize_entry("seq", &m.seq)?;
+        map.serialize_entry("eventname", &*m.event_name)?;
+        map.serialize_entry("eventversion", &m.event_version)?;
+        if let Some(c) = &m.correlation_id {
+            map.serialize_entry("correlationid", c)?;
+        }
+        if let Some(c) = &m.causation_id {
+            map.serialize_entry("causationid", c)?;
+        }
+        if let Some(k) = &m.idempotency_key {
+            map.serialize_entry("idempotencykey", k)?;
+        }
+        for (name, value) in &m.headers {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for RawEnvelope {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let map = Map::<String, Value>::deserialize(deserializer)?;
+        from_map(map).map_err(D::Error::custom)
+    }
+}
+
+impl<E> Serialize for Envelope<E> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.raw().serialize(serializer)
+    }
+}
+
+impl<'de, E: Event> Deserialize<'de> for Envelope<E> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = RawEnvelope::deserialize(deserializer)?;
+        raw.decode::<E>().map_err(D::Error::custom)
+    }
+}
+
+fn take_string(map: &mut Map<String, Value>, key: &str) -> Result<Option<String>, String> {
+    match map.remove(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(format!(
+            "CloudEvents attribute `{key}` must be a string, got {other}"
+        )),
+    }
+}
+
+fn require(map: &mut Map<String, Value>, key: &str) -> Result<String, String> {
+    take_string(map, key)?.ok_or_else(|| format!("CloudEvents attribute `{key}` is missing"))
+}
+
+fn take_u64(map: &mut Map<String, Value>, key: &str) -> Result<Option<u64>, String> {
+    match map.remove(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| format!("extension `{key}` must be a non-negative integer, got {n}")),
+        Some(Value::String(s)) => s
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("extension `{key}` must be a non-negative integer, got {s:?}")),
+        Some(other) => Err(format!(
+            "extension `{key}` must be a non-negative integer, got {other}"
+        )),
+    }
+}
+
+fn from_map(mut map: Map<String, Value>) -> Result<RawEnvelope, String> {
+    let spec = require(&mut map, "specversion")?;
+    if spec != SPEC_VERSION {
+        return Err(format!(
+            "CloudEvents specversion `{spec}` is not supported; use `1.0`"
+        ));
+    }
+    let id_text = require(&mut map, "id")?;
+    let id = Uuid::parse_str(&id_text)
+        .map_err(|e| format!("event id `{id_text}` is not a UUID: {e}"))?;
+    let source = require(&mut map, "source")?;
+    let topic = require(&mut map, "type")?;
+    eventbus_topic::validate_topic(&topic).map_err(|e| e.describe(&topic))?;
+    let time = match take_string(&mut map, "time")? {
+        None => Utc::now(),
+        Some(t) => DateTime::parse_from_rfc3339(&t)
+            .map_err(|e| format!("CloudEvents time `{t}` is not RFC 3339: {e}"))?
+            .with_timezone(&Utc),
+    };
+    if let Some(ct) = take_string(&mut map, "datacontenttype")?
+        && !ct.starts_with(JSON)
+        && !ct.ends_with("+json")
+    {
+        return Err(format!(
+            "datacontenttype `{ct}` is not supported; eventbus carries JSON data"
+        ));
+    }
+    if map.contains_key("data_base64") {
+        return Err(
+            "`data_base64` (binary data) is not supported; eventbus carries JSON data".into(),
+        );
+    }
+    let data = map.remove("data").unwrap_or(Value::Null);
+    let data = serde_json::value::to_raw_value(&data).map_err(|e| e.to_string())?;
+    let seq = take_u64(&mut map, "seq")?.unwrap_or(0);
+    let event_version = match take_u64(&mut map, "eventversion")? {
+        None => 1,
+        Some(v) => u32::try_from(v).map_err(|_| format!("eventversion {v} is too large"))?,
+    };
+    let event_name = take_string(&mut map, "eventname")?.unwrap_or_default();
+    let correlation_id = take_string(&mut map, "correlationid")?;
+    let causation_id = take_string(&mut map, "causationid")?;
+    let idempotency_key = take_string(&mut map, "idempotencykey")?;
+    // Attributes CloudEvents defines but eventbus has no field for.
+    for key in ["subject", "dataschema"] {
+        map.remove(key);
+    }
+    let mut headers = BTreeMap::new();
+    for (name, value) in map {
+        let text = match value {
+            Value::String(s) => s,
+            other => other.to_string(),
+        };
+        headers.insert(name, text);
+    }
+    let meta = Metadata {
+        id,
+        topic: Cow::Owned(topic),
+        time,
+        source: Arc::from(source),
+        correlation_id,
+        causation_id,
+        idempotency_key,
+        headers,
+        seq,
+        event_name: Cow::Owned(event_name),
+        event_version,
+    };
+    Ok(RawEnvelope::from_parts(meta, Arc::from(data)))
+}
+
+impl RawEnvelope {
+    /// The envelope as CloudEvents 1.0 structured JSON.
+    ///
+    /// # Errors
+    ///
+    /// When a typed event does not serialize.
+    pub fn to_cloudevent_json(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string(self)
+    }
+
+    /// Reads a CloudEvents 1.0 structured JSON event.
+    ///
+    /// # Errors
+    ///
+    /// When the text is not JSON, or a required attribute is missing or
+    /// malformed; the message names the attribute.
+    pub fn from_cloudevent_json(json: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(json)
+    }
+}

@@ -1,0 +1,447 @@
+//! Envelopes: an event plus its metadata, shared through `Arc` so fan-out to
+//! any number of handlers never clones or re-serializes it.
+//!
+//! [`RawEnvelope`] is the type-erased form the bus, the stores and history
+//! work with; [`Envelope<E>`] is the typed view a handler or subscriber gets.
+//! Both serialize as CloudEvents 1.0 structured events (see [`cloudevent`]).
+
+pub mod cloudevent;
+mod headers;
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+use crate::event::{CodecError, Event};
+
+pub use headers::REPLAY_HEADER;
+pub(crate) use headers::validate_header_name;
+
+/// Everything about an event except its data.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Metadata {
+    pub(crate) id: Uuid,
+    pub(crate) topic: Cow<'static, str>,
+    pub(crate) time: DateTime<Utc>,
+    pub(crate) source: Arc<str>,
+    pub(crate) correlation_id: Option<String>,
+    pub(crate) causation_id: Option<String>,
+    pub(crate) idempotency_key: Option<String>,
+    pub(crate) headers: BTreeMap<String, String>,
+    pub(crate) seq: u64,
+    pub(crate) event_name: Cow<'static, str>,
+    pub(crate) event_version: u32,
+}
+
+/// A typed event kept as the value itself, so in-process delivery never
+/// serializes it.
+pub(crate) trait AnyEvent: Any + Send + Sync {
+    fn encode(&self) -> Result<Vec<u8>, CodecError>;
+}
+
+impl<E: Event> AnyEvent for E {
+    fn encode(&self) -> Result<Vec<u8>, CodecError> {
+        self.encode_data()
+    }
+}
+
+#[derive(Clone)]
+pub(crate) enum Payload {
+    /// Published in this process: the value itself.
+    Typed(Arc<dyn AnyEvent>),
+    /// Read from a store or the wire: JSON, decoded by each reader's type.
+    Json(Arc<RawValue>),
+}
+
+impl Payload {
+    fn to_json(&self) -> Result<Cow<'_, RawValue>, CodecError> {
+        match self {
+            Payload::Json(raw) => Ok(Cow::Borrowed(raw)),
+            Payload::Typed(value) => {
+                let bytes = value.encode()?;
+                // Event::encode_data produces JSON text; RawValue only re-checks it.
+                let text = String::from_utf8(bytes).map_err(|e| CodecError::Encode {
+                    event: "unknown",
+                    reason: e.to_string(),
+                })?;
+                RawValue::from_string(text)
+                    .map(Cow::Owned)
+                    .map_err(|e| CodecError::Encode {
+                        event: "unknown",
+                        reason: e.to_string(),
+                    })
+            }
+        }
+    }
+}
+
+struct Inner {
+    meta: Metadata,
+    payload: Payload,
+}
+
+/// A stored event whose type is not known statically: metadata plus data.
+///
+/// History queries return these; [`RawEnvelope::decode`] turns one into an
+/// [`Envelope<E>`]. Cloning is cheap (one `Arc`).
+#[derive(Clone)]
+pub struct RawEnvelope {
+    inner: Arc<Inner>,
+}
+
+/// An event that is not yet stored: everything but its seq.
+///
+/// [`Store`](crate::store::Store) implementations receive drafts and turn
+/// them into [`RawEnvelope`]s with [`Draft::seal`] once they have a seq.
+pub struct Draft {
+    pub(crate) meta: Metadata,
+    pub(crate) payload: Payload,
+}
+
+impl Draft {
+    pub(crate) fn new<E: Event>(event: E, source: Arc<str>) -> Self {
+        Draft {
+            meta: Metadata {
+                id: Uuid::now_v7(),
+                topic: Cow::Borrowed(event.topic()),
+                time: Utc::now(),
+                source,
+                correlation_id: None,
+                causation_id: None,
+                idempotency_key: None,
+                headers: BTreeMap::new(),
+                seq: 0,
+                event_name: Cow::Borrowed(E::NAME),
+                event_version: E::VERSION,
+            },
+            payload: Payload::Typed(Arc::new(event)),
+        }
+    }
+
+    /// A draft with the same metadata and data as a stored envelope, for
+    /// moving history between stores; the seq is assigned anew.
+    pub fn from_envelope(envelope: &RawEnvelope) -> Self {
+        let mut meta = envelope.inner.meta.clone();
+        meta.seq = 0;
+        Draft {
+            meta,
+            payload: envelope.inner.payload.clone(),
+        }
+    }
+
+    /// The event id.
+    pub fn id(&self) -> Uuid {
+        self.meta.id
+    }
+
+    /// The concrete topic.
+    pub fn topic(&self) -> &str {
+        &self.meta.topic
+    }
+
+    /// The idempotency key, if the publisher set one.
+    pub fn idempotency_key(&self) -> Option<&str> {
+        self.meta.idempotency_key.as_deref()
+    }
+
+    /// The headers (CloudEvents extension attributes).
+    pub fn headers(&self) -> &BTreeMap<String, String> {
+        &self.meta.headers
+    }
+
+    /// Sets a header; names were validated by the publisher.
+    pub fn set_header(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.meta.headers.insert(name.into(), value.into());
+    }
+
+    /// The event data as JSON, encoding a typed value if needed.
+    ///
+    /// # Errors
+    ///
+    /// [`CodecError::Encode`] when the value does not serialize.
+    pub fn data_json(&self) -> Result<Cow<'_, RawValue>, CodecError> {
+        self.payload.to_json()
+    }
+
+    /// Seals the draft into a stored envelope with its seq.
+    pub fn seal(self, seq: u64) -> RawEnvelope {
+        let mut meta = self.meta;
+        meta.seq = seq;
+        RawEnvelope {
+            inner: Arc::new(Inner {
+                meta,
+                payload: self.payload,
+            }),
+        }
+    }
+}
+
+impl RawEnvelope {
+    pub(crate) fn meta(&self) -> &Metadata {
+        &self.inner.meta
+    }
+
+    /// The event id: a UUID v7, so ids sort by creation time.
+    pub fn id(&self) -> Uuid {
+        self.inner.meta.id
+    }
+
+    /// The concrete topic (the CloudEvents `type`).
+    pub fn topic(&self) -> &str {
+        &self.inner.meta.topic
+    }
+
+    /// When the event was published.
+    pub fn time(&self) -> DateTime<Utc> {
+        self.inner.meta.time
+    }
+
+    /// Who published it (the bus's source unless the publisher set one).
+    pub fn source(&self) -> &str {
+        &self.inner.meta.source
+    }
+
+    /// The correlation id tying this event to a request or flow.
+    pub fn correlation_id(&self) -> Option<&str> {
+        self.inner.meta.correlation_id.as_deref()
+    }
+
+    /// The id of the event whose handling published this one.
+    pub fn causation_id(&self) -> Option<&str> {
+        self.inner.meta.causation_id.as_deref()
+    }
+
+    /// The publisher's idempotency key.
+    pub fn idempotency_key(&self) -> Option<&str> {
+        self.inner.meta.idempotency_key.as_deref()
+    }
+
+    /// Free-form headers (CloudEvents extension attributes).
+    pub fn headers(&self) -> &BTreeMap<String, String> {
+        &self.inner.meta.headers
+    }
+
+    /// One header by name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.inner.meta.headers.get(name).map(String::as_str)
+    }
+
+    /// The position the store assigned; increasing in publish order.
+    pub fn seq(&self) -> u64 {
+        self.inner.meta.seq
+    }
+
+    /// The event type's stable name ([`Event::NAME`]) at publish time.
+    pub fn event_name(&self) -> &str {
+        &self.inner.meta.event_name
+    }
+
+    /// The event type's schema version ([`Event::VERSION`]) at publish time.
+    pub fn event_version(&self) -> u32 {
+        self.inner.meta.event_version
+    }
+
+    /// Whether this envelope is being replayed from history.
+    pub fn is_replay(&self) -> bool {
+        self.header(REPLAY_HEADER) == Some("true")
+    }
+
+    /// The event data as JSON.
+    ///
+    /// # Errors
+    ///
+    /// [`CodecError::Encode`] when a typed value does not serialize.
+    pub fn data_json(&self) -> Result<Cow<'_, RawValue>, CodecError> {
+        self.inner.payload.to_json()
+    }
+
+    /// Decodes into a typed envelope. In-process events of type `E` are
+    /// shared, not decoded.
+    ///
+    /// # Errors
+    ///
+    /// [`CodecError`] when the topic is not one of `E`'s or the data does not fit.
+    pub fn decode<E: Event>(&self) -> Result<Envelope<E>, CodecError> {
+        Envelope::from_raw(self)
+    }
+
+    /// A copy marked as replayed, sharing the data.
+    pub(crate) fn as_replay(&self) -> RawEnvelope {
+        let mut meta = self.inner.meta.clone();
+        meta.headers
+            .insert(REPLAY_HEADER.to_owned(), "true".to_owned());
+        RawEnvelope {
+            inner: Arc::new(Inner {
+                meta,
+                payload: self.inner.payload.clone(),
+            }),
+        }
+    }
+
+    pub(crate) fn from_parts(meta: Metadata, data: Arc<RawValue>) -> Self {
+        RawEnvelope {
+            inner: Arc::new(Inner {
+                meta,
+                payload: Payload::Json(data),
+            }),
+        }
+    }
+}
+
+impl fmt::Debug for RawEnvelope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = &self.inner.meta;
+        f.debug_struct("RawEnvelope")
+            .field("seq", &m.seq)
+            .field("id", &m.id)
+            .field("topic", &m.topic)
+            .field("time", &m.time)
+            .field("source", &m.source)
+            .field("correlation_id", &m.correlation_id)
+            .field("causation_id", &m.causation_id)
+            .field("idempotency_key", &m.idempotency_key)
+            .field("headers", &m.headers)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A typed event with its metadata.
+///
+/// Dereferences to the event, so `ev.cents` reads a field of the event while
+/// `ev.id()` is the envelope's id. Cloning is cheap (two `Arc`s).
+pub struct Envelope<E> {
+    raw: RawEnvelope,
+    event: Arc<E>,
+}
+
+impl<E: Event> Envelope<E> {
+    /// The typed view of a stored envelope.
+    ///
+    /// # Errors
+    ///
+    /// [`CodecError`] when the topic is not one of `E`'s or the data does not fit.
+    pub fn from_raw(raw: &RawEnvelope) -> Result<Self, CodecError> {
+        let event = match &raw.inner.payload {
+            Payload::Typed(value) => {
+                let any: Arc<dyn Any + Send + Sync> = value.clone();
+                match any.downcast::<E>() {
+                    Ok(event) => event,
+                    // Another type published this topic: go through the wire form.
+                    Err(_) => Arc::new(E::decode_data(raw.topic(), &value.encode()?)?),
+                }
+            }
+            Payload::Json(data) => Arc::new(E::decode_data(raw.topic(), data.get().as_bytes())?),
+        };
+        Ok(Envelope {
+            raw: raw.clone(),
+            event,
+        })
+    }
+}
+
+impl<E> Envelope<E> {
+    /// The event.
+    pub fn event(&self) -> &E {
+        &self.event
+    }
+
+    /// The event, shared.
+    pub fn event_arc(&self) -> &Arc<E> {
+        &self.event
+    }
+
+    /// The untyped envelope, with the metadata accessors.
+    pub fn raw(&self) -> &RawEnvelope {
+        &self.raw
+    }
+
+    /// The untyped envelope.
+    pub fn into_raw(self) -> RawEnvelope {
+        self.raw
+    }
+
+    /// The event id (UUID v7).
+    pub fn id(&self) -> Uuid {
+        self.raw.id()
+    }
+
+    /// The concrete topic.
+    pub fn topic(&self) -> &str {
+        self.raw.topic()
+    }
+
+    /// When the event was published.
+    pub fn time(&self) -> DateTime<Utc> {
+        self.raw.time()
+    }
+
+    /// Who published it.
+    pub fn source(&self) -> &str {
+        self.raw.source()
+    }
+
+    /// The correlation id.
+    pub fn correlation_id(&self) -> Option<&str> {
+        self.raw.correlation_id()
+    }
+
+    /// The id of the event whose handling published this one.
+    pub fn causation_id(&self) -> Option<&str> {
+        self.raw.causation_id()
+    }
+
+    /// The publisher's idempotency key.
+    pub fn idempotency_key(&self) -> Option<&str> {
+        self.raw.idempotency_key()
+    }
+
+    /// One header by name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.raw.header(name)
+    }
+
+    /// The position the store assigned.
+    pub fn seq(&self) -> u64 {
+        self.raw.seq()
+    }
+
+    /// Whether this envelope is being replayed from history.
+    pub fn is_replay(&self) -> bool {
+        self.raw.is_replay()
+    }
+}
+
+impl<E> Deref for Envelope<E> {
+    type Target = E;
+
+    fn deref(&self) -> &E {
+        &self.event
+    }
+}
+
+impl<E> Clone for Envelope<E> {
+    fn clone(&self) -> Self {
+        Envelope {
+            raw: self.raw.clone(),
+            event: Arc::clone(&self.event),
+        }
+    }
+}
+
+impl<E: fmt::Debug> fmt::Debug for Envelope<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Envelope")
+            .field("seq", &self.seq())
+            .field("id", &self.id())
+            .field("topic", &self.topic())
+            .field("event", &self.event)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,120 @@
+//! The crate's error type: one enum whose variants a caller can match on.
+
+use crate::event::CodecError;
+use eventbus_topic::InvalidTopic;
+
+/// A specialized `Result` for eventbus operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in eventbus, each message saying what
+/// happened and what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A topic or pattern string is malformed.
+    #[error(transparent)]
+    InvalidTopic(#[from] InvalidTopic),
+    /// A pattern matches none of an event type's topics.
+    #[error("pattern `{pattern}` matches no topic of event type `{event}`; its topics are: {}", .topics.join(", "))]
+    PatternMatchesNothing {
+        /// The pattern given.
+        pattern: String,
+        /// The event type's name.
+        event: &'static str,
+        /// The event type's topics.
+        topics: &'static [&'static str],
+    },
+    /// An event could not be encoded or decoded.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// A store URL could not be understood.
+    #[error("invalid store URL `{url}`: {reason}")]
+    InvalidStoreUrl {
+        /// The URL, with any password removed.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The store failed.
+    #[error("{store} store: {message}")]
+    Store {
+        /// Which store (`memory`, `sqlite`, `nats`).
+        store: &'static str,
+        /// What failed.
+        message: String,
+    },
+    /// Two handlers share a name.
+    #[error(
+        "two handlers are named `{name}`: one at {first}, one at {second}; give one a distinct `#[handler(name = \"...\")]`"
+    )]
+    DuplicateHandler {
+        /// The shared name.
+        name: String,
+        /// Where the first is declared.
+        first: String,
+        /// Where the second is declared.
+        second: String,
+    },
+    /// Two event types claim the same topic, which makes decoding ambiguous.
+    #[error(
+        "topic `{topic}` is claimed by two event types, `{first}` and `{second}`; give one of them another topic"
+    )]
+    TopicConflict {
+        /// The contested topic.
+        topic: String,
+        /// One event type.
+        first: String,
+        /// The other event type.
+        second: String,
+    },
+    /// Handlers ask for shared state that no one provided.
+    #[error("handlers need state that was not provided: {}; add `.state(value)` of each type to the builder", .missing.join(", "))]
+    MissingState {
+        /// `type (needed by handler)` for each missing state.
+        missing: Vec<String>,
+    },
+    /// `ctx.state::<T>()` asked for a type the bus does not hold.
+    #[error("no state of type `{0}` was provided; add `.state(value)` of that type to the builder")]
+    StateNotProvided(&'static str),
+    /// A builder setting is out of range or malformed.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A header name is not a valid CloudEvents extension name.
+    #[error("{0}")]
+    InvalidHeader(String),
+    /// No handler has that name.
+    #[error("no handler is named `{name}`; registered handlers: {}", if .known.is_empty() { "none".to_owned() } else { .known.join(", ") })]
+    UnknownHandler {
+        /// The name asked for.
+        name: String,
+        /// The names that exist.
+        known: Vec<String>,
+    },
+    /// A publish middleware dropped the event; nothing was stored.
+    #[error("middleware `{layer}` dropped the event; nothing was stored")]
+    Dropped {
+        /// The middleware's name.
+        layer: String,
+    },
+    /// The bus is shut down (or shutting down) and takes no new work.
+    #[error("the bus is shut down and takes no new events")]
+    ShutDown,
+    /// A blocking call was made on a thread that runs async tasks.
+    #[error(
+        "`blocking()` was called inside a tokio runtime, where blocking would stall other tasks; use `.await` there"
+    )]
+    BlockingInsideRuntime,
+    /// The bus was built outside a tokio runtime.
+    #[error(
+        "the bus must be built inside a tokio runtime (`#[tokio::main]` or `Runtime::block_on`)"
+    )]
+    NoRuntime,
+    /// Shutdown gave up waiting for handlers.
+    #[error("shutdown timed out after {seconds:.1}s with handlers still running: {}", .handlers.join(", "))]
+    ShutdownTimedOut {
+        /// The timeout.
+        seconds: f64,
+        /// Handlers that had not finished.
+        handlers: Vec<String>,
+    },
+}

@@ -1,0 +1,147 @@
+//! `bus.history()`: queries over stored events.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+
+use crate::envelope::{Envelope, RawEnvelope};
+use crate::error::{Error, Result};
+use crate::event::{CodecError, Event};
+use crate::store::{BoxStream, Order, Query, Store};
+use crate::topic::Pattern;
+
+/// A history query: add filters, then [`fetch`](HistoryQuery::fetch) or
+/// [`stream`](HistoryQuery::stream). A malformed pattern is reported there.
+///
+/// # Examples
+///
+/// ```
+/// # use eventbus::prelude::*;
+/// # async fn run(bus: Bus) -> eventbus::Result<()> {
+/// let t0 = chrono::Utc::now() - chrono::Duration::hours(1);
+/// let recent = bus.history().topic("order.*").since(t0).limit(100).fetch().await?;
+/// for env in recent {
+///     println!("{} {} {}", env.seq(), env.topic(), env.data_json()?);
+/// }
+/// # Ok(()) }
+/// ```
+#[must_use = "a query does nothing until fetched or streamed"]
+pub struct HistoryQuery {
+    store: Arc<dyn Store>,
+    query: Query,
+    error: Option<Error>,
+}
+
+impl HistoryQuery {
+    pub(crate) fn new(store: Arc<dyn Store>) -> Self {
+        HistoryQuery {
+            store,
+            query: Query::default(),
+            error: None,
+        }
+    }
+
+    /// Only topics matching `pattern` (`*` one token, `>` the rest).
+    pub fn topic(mut self, pattern: impl AsRef<str>) -> Self {
+        match Pattern::new(pattern.as_ref().to_owned()) {
+            Ok(p) => self.query.pattern = Some(p),
+            Err(e) => self.error = Some(e.into()),
+        }
+        self
+    }
+
+    /// Only events from `source`.
+    pub fn source(mut self, source: impl Into<String>) -> Self {
+        self.query.source = Some(source.into());
+        self
+    }
+
+    /// Only events published at or after `time`.
+    pub fn since(mut self, time: DateTime<Utc>) -> Self {
+        self.query.since = Some(time);
+        self
+    }
+
+    /// Only events published before `time`.
+    pub fn until(mut self, time: DateTime<Utc>) -> Self {
+        self.query.until = Some(time);
+        self
+    }
+
+    /// Only events with this correlation id.
+    pub fn correlation_id(mut self, id: impl Into<String>) -> Self {
+        self.query.correlation_id = Some(id.into());
+        self
+    }
+
+    /// Only events after this seq.
+    pub fn after_seq(mut self, seq: u64) -> Self {
+        self.query.after_seq = Some(seq);
+        self
+    }
+
+    /// Only events before this seq.
+    pub fn before_seq(mut self, seq: u64) -> Self {
+        self.query.before_seq = Some(seq);
+        self
+    }
+
+    /// At most `n` events.
+    pub fn limit(mut self, n: usize) -> Self {
+        self.query.limit = Some(n);
+        self
+    }
+
+    /// Newest first instead of oldest first.
+    pub fn newest_first(mut self) -> Self {
+        self.query.order = Order::Newest;
+        self
+    }
+
+    /// The query as built, for stores and tools.
+    pub fn query(&self) -> &Query {
+        &self.query
+    }
+
+    /// Streams the matching events; memory stays constant whatever the count.
+    ///
+    /// # Errors
+    ///
+    /// The stream yields the pattern error first, if any, then store errors.
+    pub fn stream(self) -> BoxStream<'static, Result<RawEnvelope>> {
+        match self.error {
+            Some(e) => Box::pin(futures_util::stream::once(std::future::ready(Err(e)))),
+            None => self.store.query(self.query),
+        }
+    }
+
+    /// Collects the matching events.
+    ///
+    /// # Errors
+    ///
+    /// A malformed pattern, or a store error.
+    pub async fn fetch(self) -> Result<Vec<RawEnvelope>> {
+        let mut stream = self.stream();
+        let mut out = Vec::new();
+        while let Some(item) = stream.next().await {
+            out.push(item?);
+        }
+        Ok(out)
+    }
+
+    /// Collects the matching events decoded as `E`; an event that does not
+    /// decode is an `Err` item naming its seq, and the others still come.
+    ///
+    /// # Errors
+    ///
+    /// A malformed pattern, or a store error.
+    pub async fn fetch_as<E: Event>(self) -> Result<Vec<Result<Envelope<E>, (u64, CodecError)>>> {
+        Ok(self
+            .fetch()
+            .await?
+            .iter()
+            .map(|raw| raw.decode::<E>().map_err(|e| (raw.seq(), e)))
+            .collect())
+    }
+}

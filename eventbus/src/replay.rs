@@ -1,0 +1,158 @@
+//! `bus.replay()`: history delivered again into handlers.
+//!
+//! Replayed envelopes carry the header `replay: true` (see
+//! [`Context::is_replay`](crate::Context::is_replay)); handlers declared with
+//! `replay = false` are left out. A replay calls handlers directly, one
+//! event at a time in seq order, with the handlers' retry settings; it does
+//! not go through their live feeds, so live traffic is not held up behind it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+
+use crate::bus::Bus;
+use crate::delivery::{self, HandlerRuntime};
+use crate::error::{Error, Result};
+use crate::history::HistoryQuery;
+
+/// A replay in the making; `run().await` performs it.
+///
+/// # Examples
+///
+/// ```
+/// # use eventbus::prelude::*;
+/// # async fn run(bus: Bus, t0: chrono::DateTime<chrono::Utc>) -> eventbus::Result<()> {
+/// let report = bus.replay().topic("order.>").since(t0).to_handler("billing").speed(10.0).run().await?;
+/// println!("replayed {} events, {} handlings failed", report.events, report.failed);
+/// # Ok(()) }
+/// ```
+#[must_use = "a replay does nothing until `.run().await`"]
+pub struct Replay {
+    bus: Bus,
+    history: HistoryQuery,
+    handler: Option<String>,
+    speed: Option<f64>,
+    error: Option<Error>,
+}
+
+/// What a replay did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplayReport {
+    /// Events read from history.
+    pub events: u64,
+    /// Handlings that succeeded.
+    pub delivered: u64,
+    /// Handlings that failed after their retries.
+    pub failed: u64,
+}
+
+impl Replay {
+    pub(crate) fn new(bus: Bus) -> Self {
+        Replay {
+            history: bus.history(),
+            bus,
+            handler: None,
+            speed: None,
+            error: None,
+        }
+    }
+
+    /// Only topics matching `pattern`.
+    pub fn topic(mut self, pattern: impl AsRef<str>) -> Self {
+        self.history = self.history.topic(pattern);
+        self
+    }
+
+    /// Only events published at or after `time`.
+    pub fn since(mut self, time: DateTime<Utc>) -> Self {
+        self.history = self.history.since(time);
+        self
+    }
+
+    /// Only events published before `time`.
+    pub fn until(mut self, time: DateTime<Utc>) -> Self {
+        self.history = self.history.until(time);
+        self
+    }
+
+    /// Only events after this seq.
+    pub fn after_seq(mut self, seq: u64) -> Self {
+        self.history = self.history.after_seq(seq);
+        self
+    }
+
+    /// Only into the named handler (default: every handler that takes replays).
+    pub fn to_handler(mut self, name: impl Into<String>) -> Self {
+        self.handler = Some(name.into());
+        self
+    }
+
+    /// Paces events by their original spacing divided by `factor` (2.0 is
+    /// twice as fast). Without it, events go as fast as handlers take them.
+    pub fn speed(mut self, factor: f64) -> Self {
+        if factor.is_finite() && factor > 0.0 {
+            self.speed = Some(factor);
+        } else {
+            self.error = Some(Error::Config(format!(
+                "replay speed must be a positive number, got {factor}"
+            )));
+        }
+        self
+    }
+
+    /// Runs the replay to the end of the matching history.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownHandler`], a bad pattern or speed, or a store error.
+    /// Handler failures are counted in the report, not returned.
+    pub async fn run(self) -> Result<ReplayReport> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let targets = self.targets()?;
+        let mut report = ReplayReport::default();
+        let mut previous: Option<DateTime<Utc>> = None;
+        let mut events = self.history.stream();
+        while let Some(env) = events.next().await {
+            let env = env?;
+            if let (Some(speed), Some(prev)) = (self.speed, previous) {
+                let gap = (env.time() - prev).to_std().unwrap_or(Duration::ZERO);
+                tokio::time::sleep(gap.div_f64(speed)).await;
+            }
+            previous = Some(env.time());
+            report.events += 1;
+            let replayed = env.as_replay();
+            for handler in targets.iter().filter(|h| h.topics.contains(&env.topic())) {
+                match delivery::deliver(&self.bus, handler, replayed.clone()).await {
+                    Ok(()) => report.delivered += 1,
+                    Err(_) => report.failed += 1,
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    fn targets(&self) -> Result<Vec<Arc<HandlerRuntime>>> {
+        let all = self.bus.handler_runtimes();
+        match &self.handler {
+            None => Ok(all
+                .iter()
+                .filter(|h| h.def.options.replay)
+                .cloned()
+                .collect()),
+            Some(name) => match all.iter().find(|h| &*h.name == name.as_str()) {
+                Some(h) if !h.def.options.replay => Err(Error::Config(format!(
+                    "handler `{name}` is declared with `replay = false`, so replays never reach it"
+                ))),
+                Some(h) => Ok(vec![Arc::clone(h)]),
+                None => Err(Error::UnknownHandler {
+                    name: name.clone(),
+                    known: all.iter().map(|h| h.name.to_string()).collect(),
+                }),
+            },
+        }
+    }
+}

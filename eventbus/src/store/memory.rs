@@ -1,0 +1,161 @@
+//! `memory://`: a bounded ring of recent events, the default store.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+use super::{BoxStream, Order, Query, Store, StoreUrl};
+use crate::envelope::{Draft, RawEnvelope};
+use crate::error::{Error, Result};
+use crate::handler::BoxFuture;
+
+/// The default history capacity of `memory://`.
+const DEFAULT_CAPACITY: usize = 10_000;
+
+/// Keeps the newest `capacity` events in memory; older ones fall off the
+/// end. Nothing survives the process.
+///
+/// URL: `memory://` or `memory://?capacity=N`.
+pub struct MemoryStore {
+    capacity: usize,
+    ring: Mutex<Ring>,
+    checkpoints: Mutex<HashMap<String, u64>>,
+}
+
+struct Ring {
+    events: VecDeque<RawEnvelope>,
+    next_seq: u64,
+}
+
+impl MemoryStore {
+    /// A store keeping the newest `capacity` events (at least 1).
+    pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        MemoryStore {
+            capacity,
+            ring: Mutex::new(Ring {
+                events: VecDeque::with_capacity(capacity.min(DEFAULT_CAPACITY)),
+                next_seq: 1,
+            }),
+            checkpoints: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn from_url(url: &StoreUrl<'_>) -> Result<Self> {
+        if !url.path.is_empty() {
+            return Err(url.invalid("`memory://` takes no path; write `memory://?capacity=N`"));
+        }
+        url.check_known(&["capacity"])?;
+        let capacity = match url.param("capacity") {
+            None => DEFAULT_CAPACITY,
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    return Err(
+                        url.invalid(format!("capacity `{v}` is not a positive whole number"))
+                    );
+                }
+            },
+        };
+        Ok(MemoryStore::new(capacity))
+    }
+
+    fn ring(&self) -> std::sync::MutexGuard<'_, Ring> {
+        // A panic while holding the lock cannot leave the ring inconsistent:
+        // every mutation is a single push or pop.
+        self.ring.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn append_now(&self, draft: Draft) -> RawEnvelope {
+        let evicted;
+        let env;
+        {
+            let mut ring = self.ring();
+            let seq = ring.next_seq;
+            ring.next_seq += 1;
+            env = draft.seal(seq);
+            ring.events.push_back(env.clone());
+            evicted = (ring.events.len() > self.capacity)
+                .then(|| ring.events.pop_front())
+                .flatten();
+        }
+        // Freeing the evicted event outside the lock keeps publishers moving.
+        drop(evicted);
+        env
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore::new(DEFAULT_CAPACITY)
+    }
+}
+
+impl Store for MemoryStore {
+    fn append(&self, draft: Draft) -> BoxFuture<'_, Result<RawEnvelope>> {
+        let env = self.append_now(draft);
+        Box::pin(std::future::ready(Ok(env)))
+    }
+
+    fn query(&self, query: Query) -> BoxStream<'static, Result<RawEnvelope>> {
+        let limit = query.limit.unwrap_or(usize::MAX);
+        let found: Vec<Result<RawEnvelope>> = {
+            let ring = self.ring();
+            let matching = |e: &&RawEnvelope| query.matches(e);
+            match query.order {
+                Order::Oldest => ring
+                    .events
+                    .iter()
+                    .filter(matching)
+                    .take(limit)
+                    .cloned()
+                    .map(Ok)
+                    .collect(),
+                Order::Newest => ring
+                    .events
+                    .iter()
+                    .rev()
+                    .filter(matching)
+                    .take(limit)
+                    .cloned()
+                    .map(Ok)
+                    .collect(),
+            }
+        };
+        Box::pin(futures_util::stream::iter(found))
+    }
+
+    fn load_checkpoint(&self, handler: &str) -> BoxFuture<'_, Result<Option<u64>>> {
+        let seq = self
+            .checkpoints
+            .lock()
+            .map_err(|_| poisoned())
+            .map(|c| c.get(handler).copied());
+        Box::pin(std::future::ready(seq))
+    }
+
+    fn save_checkpoint(&self, handler: &str, seq: u64) -> BoxFuture<'_, Result<()>> {
+        let done = self
+            .checkpoints
+            .lock()
+            .map_err(|_| poisoned())
+            .map(|mut c| {
+                c.insert(handler.to_owned(), seq);
+            });
+        Box::pin(std::future::ready(done))
+    }
+
+    fn close(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn describe(&self) -> String {
+        format!("memory://?capacity={}", self.capacity)
+    }
+}
+
+fn poisoned() -> Error {
+    Error::Store {
+        store: "memory",
+        message: "checkpoint table lock poisoned by a panic".into(),
+    }
+}

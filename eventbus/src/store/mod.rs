@@ -1,0 +1,124 @@
+//! Where events live: the [`Store`] trait and its implementations, chosen by
+//! URL (`memory://` is the default).
+//!
+//! A store appends drafts (assigning each a seq), answers history queries as
+//! a stream, and keeps per-handler checkpoints. The bus does everything else
+//! (routing, delivery, retries) on top of these few operations, so every
+//! store offers the same API.
+
+mod memory;
+mod query;
+
+use std::sync::Arc;
+
+use futures_core::Stream;
+use std::pin::Pin;
+
+pub use memory::MemoryStore;
+pub use query::{Order, Query};
+
+use crate::envelope::{Draft, RawEnvelope};
+use crate::error::{Error, Result};
+use crate::handler::BoxFuture;
+
+/// A boxed stream of history results.
+pub type BoxStream<'a, T> = Pin<Box<dyn Stream<Item = T> + Send + 'a>>;
+
+/// The storage behind a bus.
+///
+/// Implementations must assign strictly increasing seqs in append order and
+/// return from [`Store::append`] only once the event is as durable as the
+/// store promises.
+pub trait Store: Send + Sync + 'static {
+    /// Stores one event and returns it sealed with its seq.
+    fn append(&self, draft: Draft) -> BoxFuture<'_, Result<RawEnvelope>>;
+
+    /// Streams the events matching `query`, in its order, up to its limit.
+    fn query(&self, query: Query) -> BoxStream<'static, Result<RawEnvelope>>;
+
+    /// The last seq the named handler finished, if it ever ran.
+    fn load_checkpoint(&self, handler: &str) -> BoxFuture<'_, Result<Option<u64>>>;
+
+    /// Records that the named handler finished everything up to `seq`.
+    fn save_checkpoint(&self, handler: &str, seq: u64) -> BoxFuture<'_, Result<()>>;
+
+    /// Flushes and releases the store; later calls may fail.
+    fn close(&self) -> BoxFuture<'_, Result<()>>;
+
+    /// A description for logs: the URL without secrets.
+    fn describe(&self) -> String;
+}
+
+/// The parts of a store URL: `scheme://rest?key=value&...`.
+pub(crate) struct StoreUrl<'a> {
+    pub(crate) original: &'a str,
+    pub(crate) scheme: &'a str,
+    pub(crate) path: &'a str,
+    pub(crate) params: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> StoreUrl<'a> {
+    pub(crate) fn parse(url: &'a str) -> Result<Self> {
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| Error::InvalidStoreUrl {
+                url: url.to_owned(),
+                reason: "expected `scheme://...`, such as `memory://` or `sqlite://events.db`"
+                    .into(),
+            })?;
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let mut params = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').ok_or_else(|| Error::InvalidStoreUrl {
+                url: url.to_owned(),
+                reason: format!("option `{pair}` has no value; write `{pair}=VALUE`"),
+            })?;
+            params.push((k, v));
+        }
+        Ok(StoreUrl {
+            original: url,
+            scheme,
+            path,
+            params,
+        })
+    }
+
+    pub(crate) fn invalid(&self, reason: impl Into<String>) -> Error {
+        Error::InvalidStoreUrl {
+            url: self.original.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Rejects options the store does not know, so typos never pass silently.
+    pub(crate) fn check_known(&self, known: &[&str]) -> Result<()> {
+        for (k, _) in &self.params {
+            if !known.contains(k) {
+                return Err(self.invalid(format!(
+                    "unknown option `{k}`; this store takes: {}",
+                    if known.is_empty() {
+                        "no options".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn param(&self, key: &str) -> Option<&'a str> {
+        self.params.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+    }
+}
+
+/// Opens the store a URL names.
+pub(crate) async fn open(url: &str) -> Result<Arc<dyn Store>> {
+    let parsed = StoreUrl::parse(url)?;
+    match parsed.scheme {
+        "memory" => Ok(Arc::new(MemoryStore::from_url(&parsed)?)),
+        other => Err(parsed.invalid(format!(
+            "unknown store `{other}://`; available: `memory://`"
+        ))),
+    }
+}

@@ -1,0 +1,151 @@
+//! A small order flow: a struct event, an enum event, three handlers (one
+//! on a wildcard, one publishing a follow-up through `Context`), then a
+//! history query and a replay.
+//!
+//! ```text
+//! cargo run --example quickstart
+//! ```
+
+use std::time::Duration;
+
+use eventbus::prelude::*;
+
+/// Something new exists; the invoice handler announces invoices with it.
+#[derive(Event, Clone, Debug)]
+#[event(topic = "entity.created")]
+struct EntityCreated {
+    id: String,
+    name: String,
+}
+
+/// The life of an order: topics `order.placed`, `order.shipped` and
+/// `order.cancelled.by_customer`.
+#[derive(Event, Clone, Debug)]
+#[event(namespace = "order")]
+enum OrderEvent {
+    Placed {
+        id: u64,
+        cents: u64,
+    },
+    Shipped {
+        id: u64,
+    },
+    #[event(topic = "order.cancelled.by_customer")]
+    Cancelled {
+        id: u64,
+        reason: String,
+    },
+}
+
+/// Shared state, handed to the builder and read with `ctx.state::<Shop>()`.
+struct Shop {
+    name: &'static str,
+}
+
+/// Sees every order event: the pattern `order.>` is checked against
+/// `OrderEvent`'s topics at compile time.
+#[handler(topic = "order.>", name = "audit")]
+async fn audit(ev: Envelope<OrderEvent>, ctx: Context) {
+    let replay = if ctx.is_replay() { "  (replayed)" } else { "" };
+    println!(
+        "[audit]    seq {:>2} {:<28} {:?}{replay}",
+        ev.seq(),
+        ev.topic(),
+        *ev
+    );
+}
+
+/// Bills placed orders and announces the invoice as a follow-up event; the
+/// follow-up carries the order's correlation id and names it as its cause.
+#[handler(topic = "order.placed", name = "billing", retry = 2, replay = false)]
+async fn bill(ev: Envelope<OrderEvent>, ctx: Context) -> anyhow::Result<()> {
+    if let OrderEvent::Placed { id, cents } = *ev {
+        let shop = ctx.state::<Shop>()?;
+        let invoice = EntityCreated {
+            id: format!("inv-{id}"),
+            name: format!(
+                "{} invoice, {}.{:02} EUR",
+                shop.name,
+                cents / 100,
+                cents % 100
+            ),
+        };
+        let sent = ctx.publish(invoice).await?;
+        println!(
+            "[billing]  order {id} billed, invoice published as seq {}",
+            sent.seq()
+        );
+    }
+    Ok(())
+}
+
+/// Takes the event by value; topics come from the parameter's type.
+#[handler(name = "indexer")]
+async fn index(ev: EntityCreated) -> eventbus::Result<()> {
+    println!("[indexer]  indexed {} ({})", ev.id, ev.name);
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let bus = Bus::builder()
+        .source("quickstart")
+        .state(Shop { name: "Acme" })
+        .build()
+        .await?;
+    println!(
+        "handlers: {:?}",
+        bus.handlers().iter().map(|h| &h.name).collect::<Vec<_>>()
+    );
+
+    // Wait for the invoices through a live subscription instead of sleeping.
+    let mut invoices = bus.subscribe::<EntityCreated>("entity.*")?;
+
+    let t0 = chrono::Utc::now();
+    bus.publish(OrderEvent::Placed { id: 7, cents: 1250 })
+        .correlation_id("req-456")
+        .await?;
+    bus.publish(OrderEvent::Placed { id: 8, cents: 990 })
+        .correlation_id("req-457")
+        .await?;
+    bus.publish(OrderEvent::Shipped { id: 7 })
+        .correlation_id("req-456")
+        .await?;
+    bus.publish(OrderEvent::Cancelled {
+        id: 8,
+        reason: "changed my mind".into(),
+    })
+    .correlation_id("req-457")
+    .await?;
+
+    for _ in 0..2 {
+        let invoice = tokio::time::timeout(Duration::from_secs(5), invoices.next())
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the subscription closed"))??;
+        println!(
+            "[live]     {} caused by {}",
+            invoice.id,
+            invoice.causation_id().unwrap_or("-")
+        );
+    }
+
+    println!("\nhistory of request req-456:");
+    for env in bus.history().correlation_id("req-456").fetch().await? {
+        println!(
+            "  seq {:>2} {:<16} {}",
+            env.seq(),
+            env.topic(),
+            env.data_json()?
+        );
+    }
+
+    println!("\nreplaying order.> since the start into every handler that takes replays:");
+    let report = bus.replay().topic("order.>").since(t0).run().await?;
+    println!(
+        "replayed {} events: {} handlings, {} failed",
+        report.events, report.delivered, report.failed
+    );
+
+    bus.shutdown().await?;
+    Ok(())
+}

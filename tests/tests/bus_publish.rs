@@ -1,0 +1,257 @@
+//! Publishing: metadata, routing, fan-out, follow-ups through `Context`,
+//! blocking publish and shutdown.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use eventbus::prelude::*;
+use eventbus::{Error, RawEnvelope};
+use tests::{EntityCreated, OrderEvent, eventually, isolated};
+
+type Seen<T> = Arc<Mutex<Vec<T>>>;
+
+fn collector<E: Event>(name: &str, seen: &Seen<Envelope<E>>) -> FnHandler {
+    let seen = Arc::clone(seen);
+    FnHandler::new(name.to_owned(), move |ev: Envelope<E>, _ctx: Context| {
+        let seen = Arc::clone(&seen);
+        async move { seen.lock().unwrap().push(ev) }
+    })
+}
+
+fn len<T>(seen: &Seen<T>) -> usize {
+    seen.lock().unwrap().len()
+}
+
+#[tokio::test]
+async fn publish_reaches_the_handler_with_all_metadata() {
+    let seen: Seen<Envelope<OrderEvent>> = Seen::default();
+    let bus = isolated()
+        .source("svc")
+        .handler(collector("orders", &seen))
+        .build()
+        .await
+        .unwrap();
+    let sent = bus
+        .publish(OrderEvent::Placed { id: 7, cents: 1250 })
+        .correlation_id("req-1")
+        .causation_id("cause-1")
+        .idempotency_key("key-1")
+        .header("tenant", "acme")
+        .await
+        .unwrap();
+    let other = bus
+        .publish(OrderEvent::Shipped { id: 7 })
+        .source("warehouse")
+        .await
+        .unwrap();
+    eventually("two handlings", Duration::from_secs(5), || len(&seen) == 2).await;
+    bus.shutdown().await.unwrap();
+
+    let seen = seen.lock().unwrap();
+    let ev = &seen[0];
+    assert_eq!(*ev.event(), OrderEvent::Placed { id: 7, cents: 1250 });
+    assert_eq!(ev.id(), sent.id());
+    assert_eq!(ev.id().get_version_num(), 7, "ids are UUID v7");
+    assert_eq!(ev.topic(), "order.placed");
+    assert_eq!(ev.source(), "svc");
+    assert_eq!(ev.correlation_id(), Some("req-1"));
+    assert_eq!(ev.causation_id(), Some("cause-1"));
+    assert_eq!(ev.idempotency_key(), Some("key-1"));
+    assert_eq!(ev.header("tenant"), Some("acme"));
+    assert_eq!(ev.raw().event_name(), "OrderEvent");
+    assert_eq!(ev.raw().event_version(), 1);
+    assert!(!ev.is_replay());
+    assert_eq!(seen[1].source(), "warehouse");
+    assert!(other.seq() > sent.seq(), "seqs increase in publish order");
+    assert!(other.id() > sent.id(), "v7 ids sort by time");
+}
+
+#[tokio::test]
+async fn fan_out_shares_one_event_without_cloning() {
+    let a: Seen<Envelope<EntityCreated>> = Seen::default();
+    let b: Seen<Envelope<EntityCreated>> = Seen::default();
+    let bus = isolated()
+        .handler(collector("a", &a))
+        .handler(collector("b", &b))
+        .build()
+        .await
+        .unwrap();
+    bus.publish(EntityCreated {
+        id: "e-1".into(),
+        name: "one".into(),
+    })
+    .await
+    .unwrap();
+    eventually("both handlers", Duration::from_secs(5), || {
+        len(&a) == 1 && len(&b) == 1
+    })
+    .await;
+    bus.shutdown().await.unwrap();
+    let (a, b) = (a.lock().unwrap(), b.lock().unwrap());
+    assert!(Arc::ptr_eq(a[0].event_arc(), b[0].event_arc()));
+}
+
+#[tokio::test]
+async fn handlers_only_see_their_pattern() {
+    let placed: Seen<Envelope<OrderEvent>> = Seen::default();
+    let all: Seen<Envelope<OrderEvent>> = Seen::default();
+    let bus = isolated()
+        .handler(collector("placed", &placed).topic("order.placed"))
+        .handler(collector("all", &all).topic("order.>"))
+        .build()
+        .await
+        .unwrap();
+    bus.publish(OrderEvent::Placed { id: 1, cents: 1 })
+        .await
+        .unwrap();
+    bus.publish(OrderEvent::Shipped { id: 1 }).await.unwrap();
+    bus.publish(OrderEvent::Cancelled {
+        id: 1,
+        reason: "x".into(),
+    })
+    .await
+    .unwrap();
+    eventually("three events in `all`", Duration::from_secs(5), || {
+        len(&all) == 3
+    })
+    .await;
+    bus.shutdown().await.unwrap();
+    let topics: Vec<String> = placed
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| e.topic().to_owned())
+        .collect();
+    assert_eq!(topics, ["order.placed"]);
+}
+
+#[tokio::test]
+async fn context_publish_carries_correlation_and_causation() {
+    let created: Seen<Envelope<EntityCreated>> = Seen::default();
+    let follow_up = FnHandler::new(
+        "invoice",
+        |ev: Envelope<OrderEvent>, ctx: Context| async move {
+            if let OrderEvent::Placed { id, .. } = *ev {
+                ctx.publish(EntityCreated {
+                    id: format!("inv-{id}"),
+                    name: "invoice".into(),
+                })
+                .await?;
+            }
+            Ok::<_, Error>(())
+        },
+    );
+    let bus = isolated()
+        .handler(follow_up)
+        .handler(collector("created", &created))
+        .build()
+        .await
+        .unwrap();
+    let with = bus
+        .publish(OrderEvent::Placed { id: 1, cents: 5 })
+        .correlation_id("req-9")
+        .await
+        .unwrap();
+    let without = bus
+        .publish(OrderEvent::Placed { id: 2, cents: 5 })
+        .await
+        .unwrap();
+    eventually("two invoices", Duration::from_secs(5), || {
+        len(&created) == 2
+    })
+    .await;
+    bus.shutdown().await.unwrap();
+
+    let created = created.lock().unwrap();
+    let inv = |id: &str| created.iter().find(|e| e.id == id).unwrap().clone();
+    let first = inv("inv-1");
+    assert_eq!(first.correlation_id(), Some("req-9"));
+    assert_eq!(first.causation_id(), Some(with.id().to_string().as_str()));
+    // Without a correlation id, the causing event's id starts the chain.
+    let second = inv("inv-2");
+    let root = without.id().to_string();
+    assert_eq!(second.correlation_id(), Some(root.as_str()));
+    assert_eq!(second.causation_id(), Some(root.as_str()));
+}
+
+#[tokio::test]
+async fn a_bad_header_name_fails_the_publish_and_stores_nothing() {
+    let bus = isolated().build().await.unwrap();
+    let err = bus
+        .publish(OrderEvent::Shipped { id: 1 })
+        .header("X-Tenant", "acme")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidHeader(_)), "{err}");
+    assert!(err.to_string().contains("X-Tenant"), "{err}");
+    let reserved = bus
+        .publish(OrderEvent::Shipped { id: 1 })
+        .header("seq", "1")
+        .await
+        .unwrap_err();
+    assert!(reserved.to_string().contains("reserved"), "{reserved}");
+    assert!(bus.history().fetch().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn publish_after_shutdown_is_refused() {
+    let bus = isolated().build().await.unwrap();
+    bus.shutdown().await.unwrap();
+    let err = bus
+        .publish(OrderEvent::Shipped { id: 1 })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::ShutDown), "{err}");
+}
+
+#[tokio::test]
+async fn shutdown_drains_queued_handlings() {
+    let seen: Seen<u64> = Seen::default();
+    let slow = {
+        let seen = Arc::clone(&seen);
+        FnHandler::new("slow", move |ev: Envelope<OrderEvent>, _ctx: Context| {
+            let seen = Arc::clone(&seen);
+            async move {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                seen.lock().unwrap().push(ev.seq());
+            }
+        })
+    };
+    let bus = isolated().handler(slow).build().await.unwrap();
+    for id in 0..20 {
+        bus.publish(OrderEvent::Shipped { id }).await.unwrap();
+    }
+    bus.shutdown().await.unwrap();
+    let seen = seen.lock().unwrap();
+    assert_eq!(
+        seen.len(),
+        20,
+        "every queued event is handled before shutdown returns"
+    );
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "concurrency 1 keeps order"
+    );
+}
+
+#[test]
+fn blocking_publish_works_outside_async_and_refuses_inside() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let bus = rt.block_on(isolated().build()).unwrap();
+    let sent: RawEnvelope = std::thread::scope(|s| {
+        s.spawn(|| {
+            bus.publish(OrderEvent::Shipped { id: 3 })
+                .correlation_id("sync")
+                .blocking()
+        })
+        .join()
+        .unwrap()
+    })
+    .unwrap();
+    assert_eq!(sent.correlation_id(), Some("sync"));
+    let inside = rt.block_on(async { bus.publish(OrderEvent::Shipped { id: 4 }).blocking() });
+    assert!(matches!(inside, Err(Error::BlockingInsideRuntime)));
+    let stored = rt.block_on(bus.history().fetch()).unwrap();
+    assert_eq!(stored.len(), 1);
+    rt.block_on(bus.shutdown()).unwrap();
+}

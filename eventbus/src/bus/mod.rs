@@ -138,6 +138,11 @@ impl Bus {
             .add::<E>(topics, self.inner.subscriber_capacity))
     }
 
+    /// How many subscriptions are live (dropped ones are gone at once).
+    pub fn subscription_count(&self) -> usize {
+        self.inner.subscribers.count()
+    }
+
     /// A history query over the store; see [`HistoryQuery`].
     pub fn history(&self) -> HistoryQuery {
         HistoryQuery::new(Arc::clone(&self.inner.store))

@@ -113,6 +113,10 @@ impl Subscribers {
         }
     }
 
+    pub(crate) fn count(&self) -> usize {
+        self.count.load(Ordering::Acquire)
+    }
+
     pub(crate) fn add<E: Event>(
         self: &Arc<Self>,
         topics: Vec<&'static str>,

@@ -37,6 +37,12 @@ impl Ctxt {
         self.errors.borrow_mut().push(error);
     }
 
+    /// How many errors were recorded so far, so that a pass can tell
+    /// whether a step reported anything.
+    pub(crate) fn count(&self) -> usize {
+        self.errors.borrow().len()
+    }
+
     /// All recorded errors combined into one, or `Ok` when there are none.
     pub(crate) fn check(self) -> Result<(), syn::Error> {
         let mut errors = self.errors.into_inner().into_iter();

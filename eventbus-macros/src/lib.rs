@@ -17,6 +17,7 @@ mod case;
 mod ctxt;
 mod event;
 mod handler;
+mod pretty;
 mod topic;
 
 use proc_macro::TokenStream;

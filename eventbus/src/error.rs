@@ -43,6 +43,14 @@ pub enum Error {
         /// What failed.
         message: String,
     },
+    /// A stored event cannot be read back (schema drift, hand edits).
+    #[error("stored event seq {seq} cannot be read: {reason}")]
+    BadRow {
+        /// The event's seq.
+        seq: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Two handlers share a name.
     #[error(
         "two handlers are named `{name}`: one at {first}, one at {second}; give one a distinct `#[handler(name = \"...\")]`"

@@ -1,6 +1,7 @@
 //! `bus.history()`: queries over stored events.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
@@ -114,6 +115,60 @@ impl HistoryQuery {
             Some(e) => Box::pin(futures_util::stream::once(std::future::ready(Err(e)))),
             None => self.store.query(self.query),
         }
+    }
+
+    /// Streams the matching events, then keeps streaming new ones as they
+    /// are stored, checking every `poll`, until the stream is dropped. Made
+    /// for following a store that other processes write (a tail); within
+    /// one process a [`subscribe`](crate::Bus::subscribe) stream is cheaper.
+    /// Events come oldest first; the limit counts all of them.
+    pub fn follow(self, poll: Duration) -> BoxStream<'static, Result<RawEnvelope>> {
+        if let Some(e) = self.error {
+            return Box::pin(futures_util::stream::once(std::future::ready(Err(e))));
+        }
+        struct Follow {
+            store: Arc<dyn Store>,
+            query: Query,
+            current: Option<BoxStream<'static, Result<RawEnvelope>>>,
+            remaining: usize,
+            poll: Duration,
+        }
+        let mut query = self.query;
+        query.order = Order::Oldest;
+        let start = Follow {
+            remaining: query.limit.take().unwrap_or(usize::MAX),
+            store: self.store,
+            query,
+            current: None,
+            poll,
+        };
+        Box::pin(futures_util::stream::unfold(start, |mut f| async move {
+            loop {
+                if f.remaining == 0 {
+                    return None;
+                }
+                let Some(current) = f.current.as_mut() else {
+                    f.current = Some(f.store.query(f.query.clone()));
+                    continue;
+                };
+                match current.next().await {
+                    Some(item) => {
+                        // A bad row is reported once, not again on every poll.
+                        match &item {
+                            Ok(env) => f.query.after_seq = Some(env.seq()),
+                            Err(Error::BadRow { seq, .. }) => f.query.after_seq = Some(*seq),
+                            Err(_) => {}
+                        }
+                        f.remaining -= 1;
+                        return Some((item, f));
+                    }
+                    None => {
+                        f.current = None;
+                        tokio::time::sleep(f.poll).await;
+                    }
+                }
+            }
+        }))
     }
 
     /// Collects the matching events.

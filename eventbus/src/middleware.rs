@@ -125,6 +125,10 @@ impl Middleware for TracingLayer {
             correlation_id = envelope.correlation_id(),
             attempt = next.context().attempt(),
         );
+        // Without a subscriber listening, skip the extra future around the handling.
+        if span.is_disabled() {
+            return next.run(envelope);
+        }
         Box::pin(next.run(envelope).instrument(span))
     }
 }

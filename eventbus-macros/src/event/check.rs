@@ -4,13 +4,13 @@
 use std::collections::HashMap;
 
 use proc_macro2::Span;
-use quote::ToTokens;
 use syn::ext::IdentExt;
 use syn::{GenericParam, LitStr, Path};
 
 use super::model::{Body, Input};
 use crate::case::snake_case;
 use crate::ctxt::Ctxt;
+use crate::pretty::pretty;
 
 /// What the expansion needs beyond the model, all validated.
 pub(crate) struct Checked {
@@ -114,6 +114,9 @@ fn struct_topic(cx: &Ctxt, input: &Input<'_>) -> Option<String> {
         );
     }
     let Some(topic) = &attrs.topic else {
+        if attrs.malformed {
+            return None;
+        }
         let ident = &input.ast.ident;
         cx.error_spanned_by(
             ident,
@@ -160,7 +163,16 @@ fn enum_topics(cx: &Ctxt, input: &Input<'_>) -> Vec<String> {
         let (topic, span) = match (&variant.topic, &namespace) {
             (Some(lit), _) => (valid_topic(cx, &lit.value(), lit.span()), lit.span()),
             (None, Some((ns, lit))) => (derived_topic(cx, ns, lit, ident), ident.span()),
-            (None, None) if attrs.namespace.is_some() => (None, ident.span()),
+            // Already reported: a bad namespace, a `topic` on the enum, or a
+            // malformed option that probably was the topic.
+            (None, None)
+                if attrs.namespace.is_some()
+                    || attrs.topic.is_some()
+                    || attrs.malformed
+                    || variant.malformed =>
+            {
+                (None, ident.span())
+            }
             (None, None) => {
                 cx.error_spanned_by(
                     ident,
@@ -206,7 +218,7 @@ fn derived_topic(cx: &Ctxt, namespace: &str, lit: &LitStr, ident: &syn::Ident) -
                     "{}; this topic is derived from `namespace = {}` and the variant's name: set \
                      `#[event(topic = \"...\")]` on the variant",
                     error.describe(&topic),
-                    lit.to_token_stream()
+                    pretty(lit)
                 ),
             );
             None
@@ -281,13 +293,32 @@ mod tests {
             }
         };
         let (_, errors) = run(&ast);
-        assert_eq!(errors.len(), 6, "{errors:#?}");
+        // `A` has no topic either, but that follows from the misplaced `topic`.
+        assert_eq!(errors.len(), 5, "{errors:#?}");
         assert!(errors[0].starts_with("generic event types are not supported"));
         assert!(errors[1].starts_with("`topic` on an enum is ambiguous"));
-        assert!(errors[2].starts_with("variant `A` has no topic"));
-        assert!(errors[3].contains("has the wildcard `*`"));
-        assert!(errors[4].contains("which variant `C` already has"));
-        assert!(errors[5].starts_with("`version` starts at 1"));
+        assert!(errors[2].contains("has the wildcard `*`"));
+        assert!(errors[3].contains("which variant `C` already has"));
+        assert!(errors[4].starts_with("`version` starts at 1"));
+    }
+
+    #[test]
+    fn misspelled_topics_are_reported_once() {
+        let ast: DeriveInput = parse_quote! {
+            #[event(topc = "a.b")]
+            struct S;
+        };
+        assert_eq!(run(&ast).1.len(), 1);
+        let ast: DeriveInput = parse_quote! {
+            enum E {
+                #[event(topc = "a.b")]
+                A,
+                B,
+            }
+        };
+        let errors = run(&ast).1;
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert!(errors[1].starts_with("variant `B` has no topic"));
     }
 
     #[test]

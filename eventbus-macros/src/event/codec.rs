@@ -13,7 +13,7 @@
 //!   deserializing, since the topic already says which variant to expect.
 
 use proc_macro2::{Group, Ident, Span, TokenStream, TokenTree};
-use quote::{ToTokens, format_ident, quote};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::{Fields, LitStr, Meta, Path};
 
@@ -40,6 +40,8 @@ struct Names<'a> {
     ty: &'a Ident,
 }
 
+/// The codec of a checked input; `topics` are the validated topics, one per
+/// variant for an enum.
 pub(crate) fn expand(input: &Input<'_>, krate: &Path, topics: &[String]) -> Codec {
     let serde_str = format!("{}::__private::serde", krate.to_token_stream()).replace(' ', "");
     let names = Names {
@@ -106,6 +108,7 @@ fn unit_struct(names: &Names<'_>, topic: &str) -> Codec {
     }
 }
 
+/// A named or tuple struct: one `remote` shadow deriving both traits.
 fn data_struct(names: &Names<'_>, fields: &Fields, serde: &StructSerde, topic: &str) -> Codec {
     let Names {
         krate,
@@ -120,6 +123,20 @@ fn data_struct(names: &Names<'_>, fields: &Fields, serde: &StructSerde, topic: &
         let name = LitStr::new(&ty.unraw().to_string(), Span::call_site());
         quote!(#[serde(rename = #name)])
     });
+    let (default_attr, default_fn) = match serde.default_from {
+        Some(span) => {
+            let name = LitStr::new("__eventbus_default", span);
+            (
+                Some(quote!(#[serde(default = #name)])),
+                Some(quote_spanned! {span=>
+                    fn __eventbus_default() -> #ty {
+                        <#ty as ::core::default::Default>::default()
+                    }
+                }),
+            )
+        }
+        None => (None, None),
+    };
     let body = shadow_fields(fields, ty, None);
     let semi = matches!(fields, Fields::Unnamed(_)).then(|| quote!(;));
     let wrapper = serialize_wrapper(names);
@@ -130,7 +147,9 @@ fn data_struct(names: &Names<'_>, fields: &Fields, serde: &StructSerde, topic: &
             #[serde(crate = #serde_str, remote = #remote)]
             #rename
             #container
+            #default_attr
             struct __EventbusData #body #semi
+            #default_fn
             #wrapper
         },
         encode: encode_through_wrapper(names),
@@ -147,6 +166,8 @@ fn data_struct(names: &Names<'_>, fields: &Fields, serde: &StructSerde, topic: &
     }
 }
 
+/// An enum: an `untagged` remote shadow to serialize, a struct per data
+/// variant to deserialize, and `decode_unit` for unit variants.
 fn data_enum(
     names: &Names<'_>,
     variants: &[Variant<'_>],
@@ -196,10 +217,15 @@ fn data_enum(
             continue;
         }
         let shadow = format_ident!("__EventbusVariant{}", ident.unraw());
-        let rename = LitStr::new(
-            &format!("{}::{}", ty.unraw(), ident.unraw()),
-            Span::call_site(),
-        );
+        // serde's messages name the Rust type ("expected struct X"), which
+        // here would be the shadow's name.
+        let kind = if let Fields::Named(_) = fields {
+            "struct"
+        } else {
+            "tuple"
+        };
+        let expecting = format!("{kind} variant {}::{}", ty.unraw(), ident.unraw());
+        let expecting = LitStr::new(&expecting, Span::call_site());
         let rename_all = match fields {
             Fields::Named(_) => variant.serde.rename_all.clone().or_else(|| {
                 serde
@@ -216,7 +242,7 @@ fn data_enum(
         let semi = matches!(fields, Fields::Unnamed(_)).then(|| quote!(;));
         items.extend(quote! {
             #[derive(#serde_path::Deserialize)]
-            #[serde(crate = #serde_str, rename = #rename #rename_all #deny)]
+            #[serde(crate = #serde_str, expecting = #expecting #rename_all #deny)]
             struct #shadow #body #semi
         });
         let build = build_variant(ident, fields);

@@ -72,6 +72,9 @@ pub(crate) fn expand(input: &Input<'_>, checked: &Checked) -> TokenStream {
 /// A stand-in `impl Event` emitted next to the errors, so that code using the
 /// type reports only the real problem rather than "`X` is not an event" too.
 ///
+/// Its `TOPICS` is empty, which no real event's is: `#[handler]`'s pattern
+/// check relies on that to stay quiet about a type whose derive failed.
+///
 /// It never runs: the errors beside it stop the build.
 pub(crate) fn fallback(input: &Input<'_>, checked: &Checked) -> TokenStream {
     // A generic type would need the user's generics and bounds, which are

@@ -33,3 +33,74 @@ pub(crate) fn derive(input: TokenStream) -> TokenStream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use quote::quote;
+
+    use super::derive;
+
+    fn items(tokens: proc_macro2::TokenStream) -> syn::File {
+        syn::parse2(tokens).expect("the expansion is valid Rust")
+    }
+
+    #[test]
+    fn expands_every_shape_to_valid_items() {
+        for input in [
+            quote!(
+                #[event(topic = "a.b")]
+                struct A {
+                    id: u64,
+                    #[serde(default)]
+                    name: String,
+                }
+            ),
+            quote!(
+                #[event(topic = "a.b")]
+                #[serde(default)]
+                struct A(u64, u64);
+            ),
+            quote!(
+                #[event(topic = "a.b", crate = "x::y")]
+                struct A;
+            ),
+            quote! {
+                #[event(namespace = "order", name = "Order", version = 2)]
+                #[serde(rename_all_fields = "camelCase", deny_unknown_fields)]
+                enum E {
+                    Placed { id: u64 },
+                    #[serde(with = "m")]
+                    Shipped(u64),
+                    Moved(i64, i64),
+                    #[event(topic = "order.gone")]
+                    Gone,
+                }
+            },
+        ] {
+            let out = derive(input);
+            let text = out.to_string();
+            assert!(!text.contains("compile_error"), "{text}");
+            assert_eq!(items(out).items.len(), 1, "one `const _` block: {text}");
+        }
+    }
+
+    #[test]
+    fn errors_come_with_a_stand_in_impl() {
+        let out = derive(quote!(
+            #[event(topic = "a..b")]
+            struct A;
+        ));
+        let text = out.to_string();
+        assert!(text.contains("compile_error"), "{text}");
+        assert!(text.contains("impl :: eventbus :: Event for A"), "{text}");
+        let generic = derive(quote!(
+            #[event(topic = "a.b")]
+            struct A<T>(T);
+        ))
+        .to_string();
+        assert!(
+            !generic.contains("impl"),
+            "no stand-in for generic types: {generic}"
+        );
+    }
+}

@@ -11,6 +11,7 @@ use super::serde_attr::{EnumSerde, StructSerde, VariantSerde};
 use crate::attr::{self, Key, Spec};
 use crate::ctxt::Ctxt;
 
+/// The keys of `#[event(...)]` on the type.
 const CONTAINER: Spec = Spec {
     name: "event",
     place: "",
@@ -43,6 +44,7 @@ const CONTAINER: Spec = Spec {
     ],
 };
 
+/// The keys of `#[event(...)]` on an enum variant.
 const VARIANT: Spec = Spec {
     name: "event",
     place: " on a variant",
@@ -71,6 +73,9 @@ pub(crate) struct ContainerAttrs {
     pub(crate) name: Option<LitStr>,
     pub(crate) version: Option<(u32, Span)>,
     pub(crate) krate: Option<Path>,
+    /// Whether some `#[event(...)]` option was malformed, in which case a
+    /// missing topic is likely a misspelled one, already reported.
+    pub(crate) malformed: bool,
 }
 
 /// The item's shape with the serde options that shape its data.
@@ -86,6 +91,8 @@ pub(crate) struct Variant<'a> {
     pub(crate) ast: &'a syn::Variant,
     /// `#[event(topic = "...")]` on the variant.
     pub(crate) topic: Option<LitStr>,
+    /// Whether the variant's `#[event(...)]` was malformed.
+    pub(crate) malformed: bool,
     pub(crate) serde: VariantSerde,
 }
 
@@ -104,9 +111,12 @@ impl<'a> Input<'a> {
                     .iter()
                     .map(|variant| {
                         reject_field_attrs(cx, &variant.fields);
+                        let before = cx.count();
+                        let topic = variant_topic(cx, &variant.attrs);
                         Variant {
                             ast: variant,
-                            topic: variant_topic(cx, &variant.attrs),
+                            topic,
+                            malformed: cx.count() > before,
                             serde: VariantSerde::from_variant(cx, variant),
                         }
                     })
@@ -125,6 +135,7 @@ fn event_attrs(attrs: &[Attribute]) -> impl Iterator<Item = &Attribute> {
 
 fn container_attrs(cx: &Ctxt, attrs: &[Attribute]) -> ContainerAttrs {
     let mut out = ContainerAttrs::default();
+    let before = cx.count();
     for attr in event_attrs(attrs) {
         for arg in attr::parse_attr(cx, attr, &CONTAINER) {
             match arg.key {
@@ -157,6 +168,7 @@ fn container_attrs(cx: &Ctxt, attrs: &[Attribute]) -> ContainerAttrs {
             }
         }
     }
+    out.malformed = cx.count() > before;
     out
 }
 

@@ -9,14 +9,20 @@
 
 use proc_macro2::Span;
 use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
 use syn::{Attribute, Fields, Ident, Meta, Token};
 
 use crate::ctxt::Ctxt;
 
 /// A struct's container options, to copy onto its shadow.
 pub(crate) struct StructSerde {
-    /// Every option except `crate` and `remote`, which the derive sets.
+    /// Every option except `crate` and `remote`, which the derive sets, and
+    /// a bare `default`, which becomes `default_from`.
     pub(crate) container: Vec<Meta>,
+    /// The span of a bare `#[serde(default)]`. On a `remote` shadow, serde
+    /// would require the shadow itself to be `Default`; the derive passes a
+    /// function returning the user type's default instead.
+    pub(crate) default_from: Option<Span>,
     /// Whether the user renamed the container (else the derive renames the
     /// shadow back to the type's name, which `tag` writes and errors show).
     pub(crate) renamed: bool,
@@ -40,18 +46,29 @@ pub(crate) struct VariantSerde {
 }
 
 impl StructSerde {
+    /// Reads a struct's `#[serde(...)]` attributes.
     pub(crate) fn from_attrs(cx: &Ctxt, attrs: &[Attribute]) -> Self {
         let metas = metas(cx, attrs);
         let renamed = metas.iter().any(|m| key(m) == "rename");
-        let container = metas
-            .into_iter()
-            .filter(|m| !matches!(key(m).as_str(), "crate" | "remote"))
-            .collect();
-        StructSerde { container, renamed }
+        let mut default_from = None;
+        let mut container = Vec::new();
+        for meta in metas {
+            match (key(&meta).as_str(), &meta) {
+                ("crate" | "remote", _) => {}
+                ("default", Meta::Path(path)) => default_from = Some(path.span()),
+                _ => container.push(meta),
+            }
+        }
+        StructSerde {
+            container,
+            default_from,
+            renamed,
+        }
     }
 }
 
 impl EnumSerde {
+    /// Reads an enum's `#[serde(...)]` attributes.
     pub(crate) fn from_attrs(cx: &Ctxt, attrs: &[Attribute]) -> Self {
         let mut out = EnumSerde {
             rename_all_fields: None,
@@ -69,6 +86,9 @@ impl EnumSerde {
 }
 
 impl VariantSerde {
+    /// Reads a variant's `#[serde(...)]` attributes, reporting `with` on a
+    /// variant that is not a newtype, which the per-variant shadow cannot
+    /// express.
     pub(crate) fn from_variant(cx: &Ctxt, variant: &syn::Variant) -> Self {
         let newtype = matches!(&variant.fields, Fields::Unnamed(f) if f.unnamed.len() == 1);
         let mut out = VariantSerde {
@@ -140,13 +160,14 @@ mod tests {
     fn struct_keeps_all_but_crate_and_remote() {
         let attrs: Vec<Attribute> = vec![
             parse_quote!(#[serde(rename_all = "camelCase", crate = "x")]),
-            parse_quote!(#[serde(deny_unknown_fields, remote = "Y")]),
+            parse_quote!(#[serde(deny_unknown_fields, remote = "Y", default)]),
         ];
         let cx = Ctxt::new();
         let s = StructSerde::from_attrs(&cx, &attrs);
         assert!(cx.check().is_ok());
         let kept: Vec<String> = s.container.iter().map(key).collect();
         assert_eq!(kept, ["rename_all", "deny_unknown_fields"]);
+        assert!(s.default_from.is_some());
         assert!(!s.renamed);
     }
 

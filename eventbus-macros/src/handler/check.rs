@@ -2,11 +2,11 @@
 //! pattern. Whether the parameter types really are an event and a `Context`
 //! is left to the compiler, through spanned checks in the expansion.
 
-use quote::{ToTokens, quote};
 use syn::{GenericParam, ReturnType, Type};
 
 use super::model::{Handler, Param};
 use crate::ctxt::Ctxt;
+use crate::pretty::pretty;
 
 const SHAPE: &str = "a handler is an `async fn` taking one event parameter, `E` or \
                      `Envelope<E>` where `E: Event`, and optionally a `Context`";
@@ -99,7 +99,7 @@ fn check_params(cx: &Ctxt, handler: &Handler<'_>) {
                         typed,
                         format!(
                             "a handler takes at most one `Context`, and `{}` already is one",
-                            first.pat.to_token_stream()
+                            pretty(&first.pat)
                         ),
                     );
                 } else {
@@ -115,8 +115,8 @@ fn check_params(cx: &Ctxt, handler: &Handler<'_>) {
                             "handler parameters are taken by value: use `Envelope<{}>`, which \
                              shares the event without copying it, or `{}` (cloned, needs \
                              `Clone`)",
-                            elem.to_token_stream(),
-                            elem.to_token_stream()
+                            pretty(elem),
+                            pretty(elem)
                         ),
                     );
                 } else if contains_impl_trait(&typed.ty) {
@@ -130,9 +130,11 @@ fn check_params(cx: &Ctxt, handler: &Handler<'_>) {
                     cx.error_spanned_by(
                         typed,
                         format!(
-                            "`{}` is a second event parameter, after `{}`; {SHAPE}",
-                            quote!(#typed),
-                            quote!(#first)
+                            "unsupported handler parameter `{}`: a handler takes one event \
+                             parameter (here `{}`) and optionally a `Context`; reach anything \
+                             else through shared state, with `ctx.state::<T>()`",
+                            pretty(typed),
+                            pretty(first)
                         ),
                     );
                 } else {
@@ -268,7 +270,7 @@ mod tests {
             "must return `()` or `Result<(), E>`",
             "handler parameters are taken by value: use `Envelope<T>`",
             "a handler takes at most one `Context`, and `b` already is one",
-            "`d : u8` is a second event parameter, after `a : & 'a T`",
+            "unsupported handler parameter `d: u8`: a handler takes one event parameter (here `a: &'a T`)",
             "has `>` at token 2, which is not the last",
             "`name` cannot be empty",
             "`concurrency` must be at least 1",

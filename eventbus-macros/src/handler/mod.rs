@@ -1,4 +1,4 @@
-//! `#[handler]`: parse ([`model`]), check ([`check`]), expand ([`expand`],
+//! `#[handler]`: parse ([`model`]), check ([`check`]), expand ([`expand`](mod@expand),
 //! with the `ctx.state::<T>()` finder in [`state`]).
 
 mod check;
@@ -7,14 +7,17 @@ mod model;
 mod state;
 
 use proc_macro2::{Span, TokenStream};
+use quote::quote;
 use syn::ItemFn;
 
 use crate::ctxt::Ctxt;
 
 /// Expands `#[handler(args)]` on `item`.
 ///
-/// The user's function is always emitted unchanged, errors or not, so that
+/// The user's function is always emitted as written, errors or not, so that
 /// calls to it and IDE features keep working while the errors are fixed.
+/// The one addition, on success, allows `clippy::unused_async`: a handler
+/// must be `async` even when its body never awaits.
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let func: ItemFn = match syn::parse2(item.clone()) {
         Ok(func) => func,
@@ -34,7 +37,8 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     check::check(&cx, &handler);
     match cx.check() {
         Ok(()) => {
-            let mut out = item;
+            let mut out = quote!(#[allow(clippy::unused_async)]);
+            out.extend(item);
             out.extend(expand::expand(&handler));
             out
         }
@@ -43,5 +47,46 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             out.extend(item);
             out
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use quote::quote;
+
+    use super::expand;
+
+    #[test]
+    fn expands_to_the_function_and_its_registration() {
+        let func = quote!(
+            pub async fn on_order(ctx: Context, ev: Envelope<E>) -> R {}
+        );
+        let out = expand(quote!(topic = "order.*", retry = 2), func);
+        let file: syn::File = syn::parse2(out.clone()).expect("valid Rust");
+        assert_eq!(file.items.len(), 2, "the function and one `const _` block");
+        let text = out.to_string();
+        assert!(
+            text.contains("on_order (__ctx , __ev)"),
+            "arguments in order: {text}"
+        );
+        assert!(text.contains("inventory :: submit !"), "{text}");
+    }
+
+    #[test]
+    fn errors_keep_the_function_as_written() {
+        let func = quote!(
+            fn on_order(ev: E) {}
+        );
+        let out = expand(quote!(), func.clone()).to_string();
+        assert!(out.contains("compile_error"), "{out}");
+        assert!(out.ends_with(&func.to_string()), "{out}");
+        let out = expand(
+            quote!(),
+            quote!(
+                struct S;
+            ),
+        )
+        .to_string();
+        assert!(out.ends_with("struct S ;"), "{out}");
     }
 }

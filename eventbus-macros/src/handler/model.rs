@@ -7,6 +7,7 @@ use syn::{FnArg, ItemFn, LitStr, Path, Type};
 use crate::attr::{self, Key, Spec};
 use crate::ctxt::Ctxt;
 
+/// The keys of `#[handler(...)]`.
 const SPEC: Spec = Spec {
     name: "handler",
     place: "",

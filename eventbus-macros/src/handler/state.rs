@@ -8,6 +8,8 @@ use syn::punctuated::Punctuated;
 use syn::visit::{self, Visit};
 use syn::{Block, Expr, ExprMethodCall, GenericArgument, Macro, Token, Type};
 
+use crate::pretty::pretty;
+
 /// A state type as written, with the name messages show for it.
 pub(crate) struct StateType {
     pub(crate) ty: Type,
@@ -38,7 +40,7 @@ impl<'ast> Visit<'ast> for Finder {
             && let Some(GenericArgument::Type(ty)) = turbofish.args.first()
             && !matches!(ty, Type::Infer(_))
         {
-            let name = type_name(ty);
+            let name = pretty(ty);
             if self.seen.insert(name.clone()) {
                 self.found.push(StateType {
                     ty: ty.clone(),
@@ -57,27 +59,6 @@ impl<'ast> Visit<'ast> for Finder {
         }
         visit::visit_macro(self, mac);
     }
-}
-
-/// The type as a person writes it: `HashMap<String, u64>`, not the token
-/// printer's `HashMap < String , u64 >`.
-fn type_name(ty: &Type) -> String {
-    let printed = quote::quote!(#ty).to_string();
-    let mut out = String::with_capacity(printed.len());
-    let mut chars = printed.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == ' ' {
-            let prev = out.chars().last();
-            let next = chars.peek().copied();
-            let glued_prev = matches!(prev, Some(':' | '<' | '&' | '('));
-            let glued_next = matches!(next, Some(':' | '<' | '>' | ',' | ')'));
-            if glued_prev || glued_next {
-                continue;
-            }
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[cfg(test)]
@@ -101,11 +82,5 @@ mod tests {
             names,
             ["Db", "crate::config::Config", "HashMap<String, u64>"]
         );
-    }
-
-    #[test]
-    fn prints_types_readably() {
-        let ty: Type = parse_quote!(::std::sync::Arc<(u8, &'static str)>);
-        assert_eq!(type_name(&ty), "::std::sync::Arc<(u8, &'static str)>");
     }
 }

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 pub use builder::BusBuilder;
@@ -112,11 +112,15 @@ impl Bus {
         self.inner.subscribers.offer(env);
         if let Some(targets) = self.inner.routes.get(env.topic()) {
             for &i in targets.iter() {
-                self.inner.handlers[i]
-                    .feed
-                    .send(env.clone())
-                    .await
-                    .map_err(|_| Error::ShutDown)?;
+                let feed = &self.inner.handlers[i].feed;
+                // Waiting only when the feed is full keeps the common path short.
+                match feed.try_send(env.clone()) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(env)) => {
+                        feed.send(env).await.map_err(|_| Error::ShutDown)?;
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => return Err(Error::ShutDown),
+                }
             }
         }
         Ok(())

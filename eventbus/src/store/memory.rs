@@ -7,6 +7,7 @@ use super::{BoxStream, Order, Query, Store, StoreUrl};
 use crate::envelope::{Draft, RawEnvelope};
 use crate::error::{Error, Result};
 use crate::handler::BoxFuture;
+use crate::topic::Pattern;
 
 /// The default history capacity of `memory://`.
 const DEFAULT_CAPACITY: usize = 10_000;
@@ -142,6 +143,19 @@ impl Store for MemoryStore {
                 c.insert(handler.to_owned(), seq);
             });
         Box::pin(std::future::ready(done))
+    }
+
+    fn clear(&self, pattern: &Pattern) -> BoxFuture<'_, Result<u64>> {
+        let removed: VecDeque<RawEnvelope> = {
+            let mut ring = self.ring();
+            let (gone, kept) = ring
+                .events
+                .drain(..)
+                .partition(|e| pattern.matches(e.topic()));
+            ring.events = kept;
+            gone
+        };
+        Box::pin(std::future::ready(Ok(removed.len() as u64)))
     }
 
     fn close(&self) -> BoxFuture<'_, Result<()>> {

@@ -8,6 +8,7 @@
 
 mod memory;
 mod query;
+mod sqlite;
 
 use std::sync::Arc;
 
@@ -16,10 +17,12 @@ use std::pin::Pin;
 
 pub use memory::MemoryStore;
 pub use query::{Order, Query};
+pub use sqlite::SqliteStore;
 
 use crate::envelope::{Draft, RawEnvelope};
 use crate::error::{Error, Result};
 use crate::handler::BoxFuture;
+use crate::topic::Pattern;
 
 /// A boxed stream of history results.
 pub type BoxStream<'a, T> = Pin<Box<dyn Stream<Item = T> + Send + 'a>>;
@@ -41,6 +44,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records that the named handler finished everything up to `seq`.
     fn save_checkpoint(&self, handler: &str, seq: u64) -> BoxFuture<'_, Result<()>>;
+
+    /// Deletes every event whose topic matches `pattern` and returns how
+    /// many were deleted. Checkpoints are kept.
+    fn clear(&self, pattern: &Pattern) -> BoxFuture<'_, Result<u64>>;
 
     /// Flushes and releases the store; later calls may fail.
     fn close(&self) -> BoxFuture<'_, Result<()>>;
@@ -117,8 +124,40 @@ pub(crate) async fn open(url: &str) -> Result<Arc<dyn Store>> {
     let parsed = StoreUrl::parse(url)?;
     match parsed.scheme {
         "memory" => Ok(Arc::new(MemoryStore::from_url(&parsed)?)),
+        "sqlite" => Ok(Arc::new(SqliteStore::from_url(&parsed).await?)),
         other => Err(parsed.invalid(format!(
-            "unknown store `{other}://`; available: `memory://`"
+            "unknown store `{other}://`; available: `memory://`, `sqlite://`"
         ))),
     }
+}
+
+/// Parses a duration such as `90s`, `10m`, `2h` or `7d` (a whole number and
+/// one unit: `ms`, `s`, `m`, `h`, `d`).
+///
+/// # Errors
+///
+/// A message naming what is wrong, for the caller to put in context.
+pub fn parse_duration(text: &str) -> std::result::Result<std::time::Duration, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration such as `30s`, `10m`, `2h` or `7d`"))?;
+    let seconds = match unit {
+        "ms" => return Ok(std::time::Duration::from_millis(n)),
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => {
+            return Err(format!(
+                "`{text}` has no known unit; use one of ms, s, m, h, d (as in `10m`)"
+            ));
+        }
+    };
+    n.checked_mul(seconds)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| format!("`{text}` is too long"))
 }

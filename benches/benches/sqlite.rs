@@ -1,0 +1,638 @@
+//! The `sqlite://` store against raw rusqlite on the same disk, in the same
+//! run:
+//!
+//! - `sqlite_publish_{1,16,64}`: durable publishes (`synchronous=FULL`, WAL)
+//!   from 1, 16 and 64 concurrent publisher tasks, against one thread
+//!   inserting the same rows (same schema, same JSON data) into a file with
+//!   the same pragmas, in transactions as large as the bus's own average
+//!   batch for that publisher count (measured, see [`Calibration`]);
+//! - `sqlite_replay`: `bus.replay().to_handler("h").run()` of a file of
+//!   [`REPLAY_EVENTS`] events into a counting handler, against reading every
+//!   column of the same rows with rusqlite and deserializing the JSON data.
+//!
+//! Each prints `ratio NAME: X.XX` as bus *throughput* / raw throughput (so
+//! higher is better, unlike the in-process bench), with events/s of both.
+//! Every publish measurement writes a fresh file under cargo's target tmp
+//! dir (on the same disk as the build) and removes it afterwards.
+
+#![allow(missing_docs)] // criterion_group! generates an undocumented fn
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use benches::median_ratio;
+use criterion::{Criterion, SamplingMode, Throughput, criterion_group};
+use eventbus::prelude::*;
+use rusqlite::{Connection, OpenFlags, params};
+use tokio::runtime::Runtime;
+
+/// The bus's event.
+#[derive(Event, Clone, Debug)]
+#[event(topic = "bench.order.placed")]
+struct Placed {
+    publisher: u32,
+    n: u64,
+    customer: String,
+    cents: u64,
+}
+
+/// The same data for the raw side, with plain serde.
+#[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+struct PlacedRow {
+    publisher: u32,
+    n: u64,
+    customer: String,
+    cents: u64,
+}
+
+fn placed(publisher: u32, n: u64) -> Placed {
+    Placed {
+        publisher,
+        n,
+        customer: format!("customer-{:06}", n % 100_000),
+        cents: 1250 + n % 1000,
+    }
+}
+
+fn placed_row(publisher: u32, n: u64) -> PlacedRow {
+    let p = placed(publisher, n);
+    PlacedRow {
+        publisher: p.publisher,
+        n: p.n,
+        customer: p.customer,
+        cents: p.cents,
+    }
+}
+
+const TOPIC: &str = "bench.order.placed";
+const SOURCE: &str = "bench";
+
+/// Events per publish measurement, by publisher count: each publisher
+/// waits for one fsynced commit per event, so fewer publishers get fewer
+/// events to keep every round well under a second or two.
+fn publish_events(publishers: u32) -> u64 {
+    match publishers {
+        1 => 2_000,
+        16 => 16_000,
+        _ => 32_000,
+    }
+}
+
+const PUBLISHERS: [u32; 3] = [1, 16, 64];
+/// A multiple of the 64 publishers that write the file.
+const REPLAY_EVENTS: u64 = 64 * 800;
+/// Alternating bus/raw rounds behind each printed ratio.
+const RATIO_ROUNDS: usize = 9;
+
+/// The events table and its indexes as eventbus's `sqlite` store creates
+/// them (schema version 1), so both sides update the same b-trees.
+const SCHEMA: &str = "
+    CREATE TABLE events (
+        seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+        id              TEXT    NOT NULL UNIQUE,
+        topic           TEXT    NOT NULL,
+        time_ns         INTEGER NOT NULL,
+        source          TEXT    NOT NULL,
+        correlation_id  TEXT,
+        causation_id    TEXT,
+        idempotency_key TEXT,
+        headers         TEXT,
+        event_name      TEXT    NOT NULL,
+        event_version   INTEGER NOT NULL,
+        data            TEXT    NOT NULL
+    );
+    CREATE INDEX events_by_topic ON events (topic, seq);
+    CREATE INDEX events_by_time ON events (time_ns);
+    CREATE INDEX events_by_source ON events (source, seq);
+    CREATE INDEX events_by_correlation ON events (correlation_id) WHERE correlation_id IS NOT NULL;
+    CREATE TABLE checkpoints (
+        handler    TEXT    PRIMARY KEY,
+        seq        INTEGER NOT NULL,
+        updated_ns INTEGER NOT NULL
+    );
+";
+
+const INSERT: &str = "INSERT INTO events (id, topic, time_ns, source, correlation_id, \
+    causation_id, idempotency_key, headers, event_name, event_version, data) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+
+const SELECT_ALL: &str = "SELECT seq, id, topic, time_ns, source, correlation_id, causation_id, \
+    idempotency_key, headers, event_name, event_version, data FROM events ORDER BY seq";
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// Fresh database paths in one temp dir, removed (with their `-wal` and
+/// `-shm`) after each use.
+struct Files {
+    dir: tempfile::TempDir,
+    next: AtomicU64,
+}
+
+impl Files {
+    fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("sqlite-bench-")
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .expect("temp dir under the target dir");
+        Files {
+            dir,
+            next: AtomicU64::new(0),
+        }
+    }
+
+    fn fresh(&self) -> PathBuf {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        self.dir.path().join(format!("bench-{n}.db"))
+    }
+}
+
+fn remove_db(path: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        let _ = std::fs::remove_file(file);
+    }
+}
+
+fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}", path.display())
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_nanos() as i64
+}
+
+// ---------------------------------------------------------------------------
+// Durable publish
+
+/// What one bus round saw of the writer's commits, read from the WAL.
+///
+/// The store gives no commit count, so a calibration round holds a read
+/// transaction open on a separate connection for the whole round: the WAL
+/// can then be neither checkpointed past it nor restarted, so every commit
+/// of the round stays in the `-wal` file as a frame with a non-zero
+/// "database size after commit" field. Counting those frames (with the
+/// WAL's current salts) before and after gives the number of commits.
+#[derive(Debug, Clone, Copy, Default)]
+struct Calibration {
+    events: u64,
+    commits: u64,
+}
+
+impl Calibration {
+    fn average_batch(&self) -> f64 {
+        self.events as f64 / self.commits.max(1) as f64
+    }
+}
+
+/// The WAL's salts and how many commit frames carry them.
+fn wal_commits(db: &Path) -> ((u32, u32), u64) {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal = std::fs::read(wal).unwrap_or_default();
+    if wal.len() < 32 {
+        return ((0, 0), 0);
+    }
+    let be = |at: usize| u32::from_be_bytes(wal[at..at + 4].try_into().expect("4 bytes"));
+    let page_size = be(8) as usize;
+    let salts = (be(16), be(20));
+    let mut commits = 0;
+    let mut at = 32;
+    while at + 24 + page_size <= wal.len() && (be(at + 8), be(at + 12)) == salts {
+        if be(at + 4) != 0 {
+            commits += 1;
+        }
+        at += 24 + page_size;
+    }
+    (salts, commits)
+}
+
+/// `publishers` tasks publish `events` events in all through a bus on a
+/// fresh file; returns the time from the first publish to the last ack,
+/// and, when `calibrate`, the commits the writer made meanwhile.
+fn bus_publish_round(
+    rt: &Runtime,
+    files: &Files,
+    publishers: u32,
+    events: u64,
+    calibrate: bool,
+) -> (Duration, Option<Calibration>) {
+    let path = files.fresh();
+    let out = rt.block_on(async {
+        let bus = Bus::builder()
+            .only_handlers(Vec::<String>::new())
+            .source(SOURCE)
+            .store(sqlite_url(&path))
+            .build()
+            .await
+            .expect("bus builds");
+        let pin = calibrate.then(|| {
+            let conn = Connection::open(&path).expect("pinning connection");
+            conn.execute_batch("BEGIN; SELECT count(*) FROM events;")
+                .expect("read transaction");
+            let before = wal_commits(&path);
+            (conn, before)
+        });
+        let per_task = events / u64::from(publishers);
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..publishers)
+            .map(|p| {
+                let bus = bus.clone();
+                tokio::spawn(async move {
+                    for n in 0..per_task {
+                        bus.publish(placed(p, n)).await.expect("publish");
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("publisher task");
+        }
+        let elapsed = start.elapsed();
+        let calibration = pin.map(|(conn, (salts_before, before))| {
+            let (salts, after) = wal_commits(&path);
+            drop(conn);
+            let commits = if salts == salts_before {
+                after - before
+            } else {
+                after
+            };
+            Calibration {
+                events: per_task * u64::from(publishers),
+                commits,
+            }
+        });
+        bus.shutdown().await.expect("shutdown");
+        (elapsed, calibration)
+    });
+    remove_db(&path);
+    out
+}
+
+/// A fresh file laid out and configured as the bus's store does it.
+fn raw_open(path: &Path) -> Connection {
+    let conn = Connection::open(path).expect("raw open");
+    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+        .expect("auto_vacuum");
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+        .expect("journal_mode");
+    assert!(
+        mode.eq_ignore_ascii_case("wal"),
+        "raw file is not in WAL mode: {mode}"
+    );
+    conn.pragma_update(None, "synchronous", "FULL")
+        .expect("synchronous");
+    conn.execute_batch(SCHEMA).expect("schema");
+    conn
+}
+
+/// One thread inserts `events` rows into a fresh file in about
+/// `events / batch` transactions (boundaries spread evenly, so the average
+/// transaction holds `batch` rows); each row is built (v7 id, JSON data)
+/// inside the timing, as the bus builds its rows inside its own.
+fn raw_publish_round(files: &Files, publishers: u32, events: u64, batch: f64) -> Duration {
+    let path = files.fresh();
+    let mut conn = raw_open(&path);
+    let commits = ((events as f64 / batch).round() as u64).clamp(1, events);
+    let start = Instant::now();
+    let mut done = 0;
+    for c in 0..commits {
+        let end = events * (c + 1) / commits;
+        let tx = conn.transaction().expect("begin");
+        {
+            let mut insert = tx.prepare_cached(INSERT).expect("prepare");
+            for n in done..end {
+                let publisher = (n % u64::from(publishers)) as u32;
+                let data = serde_json::to_string(&placed_row(publisher, n / u64::from(publishers)))
+                    .expect("json");
+                insert
+                    .execute(params![
+                        uuid::Uuid::now_v7().hyphenated().to_string(),
+                        TOPIC,
+                        now_ns(),
+                        SOURCE,
+                        None::<String>,
+                        None::<String>,
+                        None::<String>,
+                        None::<String>,
+                        <Placed as Event>::NAME,
+                        <Placed as Event>::VERSION,
+                        data,
+                    ])
+                    .expect("insert");
+            }
+        }
+        tx.commit().expect("commit");
+        done = end;
+    }
+    let elapsed = start.elapsed();
+    drop(conn);
+    remove_db(&path);
+    elapsed
+}
+
+/// The bus's average batch for each publisher count, from two calibration
+/// rounds each; also checks that both sides store the same row.
+fn calibrate(rt: &Runtime, files: &Files) -> Vec<(u32, f64)> {
+    check_same_rows(rt, files);
+    PUBLISHERS
+        .iter()
+        .map(|&publishers| {
+            let events = publish_events(publishers);
+            let mut total = Calibration::default();
+            for _ in 0..2 {
+                let (_, c) = bus_publish_round(rt, files, publishers, events, true);
+                let c = c.expect("calibration round");
+                total.events += c.events;
+                total.commits += c.commits;
+            }
+            let batch = total.average_batch();
+            println!(
+                "sqlite_publish_{publishers}: the bus committed {} events in {} commits: \
+                 average batch {batch:.1}; the raw baseline uses the same",
+                total.events, total.commits
+            );
+            (publishers, batch)
+        })
+        .collect()
+}
+
+/// The rows the raw side writes match the bus's, column by column, except
+/// the id and the time.
+fn check_same_rows(rt: &Runtime, files: &Files) {
+    let path = files.fresh();
+    rt.block_on(async {
+        let bus = Bus::builder()
+            .only_handlers(Vec::<String>::new())
+            .source(SOURCE)
+            .store(sqlite_url(&path))
+            .build()
+            .await
+            .expect("bus builds");
+        bus.publish(placed(0, 7)).await.expect("publish");
+        bus.shutdown().await.expect("shutdown");
+    });
+    let conn = Connection::open(&path).expect("open");
+    let (topic, source, name, version, data): (String, String, String, u32, String) = conn
+        .query_row(
+            "SELECT topic, source, event_name, event_version, data FROM events",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .expect("the bus's row");
+    assert_eq!(
+        (topic.as_str(), source.as_str(), name.as_str(), version),
+        (
+            TOPIC,
+            SOURCE,
+            <Placed as Event>::NAME,
+            <Placed as Event>::VERSION
+        )
+    );
+    assert_eq!(
+        data,
+        serde_json::to_string(&placed_row(0, 7)).expect("json")
+    );
+    drop(conn);
+    remove_db(&path);
+}
+
+// ---------------------------------------------------------------------------
+// Replay
+
+/// A file of `REPLAY_EVENTS` events written by the bus (with
+/// `synchronous=normal`, only to build it faster).
+fn replay_file(rt: &Runtime, files: &Files) -> PathBuf {
+    let path = files.fresh();
+    rt.block_on(async {
+        let bus = Bus::builder()
+            .only_handlers(Vec::<String>::new())
+            .source(SOURCE)
+            .store(format!("{}?synchronous=normal", sqlite_url(&path)))
+            .build()
+            .await
+            .expect("bus builds");
+        let publishers = 64u32;
+        let per_task = REPLAY_EVENTS / u64::from(publishers);
+        let tasks: Vec<_> = (0..publishers)
+            .map(|p| {
+                let bus = bus.clone();
+                tokio::spawn(async move {
+                    for n in 0..per_task {
+                        bus.publish(placed(p, n)).await.expect("publish");
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("publisher task");
+        }
+        bus.shutdown().await.expect("shutdown");
+    });
+    path
+}
+
+struct ReplayBus {
+    bus: Bus,
+    handled: Arc<AtomicU64>,
+}
+
+fn replay_bus(rt: &Runtime, path: &Path) -> ReplayBus {
+    let handled = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&handled);
+    let handler = FnHandler::new("h", move |ev: Envelope<Placed>, _ctx: Context| {
+        let counter = Arc::clone(&counter);
+        async move {
+            std::hint::black_box(ev.cents);
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    let bus = rt.block_on(async {
+        Bus::builder()
+            .only_handlers(Vec::<String>::new())
+            .handler(handler)
+            .store(sqlite_url(path))
+            .build()
+            .await
+            .expect("bus builds")
+    });
+    ReplayBus { bus, handled }
+}
+
+fn bus_replay_round(rt: &Runtime, replay: &ReplayBus, events: u64) -> Duration {
+    rt.block_on(async {
+        let before = replay.handled.load(Ordering::Relaxed);
+        let start = Instant::now();
+        let report = replay
+            .bus
+            .replay()
+            .to_handler("h")
+            .run()
+            .await
+            .expect("replay");
+        let elapsed = start.elapsed();
+        assert_eq!(
+            (report.events, report.delivered, report.failed),
+            (events, events, 0)
+        );
+        assert_eq!(replay.handled.load(Ordering::Relaxed) - before, events);
+        elapsed
+    })
+}
+
+fn raw_replay_round(conn: &Connection, events: u64) -> Duration {
+    let start = Instant::now();
+    let mut stmt = conn.prepare_cached(SELECT_ALL).expect("prepare");
+    let mut rows = stmt.query([]).expect("query");
+    let mut count = 0;
+    while let Some(row) = rows.next().expect("row") {
+        let seq: i64 = row.get(0).expect("seq");
+        let id: String = row.get(1).expect("id");
+        let topic: String = row.get(2).expect("topic");
+        let time_ns: i64 = row.get(3).expect("time_ns");
+        let source: String = row.get(4).expect("source");
+        let correlation_id: Option<String> = row.get(5).expect("correlation_id");
+        let causation_id: Option<String> = row.get(6).expect("causation_id");
+        let idempotency_key: Option<String> = row.get(7).expect("idempotency_key");
+        let headers: Option<String> = row.get(8).expect("headers");
+        let event_name: String = row.get(9).expect("event_name");
+        let event_version: i64 = row.get(10).expect("event_version");
+        let data: String = row.get(11).expect("data");
+        let event: PlacedRow = serde_json::from_str(&data).expect("data decodes");
+        std::hint::black_box((
+            seq,
+            id,
+            topic,
+            time_ns,
+            source,
+            correlation_id,
+            causation_id,
+            idempotency_key,
+            headers,
+            event_name,
+            event_version,
+            event.cents,
+        ));
+        count += 1;
+    }
+    let elapsed = start.elapsed();
+    assert_eq!(count, events);
+    elapsed
+}
+
+// ---------------------------------------------------------------------------
+
+/// Prints `ratio NAME: X.XX` as bus throughput / raw throughput, with the
+/// absolute rates; `times` is `median_ratio`'s (bus/raw time, bus, raw).
+fn print_throughput_ratio(name: &str, times: (f64, Duration, Duration), events: u64, note: &str) {
+    let (time_ratio, bus, raw) = times;
+    let rate = |d: Duration| events as f64 / d.as_secs_f64();
+    println!(
+        "ratio {name}: {:.2}   (bus {:.0} events/s, raw {:.0} events/s{note})",
+        1.0 / time_ratio,
+        rate(bus),
+        rate(raw)
+    );
+}
+
+fn sqlite(c: &mut Criterion) {
+    let rt = runtime();
+    let files = Files::new();
+    let batches = calibrate(&rt, &files);
+
+    let mut group = c.benchmark_group("sqlite");
+    group.sample_size(10);
+    group.sampling_mode(SamplingMode::Flat);
+    group.warm_up_time(Duration::from_millis(500));
+    group.measurement_time(Duration::from_secs(4));
+    for &(publishers, batch) in &batches {
+        let events = publish_events(publishers);
+        group.throughput(Throughput::Elements(events));
+        group.bench_function(format!("publish_{publishers}"), |b| {
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| bus_publish_round(&rt, &files, publishers, events, false).0)
+                    .sum()
+            })
+        });
+        group.bench_function(format!("raw_publish_{publishers}"), |b| {
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| raw_publish_round(&files, publishers, events, batch))
+                    .sum()
+            })
+        });
+    }
+
+    let replay_path = replay_file(&rt, &files);
+    let replay = replay_bus(&rt, &replay_path);
+    let raw_conn = Connection::open_with_flags(
+        &replay_path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .expect("raw reader");
+    group.throughput(Throughput::Elements(REPLAY_EVENTS));
+    group.bench_function("replay", |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| bus_replay_round(&rt, &replay, REPLAY_EVENTS))
+                .sum()
+        })
+    });
+    group.bench_function("raw_read", |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| raw_replay_round(&raw_conn, REPLAY_EVENTS))
+                .sum()
+        })
+    });
+    group.finish();
+
+    for &(publishers, batch) in &batches {
+        let events = publish_events(publishers);
+        let times = median_ratio(
+            RATIO_ROUNDS,
+            || bus_publish_round(&rt, &files, publishers, events, false).0,
+            || raw_publish_round(&files, publishers, events, batch),
+        );
+        print_throughput_ratio(
+            &format!("sqlite_publish_{publishers}"),
+            times,
+            events,
+            &format!(", raw batch {batch:.1} = the bus's average"),
+        );
+    }
+    let times = median_ratio(
+        RATIO_ROUNDS,
+        || bus_replay_round(&rt, &replay, REPLAY_EVENTS),
+        || raw_replay_round(&raw_conn, REPLAY_EVENTS),
+    );
+    print_throughput_ratio("sqlite_replay", times, REPLAY_EVENTS, "");
+
+    drop(raw_conn);
+    rt.block_on(replay.bus.shutdown()).expect("shutdown");
+    remove_db(&replay_path);
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default();
+    targets = sqlite
+}
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

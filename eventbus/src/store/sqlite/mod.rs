@@ -1,0 +1,344 @@
+//! `sqlite://path`: durable history in one SQLite file.
+//!
+//! WAL mode, `synchronous=FULL` by default: `publish().await` returns after
+//! the commit holding the event is fsynced, so an acknowledged event
+//! survives a crash of the process or the machine. Writes go through one
+//! writer thread that batches concurrent publishes into one transaction
+//! (group commit); reads use their own connections, so queries never wait
+//! for writes and other processes can read the same file while it is
+//! written.
+//!
+//! URL options: `synchronous=full|normal`, `max_age=7d` and
+//! `max_events=N` (retention, applied at open and every minute).
+
+mod reader;
+mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::sync::oneshot;
+
+use super::{BoxStream, Query, Store, StoreUrl, parse_duration};
+use crate::envelope::{Draft, RawEnvelope};
+use crate::error::{Error, Result};
+use crate::handler::BoxFuture;
+use crate::topic::Pattern;
+use reader::Readers;
+use schema::Synchronous;
+use writer::{Op, Retention, Row};
+
+/// Rows read per page: large enough to amortize a round trip to the
+/// blocking pool, small enough that a huge query stays in constant memory.
+const PAGE_SIZE: usize = 512;
+
+/// How often retention runs while the store is open.
+const RETENTION_EVERY: Duration = Duration::from_secs(60);
+
+/// An event store in one SQLite file. See the [module docs](self).
+pub struct SqliteStore {
+    path: PathBuf,
+    synchronous: Synchronous,
+    retention: Retention,
+    writer: Mutex<Option<mpsc::Sender<Op>>>,
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    readers: Arc<Readers>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed, with mode 0600) the file a `sqlite://` URL names.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidStoreUrl`] for a bad URL or option, [`Error::Store`]
+    /// when the file cannot be created, opened or migrated.
+    pub async fn open(url: &str) -> Result<Self> {
+        let parsed = StoreUrl::parse(url)?;
+        if parsed.scheme != "sqlite" {
+            return Err(parsed.invalid("expected a `sqlite://` URL"));
+        }
+        Self::from_url(&parsed).await
+    }
+
+    pub(crate) async fn from_url(url: &StoreUrl<'_>) -> Result<Self> {
+        url.check_known(&["synchronous", "max_age", "max_events"])?;
+        if url.path.is_empty() {
+            return Err(
+                url.invalid("no file named; write `sqlite://events.db` or `sqlite:///abs/path.db`")
+            );
+        }
+        let synchronous = match url.param("synchronous") {
+            None | Some("full") | Some("FULL") => Synchronous::Full,
+            Some("normal") | Some("NORMAL") => Synchronous::Normal,
+            Some(other) => {
+                return Err(url.invalid(format!("synchronous `{other}` is not `full` or `normal`")));
+            }
+        };
+        let max_age_ns = match url.param("max_age") {
+            None => None,
+            Some(text) => Some(
+                parse_duration(text)
+                    .map_err(|e| url.invalid(format!("max_age: {e}")))?
+                    .as_nanos()
+                    .min(i64::MAX as u128) as i64,
+            ),
+        };
+        let max_events = match url.param("max_events") {
+            None => None,
+            Some(text) => match text.parse::<u64>() {
+                Ok(n) if n > 0 => Some(n),
+                _ => {
+                    return Err(url.invalid(format!(
+                        "max_events `{text}` is not a positive whole number"
+                    )));
+                }
+            },
+        };
+        let path = PathBuf::from(url.path);
+        let retention = Retention {
+            max_age_ns,
+            max_events,
+        };
+        let opened = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || open_writer(&path, synchronous))
+                .await
+                .map_err(|e| store_error(format!("opening the file panicked: {e}")))?
+        };
+        let conn =
+            opened.map_err(|e| store_error(format!("cannot open `{}`: {e}", path.display())))?;
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("eventbus-sqlite-writer".into())
+            .spawn(move || writer::run(conn, rx, retention, RETENTION_EVERY))
+            .map_err(|e| store_error(format!("cannot start the writer thread: {e}")))?;
+        let store = SqliteStore {
+            readers: Arc::new(Readers::new(path.clone())),
+            path,
+            synchronous,
+            retention,
+            writer: Mutex::new(Some(tx)),
+            writer_thread: Mutex::new(Some(thread)),
+        };
+        if !retention.is_unbounded() {
+            store.apply_retention().await?;
+        }
+        Ok(store)
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Deletes what the URL's retention options do not keep, now; returns
+    /// how many events were removed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the deletion fails or the store is closed.
+    pub async fn apply_retention(&self) -> Result<u64> {
+        let retention = self.retention;
+        self.call(|reply| Op::Retain(retention, reply)).await
+    }
+
+    /// Sends one operation to the writer thread and waits for its reply.
+    async fn call<T>(&self, op: impl FnOnce(writer::Reply<T>) -> Op) -> Result<T> {
+        let (reply, answer) = oneshot::channel();
+        let sender = self
+            .writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| store_error("the store is closed".into()))?;
+        sender
+            .send(op(reply))
+            .map_err(|_| store_error("the writer thread has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| store_error("the writer thread stopped before answering".into()))?
+            .map_err(store_error)
+    }
+}
+
+fn store_error(message: String) -> Error {
+    Error::Store {
+        store: "sqlite",
+        message,
+    }
+}
+
+/// Creates the file with owner-only permissions when missing, then opens,
+/// configures and migrates the writer connection.
+fn open_writer(
+    path: &Path,
+    synchronous: Synchronous,
+) -> std::result::Result<rusqlite::Connection, String> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.is_dir()
+    {
+        return Err(format!("directory `{}` does not exist", dir.display()));
+    }
+    if !path.exists() {
+        create_private(path).map_err(|e| e.to_string())?;
+    }
+    let mut conn = rusqlite::Connection::open(path).map_err(|e| e.to_string())?;
+    schema::configure(&conn, synchronous).map_err(|e| e.to_string())?;
+    schema::migrate(&mut conn)?;
+    Ok(conn)
+}
+
+#[cfg(unix)]
+fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
+}
+
+#[cfg(not(unix))]
+fn create_private(path: &Path) -> std::io::Result<()> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map(drop)
+}
+
+impl Store for SqliteStore {
+    fn append(&self, draft: Draft) -> BoxFuture<'_, Result<RawEnvelope>> {
+        Box::pin(async move {
+            let data = draft.data_json()?.get().to_owned();
+            let headers = if draft.meta.headers.is_empty() {
+                None
+            } else {
+                Some(
+                    serde_json::to_string(&draft.meta.headers)
+                        .map_err(|e| store_error(e.to_string()))?,
+                )
+            };
+            let time_ns = reader::to_ns(draft.meta.time);
+            let row = Box::new(Row {
+                draft,
+                data,
+                headers,
+                time_ns,
+            });
+            self.call(|reply| Op::Append(row, reply)).await
+        })
+    }
+
+    fn query(&self, query: Query) -> BoxStream<'static, Result<RawEnvelope>> {
+        struct Cursor {
+            query: Arc<Query>,
+            after: Option<u64>,
+            remaining: usize,
+        }
+        let readers = Arc::clone(&self.readers);
+        let start = Cursor {
+            remaining: query.limit.unwrap_or(usize::MAX),
+            query: Arc::new(query),
+            after: None,
+        };
+        let pages = futures_util::stream::unfold(Some(start), move |cursor| {
+            let readers = Arc::clone(&readers);
+            async move {
+                let cursor = cursor?;
+                if cursor.remaining == 0 {
+                    return None;
+                }
+                let size = cursor.remaining.min(PAGE_SIZE);
+                let (query, after) = (Arc::clone(&cursor.query), cursor.after);
+                let page =
+                    tokio::task::spawn_blocking(move || readers.page(&query, after, size)).await;
+                let page = match page {
+                    Ok(Ok(page)) => page,
+                    Ok(Err(e)) => {
+                        return Some((vec![Err(store_error(format!("query failed: {e}")))], None));
+                    }
+                    Err(e) => {
+                        return Some((
+                            vec![Err(store_error(format!("query panicked: {e}")))],
+                            None,
+                        ));
+                    }
+                };
+                let next = match page.last_seq {
+                    Some(last) if page.rows.len() == size => Some(Cursor {
+                        remaining: cursor.remaining - page.rows.len(),
+                        after: Some(last),
+                        query: cursor.query,
+                    }),
+                    _ => None,
+                };
+                Some((page.rows, next))
+            }
+        });
+        Box::pin(pages.flat_map(futures_util::stream::iter))
+    }
+
+    fn load_checkpoint(&self, handler: &str) -> BoxFuture<'_, Result<Option<u64>>> {
+        let readers = Arc::clone(&self.readers);
+        let handler = handler.to_owned();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                readers.with(|conn| {
+                    use rusqlite::OptionalExtension;
+                    conn.query_row(
+                        "SELECT seq FROM checkpoints WHERE handler = ?1",
+                        [&handler],
+                        |row| row.get::<_, i64>(0),
+                    )
+                    .optional()
+                })
+            })
+            .await
+            .map_err(|e| store_error(format!("checkpoint read panicked: {e}")))?
+            .map(|seq| seq.map(|s| s as u64))
+            .map_err(|e| store_error(format!("checkpoint read failed: {e}")))
+        })
+    }
+
+    fn save_checkpoint(&self, handler: &str, seq: u64) -> BoxFuture<'_, Result<()>> {
+        let handler = handler.to_owned();
+        Box::pin(self.call(move |reply| Op::Checkpoint(handler, seq, reply)))
+    }
+
+    fn clear(&self, pattern: &Pattern) -> BoxFuture<'_, Result<u64>> {
+        let pattern = pattern.as_str().to_owned();
+        Box::pin(self.call(move |reply| Op::Clear(pattern, reply)))
+    }
+
+    fn close(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            // Dropping the sender lets the writer finish its queue and exit.
+            drop(self.writer.lock().unwrap_or_else(|e| e.into_inner()).take());
+            let thread = self
+                .writer_thread
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            if let Some(thread) = thread {
+                tokio::task::spawn_blocking(move || thread.join())
+                    .await
+                    .map_err(|e| store_error(format!("closing failed: {e}")))?
+                    .map_err(|_| store_error("the writer thread panicked".into()))?;
+            }
+            Ok(())
+        })
+    }
+
+    fn describe(&self) -> String {
+        let sync = match self.synchronous {
+            Synchronous::Full => "full",
+            Synchronous::Normal => "normal",
+        };
+        format!("sqlite://{}?synchronous={sync}", self.path.display())
+    }
+}

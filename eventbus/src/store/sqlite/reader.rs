@@ -1,0 +1,244 @@
+//! Reading the file: history queries pushed down to SQL and read in pages,
+//! on a small pool of read-only connections beside the writer.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OpenFlags, Row, params_from_iter};
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+use super::schema::{self, Synchronous};
+use crate::envelope::{Metadata, RawEnvelope};
+use crate::error::Error;
+use crate::store::{Order, Query};
+
+const COLUMNS: &str = "seq, id, topic, time_ns, source, correlation_id, causation_id, \
+                       idempotency_key, headers, event_name, event_version, data";
+
+/// Read connections, opened on demand and reused.
+pub(crate) struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+/// One page of a query: the rows (each may fail on its own) and the seq to
+/// continue after.
+pub(crate) struct Page {
+    pub(crate) rows: Vec<Result<RawEnvelope, Error>>,
+    pub(crate) last_seq: Option<u64>,
+}
+
+impl Readers {
+    pub(crate) fn new(path: PathBuf) -> Self {
+        Readers {
+            path,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Runs `f` on an idle connection (or a new one), blocking.
+    pub(crate) fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => {
+                let conn = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                schema::configure(&conn, Synchronous::Normal)?;
+                conn
+            }
+        };
+        let out = f(&conn);
+        self.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(conn);
+        out
+    }
+
+    /// Reads up to `size` matching rows after `cursor` in the query's order.
+    pub(crate) fn page(
+        &self,
+        query: &Query,
+        cursor: Option<u64>,
+        size: usize,
+    ) -> rusqlite::Result<Page> {
+        let (sql, args) = page_sql(query, cursor, size);
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let mut rows = stmt.query(params_from_iter(args))?;
+            let mut page = Page {
+                rows: Vec::with_capacity(size),
+                last_seq: None,
+            };
+            while let Some(row) = rows.next()? {
+                let seq: i64 = row.get(0)?;
+                page.last_seq = Some(seq as u64);
+                page.rows
+                    .push(envelope(row).map_err(|reason| Error::BadRow {
+                        seq: seq as u64,
+                        reason,
+                    }));
+            }
+            Ok(page)
+        })
+    }
+}
+
+/// The SQL and arguments for one page: every filter is a `WHERE` term, and
+/// a pattern with a literal prefix also bounds the topic index range.
+fn page_sql(query: &Query, cursor: Option<u64>, size: usize) -> (String, Vec<Value>) {
+    let mut sql = format!("SELECT {COLUMNS} FROM events WHERE 1 = 1");
+    let mut args: Vec<Value> = Vec::new();
+    let mut term = |clause: &str, value: Value| {
+        sql.push_str(" AND ");
+        sql.push_str(&clause.replace('?', &format!("?{}", args.len() + 1)));
+        args.push(value);
+    };
+    if let Some(pattern) = &query.pattern {
+        let p = pattern.as_str();
+        if !eventbus_topic::has_wildcard(p) {
+            term("topic = ?", Value::Text(p.to_owned()));
+        } else {
+            let prefix = literal_prefix(p);
+            if !prefix.is_empty() {
+                // Every topic under `a.b.` sorts between `a.b.` and `a.b/`.
+                let upper = format!("{}/", &prefix[..prefix.len() - 1]);
+                term("topic >= ?", Value::Text(prefix));
+                term("topic < ?", Value::Text(upper));
+            }
+            term("topic_matches(?, topic)", Value::Text(p.to_owned()));
+        }
+    }
+    if let Some(source) = &query.source {
+        term("source = ?", Value::Text(source.clone()));
+    }
+    if let Some(id) = &query.correlation_id {
+        term("correlation_id = ?", Value::Text(id.clone()));
+    }
+    if let Some(t) = query.since {
+        term("time_ns >= ?", Value::Integer(to_ns(t)));
+    }
+    if let Some(t) = query.until {
+        term("time_ns < ?", Value::Integer(to_ns(t)));
+    }
+    if let Some(s) = query.after_seq {
+        term("seq > ?", Value::Integer(clamp(s)));
+    }
+    if let Some(s) = query.before_seq {
+        term("seq < ?", Value::Integer(clamp(s)));
+    }
+    let order = match (query.order, cursor) {
+        (Order::Oldest, Some(c)) => {
+            term("seq > ?", Value::Integer(clamp(c)));
+            "ASC"
+        }
+        (Order::Newest, Some(c)) => {
+            term("seq < ?", Value::Integer(clamp(c)));
+            "DESC"
+        }
+        (Order::Oldest, None) => "ASC",
+        (Order::Newest, None) => "DESC",
+    };
+    sql.push_str(&format!(" ORDER BY seq {order} LIMIT {size}"));
+    (sql, args)
+}
+
+/// The tokens before the first wildcard, with a trailing dot (`order.` for
+/// `order.*`), or empty when the pattern starts with a wildcard.
+fn literal_prefix(pattern: &str) -> String {
+    let mut prefix = String::new();
+    for token in pattern.split('.') {
+        if token == "*" || token == ">" {
+            break;
+        }
+        prefix.push_str(token);
+        prefix.push('.');
+    }
+    prefix
+}
+
+fn clamp(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn to_ns(t: DateTime<Utc>) -> i64 {
+    t.timestamp_nanos_opt().unwrap_or(if t.timestamp() < 0 {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
+}
+
+/// Rebuilds an envelope from its row; the error says which column is bad.
+fn envelope(row: &Row<'_>) -> Result<RawEnvelope, String> {
+    let col = |e: rusqlite::Error| e.to_string();
+    let id: String = row.get(1).map_err(col)?;
+    let id = Uuid::parse_str(&id).map_err(|e| format!("id `{id}` is not a UUID: {e}"))?;
+    let headers: Option<String> = row.get(8).map_err(col)?;
+    let headers: BTreeMap<String, String> = match headers {
+        None => BTreeMap::new(),
+        Some(text) => serde_json::from_str(&text)
+            .map_err(|e| format!("headers are not a JSON object of strings: {e}"))?,
+    };
+    let data: String = row.get(11).map_err(col)?;
+    let data = RawValue::from_string(data).map_err(|e| format!("data is not valid JSON: {e}"))?;
+    let seq: i64 = row.get(0).map_err(col)?;
+    let version: i64 = row.get(10).map_err(col)?;
+    let meta = Metadata {
+        id,
+        topic: Cow::Owned(row.get(2).map_err(col)?),
+        time: DateTime::from_timestamp_nanos(row.get(3).map_err(col)?),
+        source: Arc::from(row.get::<_, String>(4).map_err(col)?),
+        correlation_id: row.get(5).map_err(col)?,
+        causation_id: row.get(6).map_err(col)?,
+        idempotency_key: row.get(7).map_err(col)?,
+        headers,
+        seq: seq as u64,
+        event_name: Cow::Owned(row.get(9).map_err(col)?),
+        event_version: u32::try_from(version)
+            .map_err(|_| format!("event_version {version} is out of range"))?,
+    };
+    Ok(RawEnvelope::from_parts(meta, Arc::from(data)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topic::Pattern;
+
+    #[test]
+    fn patterns_become_index_ranges_plus_exact_matching() {
+        assert_eq!(literal_prefix("order.*"), "order.");
+        assert_eq!(literal_prefix("a.b.>"), "a.b.");
+        assert_eq!(literal_prefix("*.placed"), "");
+        let q = Query {
+            pattern: Some(Pattern::new("order.*").unwrap()),
+            ..Query::default()
+        };
+        let (sql, args) = page_sql(&q, Some(10), 5);
+        assert!(
+            sql.contains("topic >= ?1 AND topic < ?2 AND topic_matches(?3, topic) AND seq > ?4"),
+            "{sql}"
+        );
+        assert!(sql.ends_with("ORDER BY seq ASC LIMIT 5"), "{sql}");
+        assert_eq!(args[1], Value::Text("order/".into()));
+        let exact = Query {
+            pattern: Some(Pattern::new("order.placed").unwrap()),
+            order: Order::Newest,
+            ..Query::default()
+        };
+        let (sql, _) = page_sql(&exact, None, 5);
+        assert!(sql.contains("topic = ?1") && sql.contains("DESC"), "{sql}");
+    }
+}

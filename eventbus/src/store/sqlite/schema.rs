@@ -1,0 +1,115 @@
+//! The SQLite file's layout, its pragmas and its migrations.
+//!
+//! `PRAGMA user_version` holds the schema version. Opening a file runs every
+//! migration above its version in one transaction, so a file is always at
+//! one whole version; a file from a newer eventbus is refused rather than
+//! misread.
+
+use rusqlite::Connection;
+use rusqlite::functions::FunctionFlags;
+
+/// The schema version this build writes and reads.
+pub(crate) const SCHEMA_VERSION: i64 = 1;
+
+/// Each entry migrates from version `index` to `index + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 0 -> 1: events, with seqs never reused (AUTOINCREMENT) even after
+    // retention or `clear` removed the newest rows; per-handler checkpoints.
+    r#"
+    CREATE TABLE events (
+        seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+        id              TEXT    NOT NULL UNIQUE,
+        topic           TEXT    NOT NULL,
+        time_ns         INTEGER NOT NULL,
+        source          TEXT    NOT NULL,
+        correlation_id  TEXT,
+        causation_id    TEXT,
+        idempotency_key TEXT,
+        headers         TEXT,
+        event_name      TEXT    NOT NULL,
+        event_version   INTEGER NOT NULL,
+        data            TEXT    NOT NULL
+    );
+    CREATE INDEX events_by_topic ON events (topic, seq);
+    CREATE INDEX events_by_time ON events (time_ns);
+    CREATE INDEX events_by_source ON events (source, seq);
+    CREATE INDEX events_by_correlation ON events (correlation_id) WHERE correlation_id IS NOT NULL;
+    CREATE TABLE checkpoints (
+        handler    TEXT    PRIMARY KEY,
+        seq        INTEGER NOT NULL,
+        updated_ns INTEGER NOT NULL
+    );
+    "#,
+];
+
+/// How hard commits push to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Synchronous {
+    /// fsync the WAL on every commit: a committed event survives power loss.
+    Full,
+    /// fsync only at checkpoints: survives a process crash, not power loss.
+    Normal,
+}
+
+impl Synchronous {
+    fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        }
+    }
+}
+
+/// Pragmas every connection needs, and the `topic_matches` SQL function
+/// that pushes pattern matching down into queries with the same grammar
+/// code the rest of eventbus uses.
+pub(crate) fn configure(conn: &Connection, synchronous: Synchronous) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "synchronous", synchronous.pragma())?;
+    conn.create_scalar_function(
+        "topic_matches",
+        2,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let text = |i| {
+                ctx.get_raw(i)
+                    .as_str()
+                    .map_err(|e| rusqlite::Error::UserFunctionError(e.into()))
+            };
+            let (pattern, topic) = (text(0)?, text(1)?);
+            Ok(eventbus_topic::matches(pattern, topic))
+        },
+    )
+}
+
+/// Brings a freshly opened writer connection to [`SCHEMA_VERSION`].
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), String> {
+    let sql = |e: rusqlite::Error| e.to_string();
+    // Incremental auto-vacuum lets `clear` and retention give space back;
+    // it only takes effect before the first table exists.
+    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+        .map_err(sql)?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(sql)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(format!("could not switch to WAL mode (got `{mode}`)"));
+    }
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(sql)?;
+    if version > SCHEMA_VERSION {
+        return Err(format!(
+            "the file has schema version {version}, newer than this eventbus reads \
+             ({SCHEMA_VERSION}); upgrade eventbus to open it"
+        ));
+    }
+    let tx = conn.transaction().map_err(sql)?;
+    for (from, step) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        tx.execute_batch(step)
+            .map_err(|e| format!("migration from schema version {from} failed: {e}"))?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .map_err(sql)?;
+    tx.commit().map_err(sql)
+}

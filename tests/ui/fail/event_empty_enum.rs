@@ -1,0 +1,7 @@
+use eventbus::prelude::*;
+
+#[derive(Event, Clone, Debug)]
+#[event(namespace = "order")]
+enum OrderEvent {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use eventbus::prelude::*;
+
+#[handler]
+async fn tick(_ctx: Context) {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use eventbus::prelude::*;
+
+#[handler]
+struct Indexer;
+
+fn main() {}

@@ -1,0 +1,5 @@
+use eventbus::topic;
+
+fn main() {
+    let _ = topic!("order.>.placed");
+}

@@ -2,6 +2,9 @@
 //! on a wildcard, one publishing a follow-up through `Context`), then a
 //! history query and a replay.
 //!
+//! Events are kept in `target/quickstart.db` (SQLite): run it twice and the
+//! second run shows the history of the first.
+//!
 //! ```text
 //! cargo run --example quickstart
 //! ```
@@ -88,7 +91,16 @@ async fn index(ev: EntityCreated) -> eventbus::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap_or(std::path::Path::new("."));
+    let db = root
+        .join("target")
+        .join("quickstart.db")
+        .display()
+        .to_string();
     let bus = Bus::builder()
+        .store(format!("sqlite://{db}"))
         .source("quickstart")
         .state(Shop { name: "Acme" })
         .build()
@@ -97,6 +109,17 @@ async fn main() -> anyhow::Result<()> {
         "handlers: {:?}",
         bus.handlers().iter().map(|h| &h.name).collect::<Vec<_>>()
     );
+
+    // History survives restarts: what did earlier runs leave in the file?
+    let earlier = bus.history().newest_first().limit(1).fetch().await?;
+    let last_seq = earlier.first().map_or(0, |e| e.seq());
+    match earlier.first() {
+        Some(last) => println!(
+            "{db} holds {last_seq} events from earlier runs, the last at {}\n",
+            last.time()
+        ),
+        None => println!("{db} is new: run this example again to see its history survive\n"),
+    }
 
     // Wait for the invoices through a live subscription instead of sleeping.
     let mut invoices = bus.subscribe::<EntityCreated>("entity.*")?;
@@ -129,8 +152,9 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
-    println!("\nhistory of request req-456:");
-    for env in bus.history().correlation_id("req-456").fetch().await? {
+    println!("\nhistory of request req-456 in this run:");
+    let this_run = bus.history().after_seq(last_seq).correlation_id("req-456");
+    for env in this_run.fetch().await? {
         println!(
             "  seq {:>2} {:<16} {}",
             env.seq(),

@@ -100,6 +100,12 @@ impl HistoryQuery {
         self
     }
 
+    /// Marks what the query returns as replayed.
+    pub(crate) fn replayed(mut self) -> Self {
+        self.query.replay = true;
+        self
+    }
+
     /// The query as built, for stores and tools.
     pub fn query(&self) -> &Query {
         &self.query

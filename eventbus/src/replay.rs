@@ -115,7 +115,7 @@ impl Replay {
         let targets = self.targets()?;
         let mut report = ReplayReport::default();
         let mut previous: Option<DateTime<Utc>> = None;
-        let mut events = self.history.stream();
+        let mut events = self.history.replayed().stream();
         while let Some(env) = events.next().await {
             let env = env?;
             if let (Some(speed), Some(prev)) = (self.speed, previous) {
@@ -124,9 +124,8 @@ impl Replay {
             }
             previous = Some(env.time());
             report.events += 1;
-            let replayed = env.as_replay();
             for handler in targets.iter().filter(|h| h.topics.contains(&env.topic())) {
-                match delivery::deliver(&self.bus, handler, replayed.clone()).await {
+                match delivery::deliver(&self.bus, handler, env.clone()).await {
                     Ok(()) => report.delivered += 1,
                     Err(_) => report.failed += 1,
                 }

@@ -90,13 +90,14 @@ async fn published_envelope_reads_as_an_sdk_event_with_every_attribute() {
         Some(&Data::Json(json!({"id": 7, "cents": 1250})))
     );
 
-    let seq = i64::try_from(sent.seq()).unwrap();
+    let seq = sent.seq();
     assert!(seq > 0, "the store assigns a seq, got {seq}");
     let expected: BTreeMap<String, ExtensionValue> = [
         ("correlationid", ExtensionValue::from("req-456")),
         ("causationid", ExtensionValue::from("cause-1")),
         ("idempotencykey", ExtensionValue::from("key-1")),
-        ("seq", ExtensionValue::Integer(seq)),
+        // A string: CloudEvents integers are 32-bit, seqs are not.
+        ("seq", ExtensionValue::from(seq.to_string())),
         ("eventname", ExtensionValue::from("OrderEvent")),
         ("eventversion", ExtensionValue::Integer(1)),
         ("tenant", ExtensionValue::from("acme")),
@@ -607,12 +608,9 @@ fn data_that_does_not_fit_the_type_fails_at_decode_with_the_topic() {
     );
 }
 
-// Disagreements with the CloudEvents spec (see the ignore reasons).
+// Corners of the CloudEvents spec.
 
 #[tokio::test]
-#[ignore = "BUG: eventbus/src/envelope/cloudevent.rs writes `seq` (a u64) as a JSON number; \
-            CloudEvents Integer attributes must lie in -2^31..2^31-1, so seq > 2147483647 \
-            makes a non-conforming event (write seq as a String, which the reader already accepts)"]
 async fn large_seq_stays_a_valid_cloudevents_attribute() {
     let sent = published_order().await;
     let big = Draft::from_envelope(&sent).seal(3_000_000_000);
@@ -634,9 +632,6 @@ async fn large_seq_stays_a_valid_cloudevents_attribute() {
 }
 
 #[test]
-#[ignore = "BUG: eventbus/src/envelope/cloudevent.rs `from_map` turns an extension whose value is \
-            JSON null into the header value \"null\"; the JSON format says a null attribute MUST \
-            be treated as unset (the SDK drops it); skip null values in the header loop"]
 fn null_extension_is_unset() {
     let json = with(&[("unsetextension", Some(Value::Null))]);
     let ce = sdk_event(std::str::from_utf8(&json).unwrap());
@@ -648,11 +643,6 @@ fn null_extension_is_unset() {
 }
 
 #[test]
-#[ignore = "BUG: eventbus/src/envelope/cloudevent.rs `from_map` recognises JSON content types by \
-            `starts_with(\"application/json\") || ends_with(\"+json\")`; the JSON format defines \
-            them as media types that, stripped of parameters, are `*/json` or `*/*+json` \
-            (case-insensitive), so `text/json` (which the SDK also treats as JSON), \
-            `application/vnd.api+json; charset=utf-8` and `Application/JSON` are wrongly rejected"]
 fn every_json_media_type_is_accepted() {
     for ct in [
         "text/json",
@@ -669,10 +659,6 @@ fn every_json_media_type_is_accepted() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: `source` must be a non-empty URI-reference, but `Publish::source(\"\")` \
-            (eventbus/src/bus/publish.rs, `into_draft`) publishes an event with an empty source, \
-            and `from_map` in eventbus/src/envelope/cloudevent.rs accepts `\"source\": \"\"`; \
-            reject both as the builder's `.source(\"\")` already does"]
 async fn empty_source_is_rejected() {
     assert_error(&with(&[("source", Some(json!("")))]), &["source"]);
 
@@ -689,11 +675,6 @@ async fn empty_source_is_rejected() {
 }
 
 #[test]
-#[ignore = "BUG: eventbus/src/envelope/cloudevent.rs `from_map` copies every unknown member into \
-            the headers without checking its name, so `Tenant` or `x-tenant` (not CloudEvents \
-            attribute names: lower-case letters and digits only) are accepted and written back \
-            out, although `Publish::header` refuses them; validate with `validate_header_name` \
-            and fail naming the attribute"]
 fn invalid_extension_names_are_rejected_on_read() {
     for name in ["Tenant", "x-tenant", "tenant_id"] {
         let json = with(&[(name, Some(json!("acme")))]);

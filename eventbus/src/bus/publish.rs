@@ -93,6 +93,11 @@ impl<'a, E: Event> Publish<'a, E> {
 
     fn into_draft(self) -> Result<(&'a Bus, Draft)> {
         let source = self.source.unwrap_or_else(|| self.bus.source());
+        if source.is_empty() {
+            return Err(Error::Config(
+                "the source of an event must not be empty".into(),
+            ));
+        }
         let mut draft = Draft::new(self.event, source);
         draft.meta.correlation_id = self.correlation_id;
         draft.meta.causation_id = self.causation_id;

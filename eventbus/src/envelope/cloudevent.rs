@@ -3,7 +3,7 @@
 //! ```json
 //! {"specversion":"1.0","id":"0190…","source":"billing","type":"order.placed",
 //!  "time":"2026-11-27T10:00:00Z","datacontenttype":"application/json",
-//!  "data":{"id":7,"cents":1250},"seq":42,"eventname":"OrderEvent","eventversion":1,
+//!  "data":{"id":7,"cents":1250},"seq":"42","eventname":"OrderEvent","eventversion":1,
 //!  "correlationid":"req-456","tenant":"acme"}
 //! ```
 //!
@@ -25,7 +25,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::{Envelope, Metadata, RawEnvelope};
+use super::{Envelope, Metadata, RawEnvelope, validate_header_name};
 use crate::event::Event;
 
 const SPEC_VERSION: &str = "1.0";
@@ -46,7 +46,8 @@ impl Serialize for RawEnvelope {
         )?;
         map.serialize_entry("datacontenttype", JSON)?;
         map.serialize_entry("data", &*data)?;
-        map.serialize_entry("seq", &m.seq)?;
+        // CloudEvents integers are 32-bit; a seq can outgrow that, so it is a string.
+        map.serialize_entry("seq", &m.seq.to_string())?;
         map.serialize_entry("eventname", &*m.event_name)?;
         map.serialize_entry("eventversion", &m.event_version)?;
         if let Some(c) = &m.correlation_id {
@@ -127,6 +128,9 @@ fn from_map(mut map: Map<String, Value>) -> Result<RawEnvelope, String> {
     let id = Uuid::parse_str(&id_text)
         .map_err(|e| format!("event id `{id_text}` is not a UUID: {e}"))?;
     let source = require(&mut map, "source")?;
+    if source.is_empty() {
+        return Err("CloudEvents attribute `source` must not be empty".into());
+    }
     let topic = require(&mut map, "type")?;
     eventbus_topic::validate_topic(&topic).map_err(|e| e.describe(&topic))?;
     let time = match take_string(&mut map, "time")? {
@@ -136,8 +140,7 @@ fn from_map(mut map: Map<String, Value>) -> Result<RawEnvelope, String> {
             .with_timezone(&Utc),
     };
     if let Some(ct) = take_string(&mut map, "datacontenttype")?
-        && !ct.starts_with(JSON)
-        && !ct.ends_with("+json")
+        && !is_json_media_type(&ct)
     {
         return Err(format!(
             "datacontenttype `{ct}` is not supported; eventbus carries JSON data"
@@ -165,6 +168,12 @@ fn from_map(mut map: Map<String, Value>) -> Result<RawEnvelope, String> {
     }
     let mut headers = BTreeMap::new();
     for (name, value) in map {
+        // A null attribute is unset; the replay mark only means something
+        // inside the process that replays, so it is never taken from outside.
+        if value.is_null() || name == super::REPLAY_HEADER {
+            continue;
+        }
+        validate_header_name(&name)?;
         let text = match value {
             Value::String(s) => s,
             other => other.to_string(),
@@ -184,7 +193,22 @@ fn from_map(mut map: Map<String, Value>) -> Result<RawEnvelope, String> {
         event_name: Cow::Owned(event_name),
         event_version,
     };
-    Ok(RawEnvelope::from_parts(meta, Arc::from(data)))
+    Ok(RawEnvelope::from_parts(meta, data))
+}
+
+/// JSON media types are `*/json` and `*/*+json`, without parameters and in
+/// any case.
+fn is_json_media_type(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match essence.split_once('/') {
+        Some((_, subtype)) => subtype == "json" || subtype.ends_with("+json"),
+        None => false,
+    }
 }
 
 impl RawEnvelope {

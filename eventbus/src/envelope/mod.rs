@@ -57,7 +57,7 @@ pub(crate) enum Payload {
     /// Published in this process: the value itself.
     Typed(Arc<dyn AnyEvent>),
     /// Read from a store or the wire: JSON, decoded by each reader's type.
-    Json(Arc<RawValue>),
+    Json(Box<RawValue>),
 }
 
 impl Payload {
@@ -285,7 +285,7 @@ impl RawEnvelope {
         }
     }
 
-    pub(crate) fn from_parts(meta: Metadata, data: Arc<RawValue>) -> Self {
+    pub(crate) fn from_parts(meta: Metadata, data: Box<RawValue>) -> Self {
         RawEnvelope {
             inner: Arc::new(Inner {
                 meta,

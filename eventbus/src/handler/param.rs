@@ -11,8 +11,8 @@ use crate::handler::HandlingError;
 ///
 /// `#[handler]` finds the event type of a handler through this trait.
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be a handler parameter: it is not an eventbus event",
-    label = "not an `Event`",
+    message = "`{Self}` cannot be a handler parameter",
+    label = "expected `E` or `Envelope<E>` where `E: Event`",
     note = "a handler takes one event parameter, `E` or `Envelope<E>` where `E: Event` \
             (see `#[derive(Event)]`), and optionally a `Context`; taking `E` by value also needs `E: Clone`"
 )]

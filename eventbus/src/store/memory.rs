@@ -99,7 +99,7 @@ impl Store for MemoryStore {
 
     fn query(&self, query: Query) -> BoxStream<'static, Result<RawEnvelope>> {
         let limit = query.limit.unwrap_or(usize::MAX);
-        let found: Vec<Result<RawEnvelope>> = {
+        let found: Vec<RawEnvelope> = {
             let ring = self.ring();
             let matching = |e: &&RawEnvelope| query.matches(e);
             match query.order {
@@ -109,7 +109,6 @@ impl Store for MemoryStore {
                     .filter(matching)
                     .take(limit)
                     .cloned()
-                    .map(Ok)
                     .collect(),
                 Order::Newest => ring
                     .events
@@ -118,10 +117,13 @@ impl Store for MemoryStore {
                     .filter(matching)
                     .take(limit)
                     .cloned()
-                    .map(Ok)
                     .collect(),
             }
         };
+        let replay = query.replay;
+        let found = found
+            .into_iter()
+            .map(move |e| Ok(if replay { e.as_replay() } else { e }));
         Box::pin(futures_util::stream::iter(found))
     }
 

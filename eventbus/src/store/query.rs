@@ -38,6 +38,8 @@ pub struct Query {
     pub limit: Option<usize>,
     /// Oldest or newest first.
     pub order: Order,
+    /// Marks every envelope as replayed (the `replay` header), for replays.
+    pub replay: bool,
 }
 
 impl Query {

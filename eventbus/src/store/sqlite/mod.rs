@@ -164,6 +164,52 @@ impl SqliteStore {
     }
 }
 
+/// Walks a query page by page, reading the next page on the blocking pool
+/// while the caller works through the current one.
+struct Cursor {
+    readers: Arc<Readers>,
+    query: Arc<Query>,
+    remaining: usize,
+    /// Where the next page starts (`Some(None)`: at the beginning), or
+    /// `None` once the last page has been read.
+    next: Option<Option<u64>>,
+    reading: Option<tokio::task::JoinHandle<rusqlite::Result<reader::Page>>>,
+}
+
+impl Cursor {
+    fn start_reading(&mut self) {
+        let Some(after) = self.next.take() else {
+            return;
+        };
+        if self.remaining == 0 {
+            return;
+        }
+        let size = self.remaining.min(PAGE_SIZE);
+        let (readers, query) = (Arc::clone(&self.readers), Arc::clone(&self.query));
+        self.reading = Some(tokio::task::spawn_blocking(move || {
+            readers.page(&query, after, size)
+        }));
+    }
+
+    async fn next_page(&mut self) -> Option<Vec<Result<RawEnvelope>>> {
+        if self.reading.is_none() {
+            self.start_reading();
+        }
+        let size = self.remaining.min(PAGE_SIZE);
+        let page = match self.reading.take()?.await {
+            Ok(Ok(page)) => page,
+            Ok(Err(e)) => return Some(vec![Err(store_error(format!("query failed: {e}")))]),
+            Err(e) => return Some(vec![Err(store_error(format!("query panicked: {e}")))]),
+        };
+        self.remaining -= page.rows.len();
+        if page.rows.len() == size {
+            self.next = page.last_seq.map(Some);
+            self.start_reading();
+        }
+        Some(page.rows)
+    }
+}
+
 fn store_error(message: String) -> Error {
     Error::Store {
         store: "sqlite",
@@ -235,50 +281,16 @@ impl Store for SqliteStore {
     }
 
     fn query(&self, query: Query) -> BoxStream<'static, Result<RawEnvelope>> {
-        struct Cursor {
-            query: Arc<Query>,
-            after: Option<u64>,
-            remaining: usize,
-        }
-        let readers = Arc::clone(&self.readers);
-        let start = Cursor {
+        let cursor = Cursor {
+            readers: Arc::clone(&self.readers),
             remaining: query.limit.unwrap_or(usize::MAX),
             query: Arc::new(query),
-            after: None,
+            next: Some(None),
+            reading: None,
         };
-        let pages = futures_util::stream::unfold(Some(start), move |cursor| {
-            let readers = Arc::clone(&readers);
-            async move {
-                let cursor = cursor?;
-                if cursor.remaining == 0 {
-                    return None;
-                }
-                let size = cursor.remaining.min(PAGE_SIZE);
-                let (query, after) = (Arc::clone(&cursor.query), cursor.after);
-                let page =
-                    tokio::task::spawn_blocking(move || readers.page(&query, after, size)).await;
-                let page = match page {
-                    Ok(Ok(page)) => page,
-                    Ok(Err(e)) => {
-                        return Some((vec![Err(store_error(format!("query failed: {e}")))], None));
-                    }
-                    Err(e) => {
-                        return Some((
-                            vec![Err(store_error(format!("query panicked: {e}")))],
-                            None,
-                        ));
-                    }
-                };
-                let next = match page.last_seq {
-                    Some(last) if page.rows.len() == size => Some(Cursor {
-                        remaining: cursor.remaining - page.rows.len(),
-                        after: Some(last),
-                        query: cursor.query,
-                    }),
-                    _ => None,
-                };
-                Some((page.rows, next))
-            }
+        let pages = futures_util::stream::unfold(cursor, |mut cursor| async move {
+            let page = cursor.next_page().await?;
+            Some((page, cursor))
         });
         Box::pin(pages.flat_map(futures_util::stream::iter))
     }

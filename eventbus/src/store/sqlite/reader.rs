@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use super::schema::{self, Synchronous};
-use crate::envelope::{Metadata, RawEnvelope};
+use crate::envelope::{Metadata, REPLAY_HEADER, RawEnvelope};
 use crate::error::Error;
 use crate::store::{Order, Query};
 
@@ -85,7 +85,7 @@ impl Readers {
                 let seq: i64 = row.get(0)?;
                 page.last_seq = Some(seq as u64);
                 page.rows
-                    .push(envelope(row).map_err(|reason| Error::BadRow {
+                    .push(envelope(row, query.replay).map_err(|reason| Error::BadRow {
                         seq: seq as u64,
                         reason,
                     }));
@@ -181,16 +181,19 @@ pub(crate) fn to_ns(t: DateTime<Utc>) -> i64 {
 }
 
 /// Rebuilds an envelope from its row; the error says which column is bad.
-fn envelope(row: &Row<'_>) -> Result<RawEnvelope, String> {
+fn envelope(row: &Row<'_>, replay: bool) -> Result<RawEnvelope, String> {
     let col = |e: rusqlite::Error| e.to_string();
     let id: String = row.get(1).map_err(col)?;
     let id = Uuid::parse_str(&id).map_err(|e| format!("id `{id}` is not a UUID: {e}"))?;
     let headers: Option<String> = row.get(8).map_err(col)?;
-    let headers: BTreeMap<String, String> = match headers {
+    let mut headers: BTreeMap<String, String> = match headers {
         None => BTreeMap::new(),
         Some(text) => serde_json::from_str(&text)
             .map_err(|e| format!("headers are not a JSON object of strings: {e}"))?,
     };
+    if replay {
+        headers.insert(REPLAY_HEADER.to_owned(), "true".to_owned());
+    }
     let data: String = row.get(11).map_err(col)?;
     let data = RawValue::from_string(data).map_err(|e| format!("data is not valid JSON: {e}"))?;
     let seq: i64 = row.get(0).map_err(col)?;
@@ -209,7 +212,7 @@ fn envelope(row: &Row<'_>) -> Result<RawEnvelope, String> {
         event_version: u32::try_from(version)
             .map_err(|_| format!("event_version {version} is out of range"))?,
     };
-    Ok(RawEnvelope::from_parts(meta, Arc::from(data)))
+    Ok(RawEnvelope::from_parts(meta, data))
 }
 
 #[cfg(test)]

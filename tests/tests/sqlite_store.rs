@@ -466,3 +466,28 @@ async fn a_second_process_follows_the_file_while_it_is_written() {
     assert!(status.success());
     bus.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn appending_a_stored_event_id_again_adds_nothing() {
+    let dir = TempDir::new("same-id");
+    let store = SqliteStore::open(&dir.url("")).await.unwrap();
+    let first = store.append(old_event(1)).await.unwrap();
+    store.append(old_event(2)).await.unwrap();
+    let again = store.append(old_event(1)).await.unwrap();
+    assert_eq!((first.seq(), again.seq()), (1, 1));
+    assert_eq!(again.id(), first.id());
+    let topics = store.topics().await.unwrap();
+    assert_eq!(topics.len(), 1);
+    assert_eq!(
+        (topics[0].topic.as_str(), topics[0].count),
+        ("order.shipped", 2)
+    );
+    store.save_checkpoint("b", 2).await.unwrap();
+    store.save_checkpoint("a", 1).await.unwrap();
+    assert_eq!(
+        store.checkpoints().await.unwrap(),
+        [("a".to_owned(), 1), ("b".to_owned(), 2)]
+    );
+    assert!(store.size_bytes().unwrap() > 0);
+    store.close().await.unwrap();
+}

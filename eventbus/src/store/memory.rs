@@ -1,9 +1,9 @@
 //! `memory://`: a bounded ring of recent events, the default store.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 
-use super::{BoxStream, Order, Query, Store, StoreUrl};
+use super::{BoxStream, Order, Query, Store, StoreUrl, TopicSummary};
 use crate::envelope::{Draft, RawEnvelope};
 use crate::error::{Error, Result};
 use crate::handler::BoxFuture;
@@ -162,6 +162,38 @@ impl Store for MemoryStore {
 
     fn close(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn checkpoints(&self) -> BoxFuture<'_, Result<Vec<(String, u64)>>> {
+        let all = self.checkpoints.lock().map_err(|_| poisoned()).map(|c| {
+            let mut all: Vec<(String, u64)> = c.iter().map(|(h, s)| (h.clone(), *s)).collect();
+            all.sort();
+            all
+        });
+        Box::pin(std::future::ready(all))
+    }
+
+    fn topics(&self) -> BoxFuture<'_, Result<Vec<TopicSummary>>> {
+        let mut by_topic: BTreeMap<String, TopicSummary> = BTreeMap::new();
+        for env in &self.ring().events {
+            by_topic
+                .entry(env.topic().to_owned())
+                .and_modify(|t| {
+                    t.count += 1;
+                    t.last = env.time();
+                })
+                .or_insert_with(|| TopicSummary {
+                    topic: env.topic().to_owned(),
+                    count: 1,
+                    first: env.time(),
+                    last: env.time(),
+                });
+        }
+        Box::pin(std::future::ready(Ok(by_topic.into_values().collect())))
+    }
+
+    fn size_bytes(&self) -> Option<u64> {
+        None
     }
 
     fn describe(&self) -> String {

@@ -52,8 +52,31 @@ pub trait Store: Send + Sync + 'static {
     /// Flushes and releases the store; later calls may fail.
     fn close(&self) -> BoxFuture<'_, Result<()>>;
 
+    /// Every handler's checkpoint, sorted by handler name.
+    fn checkpoints(&self) -> BoxFuture<'_, Result<Vec<(String, u64)>>>;
+
+    /// Each stored topic with its event count and first and last times,
+    /// sorted by topic.
+    fn topics(&self) -> BoxFuture<'_, Result<Vec<TopicSummary>>>;
+
+    /// The bytes the store occupies, where that means something.
+    fn size_bytes(&self) -> Option<u64>;
+
     /// A description for logs: the URL without secrets.
     fn describe(&self) -> String;
+}
+
+/// One topic's share of the history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSummary {
+    /// The topic.
+    pub topic: String,
+    /// How many events it holds.
+    pub count: u64,
+    /// The time of its oldest event.
+    pub first: chrono::DateTime<chrono::Utc>,
+    /// The time of its newest event.
+    pub last: chrono::DateTime<chrono::Utc>,
 }
 
 /// The parts of a store URL: `scheme://rest?key=value&...`.
@@ -119,8 +142,13 @@ impl<'a> StoreUrl<'a> {
     }
 }
 
-/// Opens the store a URL names.
-pub(crate) async fn open(url: &str) -> Result<Arc<dyn Store>> {
+/// Opens the store a URL names (`memory://...` or `sqlite://...`).
+///
+/// # Errors
+///
+/// [`Error::InvalidStoreUrl`] naming what is wrong with the URL, or the
+/// store's own error when it cannot be opened.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
     let parsed = StoreUrl::parse(url)?;
     match parsed.scheme {
         "memory" => Ok(Arc::new(MemoryStore::from_url(&parsed)?)),

@@ -22,7 +22,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio::sync::oneshot;
 
-use super::{BoxStream, Query, Store, StoreUrl, parse_duration};
+use super::{BoxStream, Query, Store, StoreUrl, TopicSummary, parse_duration};
 use crate::envelope::{Draft, RawEnvelope};
 use crate::error::{Error, Result};
 use crate::handler::BoxFuture;
@@ -143,6 +143,20 @@ impl SqliteStore {
     pub async fn apply_retention(&self) -> Result<u64> {
         let retention = self.retention;
         self.call(|reply| Op::Retain(retention, reply)).await
+    }
+
+    /// Runs a read on the blocking pool.
+    fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> BoxFuture<'_, Result<T>> {
+        let readers = Arc::clone(&self.readers);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || readers.with(f))
+                .await
+                .map_err(|e| store_error(format!("read panicked: {e}")))?
+                .map_err(|e| store_error(format!("read failed: {e}")))
+        })
     }
 
     /// Sends one operation to the writer thread and waits for its reply.
@@ -296,24 +310,16 @@ impl Store for SqliteStore {
     }
 
     fn load_checkpoint(&self, handler: &str) -> BoxFuture<'_, Result<Option<u64>>> {
-        let readers = Arc::clone(&self.readers);
         let handler = handler.to_owned();
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || {
-                readers.with(|conn| {
-                    use rusqlite::OptionalExtension;
-                    conn.query_row(
-                        "SELECT seq FROM checkpoints WHERE handler = ?1",
-                        [&handler],
-                        |row| row.get::<_, i64>(0),
-                    )
-                    .optional()
-                })
-            })
-            .await
-            .map_err(|e| store_error(format!("checkpoint read panicked: {e}")))?
+        self.read(move |conn| {
+            use rusqlite::OptionalExtension;
+            conn.query_row(
+                "SELECT seq FROM checkpoints WHERE handler = ?1",
+                [&handler],
+                |row| row.get::<_, i64>(0),
+            )
+            .optional()
             .map(|seq| seq.map(|s| s as u64))
-            .map_err(|e| store_error(format!("checkpoint read failed: {e}")))
         })
     }
 
@@ -344,6 +350,42 @@ impl Store for SqliteStore {
             }
             Ok(())
         })
+    }
+
+    fn checkpoints(&self) -> BoxFuture<'_, Result<Vec<(String, u64)>>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare("SELECT handler, seq FROM checkpoints ORDER BY handler")?;
+            let rows = stmt.query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn topics(&self) -> BoxFuture<'_, Result<Vec<TopicSummary>>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT topic, COUNT(*), MIN(time_ns), MAX(time_ns) FROM events GROUP BY topic ORDER BY topic",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(TopicSummary {
+                    topic: r.get(0)?,
+                    count: r.get::<_, i64>(1)? as u64,
+                    first: chrono::DateTime::from_timestamp_nanos(r.get(2)?),
+                    last: chrono::DateTime::from_timestamp_nanos(r.get(3)?),
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn size_bytes(&self) -> Option<u64> {
+        let file = |suffix: &str| {
+            let mut name = self.path.as_os_str().to_owned();
+            name.push(suffix);
+            std::fs::metadata(name).map(|m| m.len()).unwrap_or(0)
+        };
+        Some(file("") + file("-wal") + file("-shm"))
     }
 
     fn describe(&self) -> String {

@@ -111,7 +111,8 @@ fn commit_appends(conn: &mut Connection, batch: Vec<(Box<Row>, Reply<RawEnvelope
             let mut insert = tx.prepare_cached(
                 "INSERT INTO events (id, topic, time_ns, source, correlation_id, causation_id,
                      idempotency_key, headers, event_name, event_version, data)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 ON CONFLICT (id) DO NOTHING",
             )?;
             for (row, _) in &batch {
                 let m = &row.draft.meta;
@@ -128,7 +129,15 @@ fn commit_appends(conn: &mut Connection, batch: Vec<(Box<Row>, Reply<RawEnvelope
                     m.event_version,
                     row.data,
                 ])?;
-                seqs.push(tx.last_insert_rowid());
+                // An event id that is already stored (an import run twice)
+                // adds nothing and answers with the stored seq.
+                let seq = if tx.changes() == 1 {
+                    tx.last_insert_rowid()
+                } else {
+                    tx.prepare_cached("SELECT seq FROM events WHERE id = ?1")?
+                        .query_row([m.id.hyphenated().to_string()], |r| r.get(0))?
+                };
+                seqs.push(seq);
             }
         }
         tx.commit()?;

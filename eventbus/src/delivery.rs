@@ -66,6 +66,7 @@ pub(crate) struct HandlerCounters {
     pub(crate) failed: AtomicU64,
     pub(crate) retried: AtomicU64,
     pub(crate) panicked: AtomicU64,
+    pub(crate) dead_lettered: AtomicU64,
 }
 
 /// A registered handler at run time: its definition, resolved settings and feed.
@@ -102,7 +103,7 @@ pub(crate) async fn run_worker(
         let Some(env) = next else { break };
         // `deliver` logs and counts its outcome; there is no one to return it to.
         if concurrency == 1 {
-            let _ = deliver(&bus, &handler, env).await;
+            let _ = deliver(&bus, &handler, env, Mode::Live).await;
             continue;
         }
         let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
@@ -110,7 +111,7 @@ pub(crate) async fn run_worker(
         };
         let (bus, handler) = (bus.clone(), Arc::clone(&handler));
         running.spawn(async move {
-            let _ = deliver(&bus, &handler, env).await;
+            let _ = deliver(&bus, &handler, env, Mode::Live).await;
             drop(permit);
         });
         while running.try_join_next().is_some() {}
@@ -118,12 +119,31 @@ pub(crate) async fn run_worker(
     while running.join_next().await.is_some() {}
 }
 
+/// Why an envelope is being delivered, which decides what a final failure does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// From the handler's feed: a final failure becomes a dead letter.
+    Live,
+    /// From a replay: failures are only counted in the replay's report.
+    Replay,
+    /// A dead letter tried again: it stays a dead letter if it fails.
+    DeadLetterRetry,
+}
+
+/// A handling that failed for good.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) error: HandlingError,
+    pub(crate) attempts: u32,
+}
+
 /// Handles one envelope with retries; the outcome is logged and counted.
 pub(crate) async fn deliver(
     bus: &Bus,
     handler: &HandlerRuntime,
     env: RawEnvelope,
-) -> Result<(), HandlingError> {
+    mode: Mode,
+) -> Result<(), Failure> {
     let attempts = handler.retries.saturating_add(1);
     let mut attempt = 1;
     loop {
@@ -153,12 +173,19 @@ pub(crate) async fn deliver(
             continue;
         }
         handler.counters.failed.fetch_add(1, Ordering::Relaxed);
-        tracing::error!(
-            handler = %handler.name, topic = env.topic(), event_id = %env.id(), seq = env.seq(),
-            attempt, %error,
-            "handler failed; giving up on this event"
-        );
-        return Err(error);
+        if mode == Mode::Live {
+            crate::bus::bury(bus, handler, &env, &error, attempt).await;
+        } else {
+            tracing::warn!(
+                handler = %handler.name, topic = env.topic(), event_id = %env.id(), seq = env.seq(),
+                attempt, %error, ?mode,
+                "handler failed"
+            );
+        }
+        return Err(Failure {
+            error,
+            attempts: attempt,
+        });
     }
 }
 

@@ -62,7 +62,8 @@ pub mod topic;
 pub mod __private;
 
 pub use bus::{
-    Bus, BusBuilder, HandlerStats, Publish, PublishFuture, Subscription, SubscriptionError,
+    Bus, BusBuilder, DeadLettered, DeadLetters, HandlerStats, Publish, PublishFuture, Subscription,
+    SubscriptionError,
 };
 pub use delivery::Backoff;
 pub use envelope::{Draft, Envelope, RawEnvelope};

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 
 use crate::bus::Bus;
-use crate::delivery::{self, HandlerRuntime};
+use crate::delivery::{self, HandlerRuntime, Mode};
 use crate::error::{Error, Result};
 use crate::history::HistoryQuery;
 
@@ -125,7 +125,7 @@ impl Replay {
             previous = Some(env.time());
             report.events += 1;
             for handler in targets.iter().filter(|h| h.topics.contains(&env.topic())) {
-                match delivery::deliver(&self.bus, handler, env.clone()).await {
+                match delivery::deliver(&self.bus, handler, env.clone(), Mode::Replay).await {
                     Ok(()) => report.delivered += 1,
                     Err(_) => report.failed += 1,
                 }

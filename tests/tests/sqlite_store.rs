@@ -128,7 +128,7 @@ async fn the_file_is_private_wal_and_versioned() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 1);
+    assert_eq!(version, 2);
     assert_eq!(
         bus.store().describe(),
         format!("sqlite://{}?synchronous=full", dir.db().display())

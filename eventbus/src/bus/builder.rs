@@ -21,6 +21,7 @@ const DEFAULT_FEED_CAPACITY: usize = 1024;
 const DEFAULT_SUBSCRIBER_CAPACITY: usize = 1024;
 const DEFAULT_RETRIES: u32 = 3;
 const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_DEAD_LETTER_POLL: Duration = Duration::from_secs(2);
 
 /// Which `#[handler]` functions linked into the binary a bus runs.
 enum Registered {
@@ -47,6 +48,7 @@ pub struct BusBuilder {
     feed_capacity: usize,
     subscriber_capacity: usize,
     shutdown_timeout: Duration,
+    dead_letter_poll: Duration,
     errors: Vec<Error>,
 }
 
@@ -66,6 +68,7 @@ impl BusBuilder {
             feed_capacity: DEFAULT_FEED_CAPACITY,
             subscriber_capacity: DEFAULT_SUBSCRIBER_CAPACITY,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            dead_letter_poll: DEFAULT_DEAD_LETTER_POLL,
             errors: Vec::new(),
         }
     }
@@ -177,6 +180,19 @@ impl BusBuilder {
         self
     }
 
+    /// How often the bus looks for dead letters whose retry was requested
+    /// from outside (`eventbus dlq retry`), for the handlers it runs
+    /// (default 2 s).
+    pub fn dead_letter_poll(mut self, every: Duration) -> Self {
+        if every.is_zero() {
+            self.errors.push(Error::Config(
+                "the dead-letter poll interval must not be zero".into(),
+            ));
+        }
+        self.dead_letter_poll = every;
+        self
+    }
+
     /// Opens the store, collects the handlers, checks them and starts them.
     ///
     /// # Errors
@@ -250,7 +266,7 @@ impl BusBuilder {
                 runtime,
             }),
         };
-        let workers = bus
+        let mut workers = bus
             .inner
             .handlers
             .iter()
@@ -264,7 +280,15 @@ impl BusBuilder {
                 );
                 (Arc::clone(&handler.name), tokio::spawn(task))
             })
-            .collect();
+            .collect::<Vec<_>>();
+        if !bus.inner.handlers.is_empty() {
+            let poller = super::dead_letters::retry_requested(
+                bus.clone(),
+                self.dead_letter_poll,
+                shutdown_rx,
+            );
+            workers.push((Arc::from("dead-letter retries"), tokio::spawn(poller)));
+        }
         *bus.inner.workers.lock().unwrap_or_else(|e| e.into_inner()) = workers;
         tracing::debug!(store = %bus.inner.store.describe(), handlers = bus.inner.handlers.len(), "bus started");
         Ok(bus)

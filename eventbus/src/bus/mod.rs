@@ -2,6 +2,7 @@
 //! the live subscriptions.
 
 mod builder;
+mod dead_letters;
 mod publish;
 mod subscribe;
 
@@ -15,6 +16,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 pub use builder::BusBuilder;
+pub(crate) use dead_letters::bury;
+pub use dead_letters::{DeadLettered, DeadLetters};
 pub use publish::{Publish, PublishFuture};
 pub use subscribe::{Subscription, SubscriptionError};
 
@@ -176,7 +179,12 @@ impl Bus {
             .collect()
     }
 
-    /// Counters per handler: (name, handled, failed, retried, panicked).
+    /// The dead letters: list, retry, purge.
+    pub fn dead_letters(&self) -> DeadLetters {
+        DeadLetters::new(self.clone())
+    }
+
+    /// Counters per handler since the bus started.
     pub fn stats(&self) -> Vec<HandlerStats> {
         self.inner
             .handlers
@@ -187,6 +195,7 @@ impl Bus {
                 failed: h.counters.failed.load(Ordering::Relaxed),
                 retried: h.counters.retried.load(Ordering::Relaxed),
                 panicked: h.counters.panicked.load(Ordering::Relaxed),
+                dead_lettered: h.counters.dead_lettered.load(Ordering::Relaxed),
             })
             .collect()
     }
@@ -274,6 +283,8 @@ pub struct HandlerStats {
     pub retried: u64,
     /// Attempts that panicked.
     pub panicked: u64,
+    /// Events stored as dead letters.
+    pub dead_lettered: u64,
 }
 
 /// The topics of `E` that `pattern` matches, or an error naming what is wrong.

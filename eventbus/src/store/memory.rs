@@ -3,7 +3,10 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 
-use super::{BoxStream, Order, Query, Store, StoreUrl, TopicSummary};
+use super::{
+    BoxStream, DeadLetter, DeadLetterQuery, NewDeadLetter, Order, Query, Store, StoreUrl,
+    TopicSummary,
+};
 use crate::envelope::{Draft, RawEnvelope};
 use crate::error::{Error, Result};
 use crate::handler::BoxFuture;
@@ -20,6 +23,14 @@ pub struct MemoryStore {
     capacity: usize,
     ring: Mutex<Ring>,
     checkpoints: Mutex<HashMap<String, u64>>,
+    dead: Mutex<DeadLetters>,
+}
+
+/// Dead letters, bounded like the ring: the oldest go first, with a warning.
+#[derive(Default)]
+struct DeadLetters {
+    next_id: u64,
+    items: BTreeMap<u64, DeadLetter>,
 }
 
 struct Ring {
@@ -38,6 +49,7 @@ impl MemoryStore {
                 next_seq: 1,
             }),
             checkpoints: Mutex::new(HashMap::new()),
+            dead: Mutex::new(DeadLetters::default()),
         }
     }
 
@@ -58,6 +70,10 @@ impl MemoryStore {
             },
         };
         Ok(MemoryStore::new(capacity))
+    }
+
+    fn dead(&self) -> std::sync::MutexGuard<'_, DeadLetters> {
+        self.dead.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn ring(&self) -> std::sync::MutexGuard<'_, Ring> {
@@ -162,6 +178,83 @@ impl Store for MemoryStore {
 
     fn close(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn add_dead_letter(&self, dead: NewDeadLetter) -> BoxFuture<'_, Result<u64>> {
+        let mut box_ = self.dead();
+        box_.next_id += 1;
+        let id = box_.next_id;
+        box_.items.insert(
+            id,
+            DeadLetter {
+                id,
+                handler: dead.handler,
+                envelope: dead.envelope,
+                error: dead.error,
+                attempts: dead.attempts,
+                time: chrono::Utc::now(),
+                retry_requested: false,
+            },
+        );
+        if box_.items.len() > self.capacity
+            && let Some((_, oldest)) = box_.items.pop_first()
+        {
+            tracing::warn!(
+                handler = %oldest.handler, seq = oldest.envelope.seq(), error = %oldest.error,
+                "memory store dead letters are full; dropping the oldest"
+            );
+        }
+        Box::pin(std::future::ready(Ok(id)))
+    }
+
+    fn dead_letters(&self, query: DeadLetterQuery) -> BoxFuture<'_, Result<Vec<DeadLetter>>> {
+        let found = self
+            .dead()
+            .items
+            .values()
+            .filter(|d| query.matches(d))
+            .take(query.limit.unwrap_or(usize::MAX))
+            .cloned()
+            .collect();
+        Box::pin(std::future::ready(Ok(found)))
+    }
+
+    fn request_retry(&self, id: u64) -> BoxFuture<'_, Result<bool>> {
+        let found = self
+            .dead()
+            .items
+            .get_mut(&id)
+            .map(|d| d.retry_requested = true)
+            .is_some();
+        Box::pin(std::future::ready(Ok(found)))
+    }
+
+    fn record_retry_failure(
+        &self,
+        id: u64,
+        error: String,
+        attempts: u32,
+    ) -> BoxFuture<'_, Result<()>> {
+        if let Some(d) = self.dead().items.get_mut(&id) {
+            d.error = error;
+            d.attempts += attempts;
+            d.retry_requested = false;
+        }
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn remove_dead_letter(&self, id: u64) -> BoxFuture<'_, Result<bool>> {
+        let found = self.dead().items.remove(&id).is_some();
+        Box::pin(std::future::ready(Ok(found)))
+    }
+
+    fn purge_dead_letters(&self, handler: Option<&str>) -> BoxFuture<'_, Result<u64>> {
+        let mut box_ = self.dead();
+        let before = box_.items.len();
+        box_.items
+            .retain(|_, d| handler.is_some_and(|h| h != d.handler));
+        let removed = (before - box_.items.len()) as u64;
+        Box::pin(std::future::ready(Ok(removed)))
     }
 
     fn checkpoints(&self) -> BoxFuture<'_, Result<Vec<(String, u64)>>> {

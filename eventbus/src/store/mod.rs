@@ -6,6 +6,7 @@
 //! (routing, delivery, retries) on top of these few operations, so every
 //! store offers the same API.
 
+mod dead_letter;
 mod memory;
 mod query;
 mod sqlite;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use futures_core::Stream;
 use std::pin::Pin;
 
+pub use dead_letter::{DeadLetter, DeadLetterQuery, NewDeadLetter};
 pub use memory::MemoryStore;
 pub use query::{Order, Query};
 pub use sqlite::SqliteStore;
@@ -51,6 +53,31 @@ pub trait Store: Send + Sync + 'static {
 
     /// Flushes and releases the store; later calls may fail.
     fn close(&self) -> BoxFuture<'_, Result<()>>;
+
+    /// Stores a dead letter and returns its id.
+    fn add_dead_letter(&self, dead: NewDeadLetter) -> BoxFuture<'_, Result<u64>>;
+
+    /// Lists dead letters, oldest first.
+    fn dead_letters(&self, query: DeadLetterQuery) -> BoxFuture<'_, Result<Vec<DeadLetter>>>;
+
+    /// Marks a dead letter for retry by the bus that runs its handler;
+    /// false when no such dead letter exists.
+    fn request_retry(&self, id: u64) -> BoxFuture<'_, Result<bool>>;
+
+    /// Records that a retry of a dead letter failed again: the new error,
+    /// `attempts` more attempts, and no retry requested any more.
+    fn record_retry_failure(
+        &self,
+        id: u64,
+        error: String,
+        attempts: u32,
+    ) -> BoxFuture<'_, Result<()>>;
+
+    /// Deletes one dead letter; false when it did not exist.
+    fn remove_dead_letter(&self, id: u64) -> BoxFuture<'_, Result<bool>>;
+
+    /// Deletes the dead letters of one handler, or all; returns how many.
+    fn purge_dead_letters(&self, handler: Option<&str>) -> BoxFuture<'_, Result<u64>>;
 
     /// Every handler's checkpoint, sorted by handler name.
     fn checkpoints(&self) -> BoxFuture<'_, Result<Vec<(String, u64)>>>;

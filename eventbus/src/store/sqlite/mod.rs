@@ -22,12 +22,16 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio::sync::oneshot;
 
-use super::{BoxStream, Query, Store, StoreUrl, TopicSummary, parse_duration};
+use super::{
+    BoxStream, DeadLetter, DeadLetterQuery, NewDeadLetter, Query, Store, StoreUrl, TopicSummary,
+    parse_duration,
+};
 use crate::envelope::{Draft, RawEnvelope};
 use crate::error::{Error, Result};
 use crate::handler::BoxFuture;
 use crate::topic::Pattern;
 use reader::Readers;
+use rusqlite::params;
 use schema::Synchronous;
 use writer::{Op, Retention, Row};
 
@@ -142,7 +146,8 @@ impl SqliteStore {
     /// [`Error::Store`] when the deletion fails or the store is closed.
     pub async fn apply_retention(&self) -> Result<u64> {
         let retention = self.retention;
-        self.call(|reply| Op::Retain(retention, reply)).await
+        self.write("retention", move |conn| writer::retain(conn, retention))
+            .await
     }
 
     /// Runs a read on the blocking pool.
@@ -157,6 +162,15 @@ impl SqliteStore {
                 .map_err(|e| store_error(format!("read panicked: {e}")))?
                 .map_err(|e| store_error(format!("read failed: {e}")))
         })
+    }
+
+    /// Runs a write on the writer thread, in order with the appends.
+    fn write(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(&mut rusqlite::Connection) -> rusqlite::Result<u64> + Send + 'static,
+    ) -> BoxFuture<'_, Result<u64>> {
+        Box::pin(self.call(move |reply| Op::Write(what, Box::new(f), reply)))
     }
 
     /// Sends one operation to the writer thread and waits for its reply.
@@ -325,12 +339,27 @@ impl Store for SqliteStore {
 
     fn save_checkpoint(&self, handler: &str, seq: u64) -> BoxFuture<'_, Result<()>> {
         let handler = handler.to_owned();
-        Box::pin(self.call(move |reply| Op::Checkpoint(handler, seq, reply)))
+        let done = self.write("saving a checkpoint", move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO checkpoints (handler, seq, updated_ns) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (handler) DO UPDATE SET seq = excluded.seq, updated_ns = excluded.updated_ns",
+            )?
+            .execute(params![handler, seq as i64, writer::now_ns()])
+            .map(|n| n as u64)
+        });
+        Box::pin(async move { done.await.map(drop) })
     }
 
     fn clear(&self, pattern: &Pattern) -> BoxFuture<'_, Result<u64>> {
         let pattern = pattern.as_str().to_owned();
-        Box::pin(self.call(move |reply| Op::Clear(pattern, reply)))
+        self.write("clearing a pattern", move |conn| {
+            let removed = conn.execute(
+                "DELETE FROM events WHERE topic_matches(?1, topic)",
+                params![pattern],
+            )?;
+            writer::reclaim(conn)?;
+            Ok(removed as u64)
+        })
     }
 
     fn close(&self) -> BoxFuture<'_, Result<()>> {
@@ -349,6 +378,131 @@ impl Store for SqliteStore {
                     .map_err(|_| store_error("the writer thread panicked".into()))?;
             }
             Ok(())
+        })
+    }
+
+    fn add_dead_letter(&self, dead: NewDeadLetter) -> BoxFuture<'_, Result<u64>> {
+        Box::pin(async move {
+            let envelope = dead.envelope.to_cloudevent_json().map_err(|e| {
+                store_error(format!("the dead letter's envelope does not encode: {e}"))
+            })?;
+            let seq = dead.envelope.seq() as i64;
+            self.write("storing a dead letter", move |conn| {
+                conn.execute(
+                    "INSERT INTO dead_letters (handler, seq, envelope, error, attempts, time_ns)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        dead.handler,
+                        seq,
+                        envelope,
+                        dead.error,
+                        dead.attempts,
+                        writer::now_ns()
+                    ],
+                )?;
+                Ok(conn.last_insert_rowid() as u64)
+            })
+            .await
+        })
+    }
+
+    fn dead_letters(&self, query: DeadLetterQuery) -> BoxFuture<'_, Result<Vec<DeadLetter>>> {
+        let rows = self.read(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT id, handler, envelope, error, attempts, time_ns, retry_requested
+                 FROM dead_letters
+                 WHERE (?1 IS NULL OR handler = ?1) AND (?2 = 0 OR retry_requested = 1)
+                   AND (?4 IS NULL OR id = ?4)
+                 ORDER BY id LIMIT ?3",
+            )?;
+            let limit = query.limit.map_or(-1, |n| n as i64);
+            let id = query.id.map(|id| id as i64);
+            let rows = stmt.query_map(
+                params![query.handler, query.retry_requested, limit, id],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, i64>(4)?,
+                        r.get::<_, i64>(5)?,
+                        r.get::<_, bool>(6)?,
+                    ))
+                },
+            )?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        });
+        Box::pin(async move {
+            rows.await?
+                .into_iter()
+                .map(
+                    |(id, handler, envelope, error, attempts, time_ns, retry_requested)| {
+                        let envelope = RawEnvelope::from_cloudevent_json(envelope.as_bytes())
+                            .map_err(|e| {
+                                store_error(format!(
+                                    "dead letter {id} holds an unreadable envelope: {e}"
+                                ))
+                            })?;
+                        Ok(DeadLetter {
+                            id: id as u64,
+                            handler,
+                            envelope,
+                            error,
+                            attempts: attempts as u32,
+                            time: chrono::DateTime::from_timestamp_nanos(time_ns),
+                            retry_requested,
+                        })
+                    },
+                )
+                .collect()
+        })
+    }
+
+    fn request_retry(&self, id: u64) -> BoxFuture<'_, Result<bool>> {
+        let done = self.write("requesting a retry", move |conn| {
+            conn.execute(
+                "UPDATE dead_letters SET retry_requested = 1 WHERE id = ?1",
+                params![id as i64],
+            )
+            .map(|n| n as u64)
+        });
+        Box::pin(async move { done.await.map(|n| n > 0) })
+    }
+
+    fn record_retry_failure(
+        &self,
+        id: u64,
+        error: String,
+        attempts: u32,
+    ) -> BoxFuture<'_, Result<()>> {
+        let done = self.write("recording a failed retry", move |conn| {
+            conn.execute(
+                "UPDATE dead_letters SET error = ?2, attempts = attempts + ?3, retry_requested = 0
+                 WHERE id = ?1",
+                params![id as i64, error, attempts],
+            )
+            .map(|n| n as u64)
+        });
+        Box::pin(async move { done.await.map(drop) })
+    }
+
+    fn remove_dead_letter(&self, id: u64) -> BoxFuture<'_, Result<bool>> {
+        let done = self.write("removing a dead letter", move |conn| {
+            conn.execute("DELETE FROM dead_letters WHERE id = ?1", params![id as i64])
+                .map(|n| n as u64)
+        });
+        Box::pin(async move { done.await.map(|n| n > 0) })
+    }
+
+    fn purge_dead_letters(&self, handler: Option<&str>) -> BoxFuture<'_, Result<u64>> {
+        let handler = handler.map(str::to_owned);
+        self.write("purging dead letters", move |conn| {
+            conn.execute(
+                "DELETE FROM dead_letters WHERE ?1 IS NULL OR handler = ?1",
+                params![handler],
+            )
+            .map(|n| n as u64)
         })
     }
 

@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use rusqlite::functions::FunctionFlags;
 
 /// The schema version this build writes and reads.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// Each entry migrates from version `index` to `index + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -39,6 +39,20 @@ const MIGRATIONS: &[&str] = &[
         seq        INTEGER NOT NULL,
         updated_ns INTEGER NOT NULL
     );
+    "#,
+    // 1 -> 2: dead letters, each keeping its envelope in CloudEvents JSON.
+    r#"
+    CREATE TABLE dead_letters (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        handler         TEXT    NOT NULL,
+        seq             INTEGER NOT NULL,
+        envelope        TEXT    NOT NULL,
+        error           TEXT    NOT NULL,
+        attempts        INTEGER NOT NULL,
+        time_ns         INTEGER NOT NULL,
+        retry_requested INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX dead_letters_by_handler ON dead_letters (handler, id);
     "#,
 ];
 

@@ -29,11 +29,12 @@ pub(crate) struct Row {
 
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, String>>;
 
+/// A write other than an append, run on the writer thread in arrival order.
+pub(crate) type WriteFn = Box<dyn FnOnce(&mut Connection) -> rusqlite::Result<u64> + Send>;
+
 pub(crate) enum Op {
     Append(Box<Row>, Reply<RawEnvelope>),
-    Checkpoint(String, u64, Reply<()>),
-    Clear(String, Reply<u64>),
-    Retain(Retention, Reply<u64>),
+    Write(&'static str, WriteFn, Reply<u64>),
 }
 
 /// What retention keeps: events younger than `max_age_ns` and the newest
@@ -162,36 +163,14 @@ fn commit_appends(conn: &mut Connection, batch: Vec<(Box<Row>, Reply<RawEnvelope
 fn run_other(conn: &mut Connection, op: Op) {
     match op {
         Op::Append(row, reply) => commit_appends(conn, vec![(row, reply)]),
-        Op::Checkpoint(handler, seq, reply) => {
-            let done = conn
-                .prepare_cached(
-                    "INSERT INTO checkpoints (handler, seq, updated_ns) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (handler) DO UPDATE SET seq = excluded.seq, updated_ns = excluded.updated_ns",
-                )
-                .and_then(|mut s| s.execute(params![handler, seq as i64, now_ns()]))
-                .map(drop)
-                .map_err(|e| format!("saving the checkpoint of `{handler}` failed: {e}"));
-            let _ = reply.send(done);
-        }
-        Op::Clear(pattern, reply) => {
-            let done = conn
-                .execute(
-                    "DELETE FROM events WHERE topic_matches(?1, topic)",
-                    params![pattern],
-                )
-                .map(|n| n as u64)
-                .and_then(|n| reclaim(conn).map(|()| n))
-                .map_err(|e| format!("clearing `{pattern}` failed: {e}"));
-            let _ = reply.send(done);
-        }
-        Op::Retain(retention, reply) => {
-            let _ =
-                reply.send(retain(conn, retention).map_err(|e| format!("retention failed: {e}")));
+        Op::Write(what, write, reply) => {
+            let _ = reply.send(write(conn).map_err(|e| format!("{what} failed: {e}")));
         }
     }
 }
 
-fn retain(conn: &mut Connection, retention: Retention) -> rusqlite::Result<u64> {
+/// Deletes what retention does not keep; returns how many events went.
+pub(crate) fn retain(conn: &mut Connection, retention: Retention) -> rusqlite::Result<u64> {
     let mut removed = 0;
     if let Some(age) = retention.max_age_ns {
         removed += conn.execute(
@@ -213,7 +192,7 @@ fn retain(conn: &mut Connection, retention: Retention) -> rusqlite::Result<u64> 
 
 /// Gives the pages freed by deletions back to the file system. The pragma
 /// frees pages as it is stepped, so it is stepped to the end.
-fn reclaim(conn: &Connection) -> rusqlite::Result<()> {
+pub(crate) fn reclaim(conn: &Connection) -> rusqlite::Result<()> {
     let mut stmt = conn.prepare("PRAGMA incremental_vacuum")?;
     let mut rows = stmt.query([])?;
     while rows.next()?.is_some() {}

@@ -491,3 +491,40 @@ async fn appending_a_stored_event_id_again_adds_nothing() {
     assert!(store.size_bytes().unwrap() > 0);
     store.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_version_1_file_is_migrated_in_place() {
+    let dir = TempDir::new("migrate");
+    let bus = isolated().store(dir.url("")).build().await.unwrap();
+    let sent = bus.publish(OrderEvent::Shipped { id: 1 }).await.unwrap();
+    bus.shutdown().await.unwrap();
+    // Turn the file back into what version 1 wrote.
+    raw_conn(&dir.db())
+        .execute_batch("DROP TABLE dead_letters; PRAGMA user_version = 1;")
+        .unwrap();
+
+    let store = SqliteStore::open(&dir.url("")).await.unwrap();
+    let version: i64 = raw_conn(&dir.db())
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+    let kept: Vec<RawEnvelope> = store
+        .query(Default::default())
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(kept[0].id(), sent.id(), "events survive the migration");
+    let id = store
+        .add_dead_letter(eventbus::store::NewDeadLetter {
+            handler: "h".into(),
+            envelope: kept[0].clone(),
+            error: "e".into(),
+            attempts: 1,
+        })
+        .await
+        .unwrap();
+    assert_eq!(id, 1);
+    store.close().await.unwrap();
+}

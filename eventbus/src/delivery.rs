@@ -80,13 +80,27 @@ pub(crate) struct HandlerRuntime {
     pub(crate) counters: HandlerCounters,
 }
 
+/// One handler on one bus: what every handling of it needs. Each worker,
+/// replay and retry makes its own, so concurrent handlers never contend on
+/// a shared reference count.
+pub(crate) struct HandlerScope {
+    pub(crate) bus: Bus,
+    pub(crate) handler: Arc<HandlerRuntime>,
+}
+
+impl HandlerScope {
+    pub(crate) fn new(bus: Bus, handler: Arc<HandlerRuntime>) -> Arc<Self> {
+        Arc::new(HandlerScope { bus, handler })
+    }
+}
+
 /// Runs one handler's feed until shutdown, then drains what is queued.
 pub(crate) async fn run_worker(
-    bus: Bus,
-    handler: Arc<HandlerRuntime>,
+    scope: Arc<HandlerScope>,
     mut feed: mpsc::Receiver<RawEnvelope>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let handler = &scope.handler;
     let concurrency = handler.def.options.concurrency.max(1) as usize;
     let permits = Arc::new(Semaphore::new(concurrency));
     let mut running = JoinSet::new();
@@ -103,15 +117,15 @@ pub(crate) async fn run_worker(
         let Some(env) = next else { break };
         // `deliver` logs and counts its outcome; there is no one to return it to.
         if concurrency == 1 {
-            let _ = deliver(&bus, &handler, env, Mode::Live).await;
+            let _ = deliver(&scope, env, Mode::Live).await;
             continue;
         }
         let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
             break;
         };
-        let (bus, handler) = (bus.clone(), Arc::clone(&handler));
+        let scope = Arc::clone(&scope);
         running.spawn(async move {
-            let _ = deliver(&bus, &handler, env, Mode::Live).await;
+            let _ = deliver(&scope, env, Mode::Live).await;
             drop(permit);
         });
         while running.try_join_next().is_some() {}
@@ -139,15 +153,15 @@ pub(crate) struct Failure {
 
 /// Handles one envelope with retries; the outcome is logged and counted.
 pub(crate) async fn deliver(
-    bus: &Bus,
-    handler: &HandlerRuntime,
+    scope: &Arc<HandlerScope>,
     env: RawEnvelope,
     mode: Mode,
 ) -> Result<(), Failure> {
+    let handler = &*scope.handler;
     let attempts = handler.retries.saturating_add(1);
     let mut attempt = 1;
     loop {
-        let outcome = attempt_once(bus, handler, &env, attempt).await;
+        let outcome = attempt_once(scope, &env, attempt).await;
         let error = match outcome {
             Ok(()) => {
                 handler.counters.handled.fetch_add(1, Ordering::Relaxed);
@@ -174,7 +188,7 @@ pub(crate) async fn deliver(
         }
         handler.counters.failed.fetch_add(1, Ordering::Relaxed);
         if mode == Mode::Live {
-            crate::bus::bury(bus, handler, &env, &error, attempt).await;
+            crate::bus::bury(&scope.bus, handler, &env, &error, attempt).await;
         } else {
             tracing::warn!(
                 handler = %handler.name, topic = env.topic(), event_id = %env.id(), seq = env.seq(),
@@ -190,13 +204,12 @@ pub(crate) async fn deliver(
 }
 
 async fn attempt_once(
-    bus: &Bus,
-    handler: &HandlerRuntime,
+    scope: &Arc<HandlerScope>,
     env: &RawEnvelope,
     attempt: u32,
 ) -> Result<(), HandlingError> {
-    let ctx = Context::new(bus.clone(), env.clone(), attempt, Arc::clone(&handler.name));
-    let next = Next::new(bus.middleware(), &handler.def.call, ctx);
+    let ctx = Context::new(Arc::clone(scope), env.clone(), attempt);
+    let next = Next::new(scope.bus.middleware(), &scope.handler.def.call, ctx);
     match AssertUnwindSafe(next.run(env.clone())).catch_unwind().await {
         Ok(outcome) => outcome,
         Err(payload) => Err(HandlingError::Panicked(panic_message(payload.as_ref()))),

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 
 use crate::bus::Bus;
-use crate::delivery::{self, HandlerRuntime, Mode};
+use crate::delivery::{self, HandlerRuntime, HandlerScope, Mode};
 use crate::error::{Error, Result};
 use crate::history::HistoryQuery;
 
@@ -112,7 +112,11 @@ impl Replay {
         if let Some(e) = self.error {
             return Err(e);
         }
-        let targets = self.targets()?;
+        let targets: Vec<Arc<HandlerScope>> = self
+            .targets()?
+            .into_iter()
+            .map(|h| HandlerScope::new(self.bus.clone(), h))
+            .collect();
         let mut report = ReplayReport::default();
         let mut previous: Option<DateTime<Utc>> = None;
         let mut events = self.history.replayed().stream();
@@ -124,8 +128,11 @@ impl Replay {
             }
             previous = Some(env.time());
             report.events += 1;
-            for handler in targets.iter().filter(|h| h.topics.contains(&env.topic())) {
-                match delivery::deliver(&self.bus, handler, env.clone(), Mode::Replay).await {
+            for scope in targets
+                .iter()
+                .filter(|s| s.handler.topics.contains(&env.topic()))
+            {
+                match delivery::deliver(scope, env.clone(), Mode::Replay).await {
                     Ok(()) => report.delivered += 1,
                     Err(_) => report.failed += 1,
                 }

@@ -75,8 +75,7 @@ pub(crate) fn expand(handler: &Handler<'_>) -> TokenStream {
     });
     let call = quote_spanned! {fn_ident.span()=>
         ::std::boxed::Box::pin(async move {
-            let __ev = #extract(&__env)?;
-            ::core::mem::drop(__env);
+            let __ev = #extract(__env)?;
             #into_outcome(#fn_ident(#(#call_args),*).await)
         })
     };

@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::subscribe::Subscribers;
 use super::{Bus, Inner};
-use crate::delivery::{self, Backoff, HandlerCounters, HandlerRuntime};
+use crate::delivery::{self, Backoff, HandlerCounters, HandlerRuntime, HandlerScope};
 use crate::error::{Error, Result};
 use crate::handler::{FnHandler, HandlerDef, HandlerRegistration};
 use crate::middleware::{Middleware, TracingLayer};
@@ -272,12 +272,8 @@ impl BusBuilder {
             .iter()
             .zip(feeds)
             .map(|(handler, feed)| {
-                let task = delivery::run_worker(
-                    bus.clone(),
-                    Arc::clone(handler),
-                    feed,
-                    shutdown_rx.clone(),
-                );
+                let scope = HandlerScope::new(bus.clone(), Arc::clone(handler));
+                let task = delivery::run_worker(scope, feed, shutdown_rx.clone());
                 (Arc::clone(&handler.name), tokio::spawn(task))
             })
             .collect::<Vec<_>>();

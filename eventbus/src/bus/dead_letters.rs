@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::bus::Bus;
-use crate::delivery::{self, HandlerRuntime, Mode};
+use crate::delivery::{self, HandlerRuntime, HandlerScope, Mode};
 use crate::envelope::RawEnvelope;
 use crate::error::{Error, Result};
 use crate::event::{CodecError, Event};
@@ -169,7 +169,8 @@ impl DeadLetters {
                 known: handlers.iter().map(|h| h.name.to_string()).collect(),
             });
         };
-        match delivery::deliver(&self.bus, handler, dead.envelope, Mode::DeadLetterRetry).await {
+        let scope = HandlerScope::new(self.bus.clone(), Arc::clone(handler));
+        match delivery::deliver(&scope, dead.envelope, Mode::DeadLetterRetry).await {
             Ok(()) => {
                 self.bus.store().remove_dead_letter(id).await?;
                 Ok(true)

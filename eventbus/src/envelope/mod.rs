@@ -328,6 +328,15 @@ impl<E: Event> Envelope<E> {
     ///
     /// [`CodecError`] when the topic is not one of `E`'s or the data does not fit.
     pub fn from_raw(raw: &RawEnvelope) -> Result<Self, CodecError> {
+        Self::from_raw_owned(raw.clone())
+    }
+
+    /// The typed view of a stored envelope, taking it over.
+    ///
+    /// # Errors
+    ///
+    /// [`CodecError`] when the topic is not one of `E`'s or the data does not fit.
+    pub fn from_raw_owned(raw: RawEnvelope) -> Result<Self, CodecError> {
         let event = match &raw.inner.payload {
             Payload::Typed(value) => {
                 let any: Arc<dyn Any + Send + Sync> = value.clone();
@@ -339,10 +348,7 @@ impl<E: Event> Envelope<E> {
             }
             Payload::Json(data) => Arc::new(E::decode_data(raw.topic(), data.get().as_bytes())?),
         };
-        Ok(Envelope {
-            raw: raw.clone(),
-            event,
-        })
+        Ok(Envelope { raw, event })
     }
 }
 

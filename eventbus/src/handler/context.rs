@@ -4,6 +4,7 @@ use std::any::{Any, TypeId};
 use std::sync::Arc;
 
 use crate::bus::{Bus, Publish};
+use crate::delivery::HandlerScope;
 use crate::envelope::RawEnvelope;
 use crate::error::{Error, Result};
 use crate::event::Event;
@@ -42,19 +43,17 @@ use crate::event::Event;
 /// ```
 #[derive(Clone)]
 pub struct Context {
-    bus: Bus,
+    scope: Arc<HandlerScope>,
     envelope: RawEnvelope,
     attempt: u32,
-    handler: Arc<str>,
 }
 
 impl Context {
-    pub(crate) fn new(bus: Bus, envelope: RawEnvelope, attempt: u32, handler: Arc<str>) -> Self {
+    pub(crate) fn new(scope: Arc<HandlerScope>, envelope: RawEnvelope, attempt: u32) -> Self {
         Context {
-            bus,
+            scope,
             envelope,
             attempt,
-            handler,
         }
     }
 
@@ -67,7 +66,8 @@ impl Context {
             .envelope
             .correlation_id()
             .map_or_else(|| self.envelope.id().to_string(), str::to_owned);
-        self.bus
+        self.scope
+            .bus
             .publish(event)
             .correlation_id(correlation)
             .causation_id(self.envelope.id().to_string())
@@ -85,7 +85,7 @@ impl Context {
 
     /// The name of the handler running.
     pub fn handler(&self) -> &str {
-        &self.handler
+        &self.scope.handler.name
     }
 
     /// Whether the envelope comes from a replay of history.
@@ -96,7 +96,7 @@ impl Context {
     /// The bus, to subscribe, query history or publish without carrying
     /// correlation over.
     pub fn bus(&self) -> &Bus {
-        &self.bus
+        &self.scope.bus
     }
 
     /// Shared state given to the builder with `.state(value)`.
@@ -109,7 +109,8 @@ impl Context {
     ///
     /// [`Error::StateNotProvided`] when no state of type `T` was given.
     pub fn state<T: Send + Sync + 'static>(&self) -> Result<&T> {
-        self.bus
+        self.scope
+            .bus
             .state_any(TypeId::of::<T>())
             .and_then(|s: &Arc<dyn Any + Send + Sync>| s.downcast_ref::<T>())
             .ok_or(Error::StateNotProvided(std::any::type_name::<T>()))
@@ -119,7 +120,7 @@ impl Context {
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Context")
-            .field("handler", &self.handler)
+            .field("handler", &self.handler())
             .field("attempt", &self.attempt)
             .field("envelope", &self.envelope)
             .finish_non_exhaustive()

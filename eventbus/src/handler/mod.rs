@@ -138,7 +138,7 @@ impl FnHandler {
         let call: HandlerCall = Arc::new(move |raw: RawEnvelope, ctx: Context| {
             let f = Arc::clone(&f);
             Box::pin(async move {
-                let ev = Envelope::<E>::from_raw(&raw).map_err(HandlingError::Decode)?;
+                let ev = Envelope::<E>::from_raw_owned(raw).map_err(HandlingError::Decode)?;
                 f(ev, ctx).await.into_outcome()
             })
         });

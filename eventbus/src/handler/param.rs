@@ -26,14 +26,14 @@ pub trait EventParam: Sized + Send + 'static {
     ///
     /// [`HandlingError::Decode`] when the envelope's data does not decode
     /// into [`Self::Event`].
-    fn extract(envelope: &RawEnvelope) -> Result<Self, HandlingError>;
+    fn extract(envelope: RawEnvelope) -> Result<Self, HandlingError>;
 }
 
 impl<E: Event + Clone> EventParam for E {
     type Event = E;
 
-    fn extract(envelope: &RawEnvelope) -> Result<Self, HandlingError> {
-        let typed = Envelope::<E>::from_raw(envelope).map_err(HandlingError::Decode)?;
+    fn extract(envelope: RawEnvelope) -> Result<Self, HandlingError> {
+        let typed = Envelope::<E>::from_raw_owned(envelope).map_err(HandlingError::Decode)?;
         Ok(typed.event().clone())
     }
 }
@@ -41,8 +41,8 @@ impl<E: Event + Clone> EventParam for E {
 impl<E: Event> EventParam for Envelope<E> {
     type Event = E;
 
-    fn extract(envelope: &RawEnvelope) -> Result<Self, HandlingError> {
-        Envelope::<E>::from_raw(envelope).map_err(HandlingError::Decode)
+    fn extract(envelope: RawEnvelope) -> Result<Self, HandlingError> {
+        Envelope::<E>::from_raw_owned(envelope).map_err(HandlingError::Decode)
     }
 }
 

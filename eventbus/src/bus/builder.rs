@@ -15,7 +15,6 @@ use crate::error::{Error, Result};
 use crate::handler::{FnHandler, HandlerDef, HandlerRegistration};
 use crate::middleware::{Middleware, TracingLayer};
 use crate::store::{self, Store};
-use crate::topic::Pattern;
 
 const DEFAULT_FEED_CAPACITY: usize = 1024;
 const DEFAULT_SUBSCRIBER_CAPACITY: usize = 1024;
@@ -337,24 +336,10 @@ fn collect_handlers(registered: Registered, closures: Vec<HandlerDef>) -> Result
 }
 
 fn handler_topics(def: &HandlerDef) -> Result<Vec<&'static str>> {
-    let Some(pattern) = &def.pattern else {
-        return Ok(def.topics.to_vec());
-    };
-    let pattern = Pattern::new(pattern.clone())?;
-    let topics: Vec<&'static str> = def
-        .topics
-        .iter()
-        .copied()
-        .filter(|t| pattern.matches(t))
-        .collect();
-    if topics.is_empty() {
-        return Err(Error::PatternMatchesNothing {
-            pattern: pattern.to_string(),
-            event: def.event,
-            topics: def.topics,
-        });
+    match &def.pattern {
+        None => Ok(def.topics.to_vec()),
+        Some(pattern) => super::topics_matching(pattern, def.event, def.topics),
     }
-    Ok(topics)
 }
 
 /// Two event types claiming one topic would make decoding ambiguous.

@@ -138,7 +138,7 @@ impl Bus {
     /// [`Error::PatternMatchesNothing`] when no topic of `E` matches it.
     pub fn subscribe<E: Event>(&self, pattern: impl AsRef<str>) -> Result<Subscription<E>> {
         let pattern = pattern.as_ref();
-        let topics = topics_matching::<E>(pattern)?;
+        let topics = topics_matching(pattern, E::NAME, E::TOPICS)?;
         Ok(self
             .inner
             .subscribers
@@ -287,20 +287,25 @@ pub struct HandlerStats {
     pub dead_lettered: u64,
 }
 
-/// The topics of `E` that `pattern` matches, or an error naming what is wrong.
-pub(crate) fn topics_matching<E: Event>(pattern: &str) -> Result<Vec<&'static str>> {
+/// The topics among an event type's `topics` that `pattern` matches, or an
+/// error naming what is wrong.
+pub(crate) fn topics_matching(
+    pattern: &str,
+    event: &'static str,
+    topics: &'static [&'static str],
+) -> Result<Vec<&'static str>> {
     let pattern = Pattern::new(pattern.to_owned())?;
-    let topics: Vec<&'static str> = E::TOPICS
+    let matching: Vec<&'static str> = topics
         .iter()
         .copied()
         .filter(|t| pattern.matches(t))
         .collect();
-    if topics.is_empty() {
+    if matching.is_empty() {
         return Err(Error::PatternMatchesNothing {
             pattern: pattern.to_string(),
-            event: E::NAME,
-            topics: E::TOPICS,
+            event,
+            topics,
         });
     }
-    Ok(topics)
+    Ok(matching)
 }

@@ -29,7 +29,11 @@ const MAX_NAME_LEN: usize = 20;
 
 /// Checks a header name: 1 to 20 lower-case ASCII letters or digits, as
 /// CloudEvents asks of extension names, and not one of the envelope's own.
-pub(crate) fn validate_header_name(name: &str) -> Result<(), String> {
+///
+/// # Errors
+///
+/// A message naming the header and what is valid.
+pub fn validate_header_name(name: &str) -> Result<(), String> {
     let shape_ok = !name.is_empty()
         && name.len() <= MAX_NAME_LEN
         && name

@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::event::{CodecError, Event};
 
 pub use headers::REPLAY_HEADER;
-pub(crate) use headers::validate_header_name;
+pub use headers::validate_header_name;
 
 /// Everything about an event except its data.
 #[derive(Debug, Clone, PartialEq)]

@@ -128,7 +128,7 @@ async fn the_file_is_private_wal_and_versioned() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     assert_eq!(
         bus.store().describe(),
         format!("sqlite://{}?synchronous=full", dir.db().display())
@@ -500,14 +500,16 @@ async fn a_version_1_file_is_migrated_in_place() {
     bus.shutdown().await.unwrap();
     // Turn the file back into what version 1 wrote.
     raw_conn(&dir.db())
-        .execute_batch("DROP TABLE dead_letters; PRAGMA user_version = 1;")
+        .execute_batch(
+            "DROP TABLE dead_letters; DROP INDEX events_by_idempotency_key; PRAGMA user_version = 1;",
+        )
         .unwrap();
 
     let store = SqliteStore::open(&dir.url("")).await.unwrap();
     let version: i64 = raw_conn(&dir.db())
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     let kept: Vec<RawEnvelope> = store
         .query(Default::default())
         .collect::<Vec<_>>()

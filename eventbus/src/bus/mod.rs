@@ -105,8 +105,13 @@ impl Bus {
                     });
                 }
             }
+            let id = draft.id();
             let env = self.inner.store.append(draft).await?;
-            self.route(&env).await?;
+            // A repeated idempotency key answers with the first event, which
+            // was routed when it was published.
+            if env.id() == id {
+                self.route(&env).await?;
+            }
             Ok(env)
         })
     }

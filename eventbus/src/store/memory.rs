@@ -5,12 +5,15 @@ use std::sync::Mutex;
 
 use super::{
     BoxStream, DeadLetter, DeadLetterQuery, NewDeadLetter, Order, Query, Store, StoreUrl,
-    TopicSummary,
+    TopicSummary, parse_duration,
 };
 use crate::envelope::{Draft, RawEnvelope};
 use crate::error::{Error, Result};
 use crate::handler::BoxFuture;
 use crate::topic::Pattern;
+
+/// How long a repeated idempotency key returns the first event.
+const DEFAULT_IDEMPOTENCY_WINDOW: chrono::Duration = chrono::Duration::hours(24);
 
 /// The default history capacity of `memory://`.
 const DEFAULT_CAPACITY: usize = 10_000;
@@ -18,9 +21,10 @@ const DEFAULT_CAPACITY: usize = 10_000;
 /// Keeps the newest `capacity` events in memory; older ones fall off the
 /// end. Nothing survives the process.
 ///
-/// URL: `memory://` or `memory://?capacity=N`.
+/// URL: `memory://`, with options `capacity=N` and `idempotency_window=24h`.
 pub struct MemoryStore {
     capacity: usize,
+    idempotency_window: chrono::Duration,
     ring: Mutex<Ring>,
     checkpoints: Mutex<HashMap<String, u64>>,
     dead: Mutex<DeadLetters>,
@@ -36,6 +40,8 @@ struct DeadLetters {
 struct Ring {
     events: VecDeque<RawEnvelope>,
     next_seq: u64,
+    /// The first event of each idempotency key still in the ring.
+    keys: HashMap<String, RawEnvelope>,
 }
 
 impl MemoryStore {
@@ -44,9 +50,11 @@ impl MemoryStore {
         let capacity = capacity.max(1);
         MemoryStore {
             capacity,
+            idempotency_window: DEFAULT_IDEMPOTENCY_WINDOW,
             ring: Mutex::new(Ring {
                 events: VecDeque::with_capacity(capacity.min(DEFAULT_CAPACITY)),
                 next_seq: 1,
+                keys: HashMap::new(),
             }),
             checkpoints: Mutex::new(HashMap::new()),
             dead: Mutex::new(DeadLetters::default()),
@@ -57,7 +65,7 @@ impl MemoryStore {
         if !url.path.is_empty() {
             return Err(url.invalid("`memory://` takes no path; write `memory://?capacity=N`"));
         }
-        url.check_known(&["capacity"])?;
+        url.check_known(&["capacity", "idempotency_window"])?;
         let capacity = match url.param("capacity") {
             None => DEFAULT_CAPACITY,
             Some(v) => match v.parse::<usize>() {
@@ -69,7 +77,14 @@ impl MemoryStore {
                 }
             },
         };
-        Ok(MemoryStore::new(capacity))
+        let mut store = MemoryStore::new(capacity);
+        if let Some(text) = url.param("idempotency_window") {
+            let window = parse_duration(text)
+                .map_err(|e| url.invalid(format!("idempotency_window: {e}")))?;
+            store.idempotency_window = chrono::Duration::from_std(window)
+                .map_err(|_| url.invalid(format!("idempotency_window `{text}` is too long")))?;
+        }
+        Ok(store)
     }
 
     fn dead(&self) -> std::sync::MutexGuard<'_, DeadLetters> {
@@ -87,13 +102,30 @@ impl MemoryStore {
         let env;
         {
             let mut ring = self.ring();
+            if let Some(first) = draft
+                .idempotency_key()
+                .and_then(|key| ring.keys.get(key))
+                .filter(|first| first.time() >= draft.meta.time - self.idempotency_window)
+            {
+                return first.clone();
+            }
             let seq = ring.next_seq;
             ring.next_seq += 1;
             env = draft.seal(seq);
             ring.events.push_back(env.clone());
+            if let Some(key) = env.idempotency_key() {
+                ring.keys.insert(key.to_owned(), env.clone());
+            }
             evicted = (ring.events.len() > self.capacity)
                 .then(|| ring.events.pop_front())
                 .flatten();
+            // A key leaves with the event that holds it.
+            if let Some(gone) = &evicted
+                && let Some(key) = gone.idempotency_key()
+                && ring.keys.get(key).is_some_and(|k| k.id() == gone.id())
+            {
+                ring.keys.remove(key);
+            }
         }
         // Freeing the evicted event outside the lock keeps publishers moving.
         drop(evicted);

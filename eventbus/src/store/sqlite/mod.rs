@@ -9,7 +9,9 @@
 //! written.
 //!
 //! URL options: `synchronous=full|normal`, `max_age=7d` and
-//! `max_events=N` (retention, applied at open and every minute).
+//! `max_events=N` (retention, applied at open and every minute), and
+//! `idempotency_window=24h` (how long a repeated idempotency key returns
+//! the first event instead of storing a new one).
 
 mod reader;
 mod schema;
@@ -39,6 +41,10 @@ use writer::{Op, Retention, Row};
 /// blocking pool, small enough that a huge query stays in constant memory.
 const PAGE_SIZE: usize = 512;
 
+/// How long a publish with an idempotency key counts as a repeat of the
+/// first one with that key.
+const DEFAULT_IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
 /// How often retention runs while the store is open.
 const RETENTION_EVERY: Duration = Duration::from_secs(60);
 
@@ -47,6 +53,7 @@ pub struct SqliteStore {
     path: PathBuf,
     synchronous: Synchronous,
     retention: Retention,
+    idempotency_window_ns: i64,
     writer: Mutex<Option<mpsc::Sender<Op>>>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Arc<Readers>,
@@ -68,7 +75,7 @@ impl SqliteStore {
     }
 
     pub(crate) async fn from_url(url: &StoreUrl<'_>) -> Result<Self> {
-        url.check_known(&["synchronous", "max_age", "max_events"])?;
+        url.check_known(&["synchronous", "max_age", "max_events", "idempotency_window"])?;
         if url.path.is_empty() {
             return Err(
                 url.invalid("no file named; write `sqlite://events.db` or `sqlite:///abs/path.db`")
@@ -101,6 +108,12 @@ impl SqliteStore {
                 }
             },
         };
+        let idempotency_window = match url.param("idempotency_window") {
+            None => DEFAULT_IDEMPOTENCY_WINDOW,
+            Some(text) => {
+                parse_duration(text).map_err(|e| url.invalid(format!("idempotency_window: {e}")))?
+            }
+        };
         let path = PathBuf::from(url.path);
         let retention = Retention {
             max_age_ns,
@@ -124,6 +137,7 @@ impl SqliteStore {
             path,
             synchronous,
             retention,
+            idempotency_window_ns: idempotency_window.as_nanos().min(i64::MAX as u128) as i64,
             writer: Mutex::new(Some(tx)),
             writer_thread: Mutex::new(Some(thread)),
         };
@@ -298,11 +312,17 @@ impl Store for SqliteStore {
                 )
             };
             let time_ns = reader::to_ns(draft.meta.time);
+            let dedup_since_ns = draft
+                .meta
+                .idempotency_key
+                .is_some()
+                .then(|| time_ns.saturating_sub(self.idempotency_window_ns));
             let row = Box::new(Row {
                 draft,
                 data,
                 headers,
                 time_ns,
+                dedup_since_ns,
             });
             self.call(|reply| Op::Append(row, reply)).await
         })

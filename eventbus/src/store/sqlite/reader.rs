@@ -17,7 +17,7 @@ use crate::envelope::{Metadata, REPLAY_HEADER, RawEnvelope};
 use crate::error::Error;
 use crate::store::{Order, Query};
 
-const COLUMNS: &str = "seq, id, topic, time_ns, source, correlation_id, causation_id, \
+pub(crate) const COLUMNS: &str = "seq, id, topic, time_ns, source, correlation_id, causation_id, \
                        idempotency_key, headers, event_name, event_version, data";
 
 /// Read connections, opened on demand and reused.
@@ -181,7 +181,7 @@ pub(crate) fn to_ns(t: DateTime<Utc>) -> i64 {
 }
 
 /// Rebuilds an envelope from its row; the error says which column is bad.
-fn envelope(row: &Row<'_>, replay: bool) -> Result<RawEnvelope, String> {
+pub(crate) fn envelope(row: &Row<'_>, replay: bool) -> Result<RawEnvelope, String> {
     let col = |e: rusqlite::Error| e.to_string();
     let id: String = row.get(1).map_err(col)?;
     let id = Uuid::parse_str(&id).map_err(|e| format!("id `{id}` is not a UUID: {e}"))?;

@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use rusqlite::functions::FunctionFlags;
 
 /// The schema version this build writes and reads.
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 /// Each entry migrates from version `index` to `index + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -53,6 +53,11 @@ const MIGRATIONS: &[&str] = &[
         retry_requested INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX dead_letters_by_handler ON dead_letters (handler, id);
+    "#,
+    // 2 -> 3: finding the first publish of an idempotency key.
+    r#"
+    CREATE INDEX events_by_idempotency_key ON events (idempotency_key, seq)
+        WHERE idempotency_key IS NOT NULL;
     "#,
 ];
 

@@ -10,9 +10,10 @@
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
+use super::reader;
 use crate::envelope::{Draft, RawEnvelope};
 
 /// The most rows one transaction takes, so that one huge burst does not
@@ -25,6 +26,18 @@ pub(crate) struct Row {
     pub(crate) data: String,
     pub(crate) headers: Option<String>,
     pub(crate) time_ns: i64,
+    /// With an idempotency key: the oldest time a first publish of the
+    /// same key may have, for it to count as the same publish.
+    pub(crate) dedup_since_ns: Option<i64>,
+}
+
+/// What an append came to.
+enum Stored {
+    /// A new row with this seq.
+    New(i64),
+    /// The same event id, or the same idempotency key within the window,
+    /// was already stored: nothing was added.
+    Existing(RawEnvelope),
 }
 
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, String>>;
@@ -105,50 +118,24 @@ pub(crate) fn run(
 }
 
 fn commit_appends(conn: &mut Connection, batch: Vec<(Box<Row>, Reply<RawEnvelope>)>) {
-    let result = (|| -> rusqlite::Result<Vec<i64>> {
+    let result = (|| -> rusqlite::Result<Vec<Stored>> {
         let tx = conn.transaction()?;
-        let mut seqs = Vec::with_capacity(batch.len());
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO events (id, topic, time_ns, source, correlation_id, causation_id,
-                     idempotency_key, headers, event_name, event_version, data)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-                 ON CONFLICT (id) DO NOTHING",
-            )?;
-            for (row, _) in &batch {
-                let m = &row.draft.meta;
-                insert.execute(params![
-                    m.id.hyphenated().to_string(),
-                    &*m.topic,
-                    row.time_ns,
-                    &*m.source,
-                    m.correlation_id,
-                    m.causation_id,
-                    m.idempotency_key,
-                    row.headers,
-                    &*m.event_name,
-                    m.event_version,
-                    row.data,
-                ])?;
-                // An event id that is already stored (an import run twice)
-                // adds nothing and answers with the stored seq.
-                let seq = if tx.changes() == 1 {
-                    tx.last_insert_rowid()
-                } else {
-                    tx.prepare_cached("SELECT seq FROM events WHERE id = ?1")?
-                        .query_row([m.id.hyphenated().to_string()], |r| r.get(0))?
-                };
-                seqs.push(seq);
-            }
+        let mut stored = Vec::with_capacity(batch.len());
+        for (row, _) in &batch {
+            stored.push(append_row(&tx, row)?);
         }
         tx.commit()?;
-        Ok(seqs)
+        Ok(stored)
     })();
     match result {
-        Ok(seqs) => {
-            for ((row, reply), seq) in batch.into_iter().zip(seqs) {
+        Ok(stored) => {
+            for ((row, reply), stored) in batch.into_iter().zip(stored) {
+                let envelope = match stored {
+                    Stored::New(seq) => row.draft.seal(seq as u64),
+                    Stored::Existing(envelope) => envelope,
+                };
                 // A publisher that gave up waiting no longer needs the reply.
-                let _ = reply.send(Ok(row.draft.seal(seq as u64)));
+                let _ = reply.send(Ok(envelope));
             }
         }
         Err(e) => {
@@ -158,6 +145,56 @@ fn commit_appends(conn: &mut Connection, batch: Vec<(Box<Row>, Reply<RawEnvelope
             }
         }
     }
+}
+
+fn append_row(tx: &rusqlite::Transaction<'_>, row: &Row) -> rusqlite::Result<Stored> {
+    let m = &row.draft.meta;
+    if let (Some(key), Some(since)) = (&m.idempotency_key, row.dedup_since_ns) {
+        let first = tx
+            .prepare_cached(&format!(
+                "SELECT {} FROM events WHERE idempotency_key = ?1 AND time_ns >= ?2 ORDER BY seq LIMIT 1",
+                reader::COLUMNS
+            ))?
+            .query_row(params![key, since], |r| Ok(reader::envelope(r, false)))
+            .optional()?;
+        if let Some(first) = first {
+            return first
+                .map(Stored::Existing)
+                .map_err(|reason| rusqlite::Error::UserFunctionError(reason.into()));
+        }
+    }
+    let id = m.id.hyphenated().to_string();
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO events (id, topic, time_ns, source, correlation_id, causation_id,
+                 idempotency_key, headers, event_name, event_version, data)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+             ON CONFLICT (id) DO NOTHING",
+        )?
+        .execute(params![
+            id,
+            &*m.topic,
+            row.time_ns,
+            &*m.source,
+            m.correlation_id,
+            m.causation_id,
+            m.idempotency_key,
+            row.headers,
+            &*m.event_name,
+            m.event_version,
+            row.data,
+        ])?;
+    if inserted == 1 {
+        return Ok(Stored::New(tx.last_insert_rowid()));
+    }
+    // The event id is already stored (an import run twice).
+    tx.prepare_cached(&format!(
+        "SELECT {} FROM events WHERE id = ?1",
+        reader::COLUMNS
+    ))?
+    .query_row([id], |r| Ok(reader::envelope(r, false)))?
+    .map(Stored::Existing)
+    .map_err(|reason| rusqlite::Error::UserFunctionError(reason.into()))
 }
 
 fn run_other(conn: &mut Connection, op: Op) {

@@ -19,6 +19,7 @@ use tokio::task::JoinSet;
 use crate::bus::Bus;
 use crate::envelope::RawEnvelope;
 use crate::handler::{Context, HandlerDef, HandlingError};
+use crate::metrics;
 use crate::middleware::Next;
 
 /// Exponential backoff between attempts: `base * 2^(attempt-1)`, capped at
@@ -92,6 +93,12 @@ impl HandlerScope {
     pub(crate) fn new(bus: Bus, handler: Arc<HandlerRuntime>) -> Arc<Self> {
         Arc::new(HandlerScope { bus, handler })
     }
+
+    pub(crate) fn count(&self, env: &RawEnvelope, outcome: metrics::Outcome) {
+        if self.bus.metrics_on() {
+            metrics::outcome(env.topic(), &self.handler.name, outcome);
+        }
+    }
 }
 
 /// Runs one handler's feed until shutdown, then drains what is queued.
@@ -161,10 +168,15 @@ pub(crate) async fn deliver(
     let attempts = handler.retries.saturating_add(1);
     let mut attempt = 1;
     loop {
+        let started = scope.bus.metrics_on().then(std::time::Instant::now);
         let outcome = attempt_once(scope, &env, attempt).await;
+        if let Some(started) = started {
+            metrics::handled(env.topic(), &handler.name, started.elapsed());
+        }
         let error = match outcome {
             Ok(()) => {
                 handler.counters.handled.fetch_add(1, Ordering::Relaxed);
+                scope.count(&env, metrics::Outcome::Delivered);
                 return Ok(());
             }
             Err(error) => error,
@@ -176,6 +188,7 @@ pub(crate) async fn deliver(
         let retryable = !matches!(error, HandlingError::Decode(_));
         if retryable && attempt < attempts {
             handler.counters.retried.fetch_add(1, Ordering::Relaxed);
+            scope.count(&env, metrics::Outcome::Retried);
             let delay = handler.backoff.delay(attempt);
             tracing::warn!(
                 handler = %handler.name, topic = env.topic(), event_id = %env.id(), seq = env.seq(),
@@ -187,6 +200,7 @@ pub(crate) async fn deliver(
             continue;
         }
         handler.counters.failed.fetch_add(1, Ordering::Relaxed);
+        scope.count(&env, metrics::Outcome::Failed);
         if mode == Mode::Live {
             crate::bus::bury(&scope.bus, handler, &env, &error, attempt).await;
         } else {

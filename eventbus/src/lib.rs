@@ -52,6 +52,7 @@ mod error;
 mod event;
 mod handler;
 mod history;
+mod metrics;
 pub mod middleware;
 mod replay;
 pub mod store;

@@ -48,6 +48,7 @@ pub struct BusBuilder {
     subscriber_capacity: usize,
     shutdown_timeout: Duration,
     dead_letter_poll: Duration,
+    metrics: bool,
     errors: Vec<Error>,
 }
 
@@ -68,6 +69,7 @@ impl BusBuilder {
             subscriber_capacity: DEFAULT_SUBSCRIBER_CAPACITY,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             dead_letter_poll: DEFAULT_DEAD_LETTER_POLL,
+            metrics: false,
             errors: Vec::new(),
         }
     }
@@ -179,6 +181,16 @@ impl BusBuilder {
         self
     }
 
+    /// Emits counters and latency histograms through the `metrics` facade
+    /// (off by default): `eventbus_published_total`, `eventbus_publish_seconds`,
+    /// `eventbus_delivered_total`, `eventbus_retried_total`, `eventbus_failed_total`,
+    /// `eventbus_dead_lettered_total` and `eventbus_handle_seconds`, labelled by
+    /// `topic` (and `handler` for handlings).
+    pub fn metrics(mut self, on: bool) -> Self {
+        self.metrics = on;
+        self
+    }
+
     /// How often the bus looks for dead letters whose retry was requested
     /// from outside (`eventbus dlq retry`), for the handlers it runs
     /// (default 2 s).
@@ -259,6 +271,7 @@ impl BusBuilder {
                 states: self.states,
                 middleware,
                 closed: AtomicBool::new(false),
+                metrics: self.metrics,
                 shutdown,
                 workers: Mutex::new(Vec::new()),
                 shutdown_timeout: self.shutdown_timeout,

@@ -91,6 +91,13 @@ pub(crate) async fn bury(
         .counters
         .dead_lettered
         .fetch_add(1, Ordering::Relaxed);
+    if bus.metrics_on() {
+        crate::metrics::outcome(
+            env.topic(),
+            &handler.name,
+            crate::metrics::Outcome::DeadLettered,
+        );
+    }
     tracing::error!(
         handler = %handler.name, topic = env.topic(), seq = env.seq(), attempts, %error, dead_letter_id = id,
         "handler gave up; the event is in the dead letters"

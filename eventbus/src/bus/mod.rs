@@ -75,6 +75,7 @@ pub(crate) struct Inner {
     states: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
     middleware: Vec<Arc<dyn Middleware>>,
     closed: AtomicBool,
+    metrics: bool,
     shutdown: watch::Sender<bool>,
     workers: Mutex<Vec<(Arc<str>, JoinHandle<()>)>>,
     shutdown_timeout: Duration,
@@ -106,11 +107,15 @@ impl Bus {
                 }
             }
             let id = draft.id();
+            let started = self.inner.metrics.then(std::time::Instant::now);
             let env = self.inner.store.append(draft).await?;
             // A repeated idempotency key answers with the first event, which
             // was routed when it was published.
             if env.id() == id {
                 self.route(&env).await?;
+                if let Some(started) = started {
+                    crate::metrics::published(env.topic(), started.elapsed());
+                }
             }
             Ok(env)
         })
@@ -250,6 +255,10 @@ impl Bus {
 
     pub(crate) fn runtime(&self) -> &tokio::runtime::Handle {
         &self.inner.runtime
+    }
+
+    pub(crate) fn metrics_on(&self) -> bool {
+        self.inner.metrics
     }
 
     pub(crate) fn middleware(&self) -> &[Arc<dyn Middleware>] {

@@ -1,0 +1,145 @@
+//! How events and summaries are printed: aligned tables and lines for
+//! people, NDJSON CloudEvents for programs.
+
+use std::io::Write;
+
+use anyhow::{Context as _, Result};
+use chrono::{DateTime, SecondsFormat, Utc};
+use eventbus::RawEnvelope;
+
+/// The longest data shown in a table cell or a line; `--json` shows all.
+const DATA_WIDTH: usize = 60;
+
+/// The columns of an event in tables and lines.
+pub(crate) const EVENT_HEADERS: [&str; 6] =
+    ["SEQ", "TIME", "TOPIC", "SOURCE", "CORRELATION", "DATA"];
+
+/// An event as one line of NDJSON (CloudEvents structured JSON).
+pub(crate) fn json_line(env: &RawEnvelope) -> Result<String> {
+    env.to_cloudevent_json()
+        .with_context(|| format!("encoding event seq {}", env.seq()))
+}
+
+/// An event's table cells, in the order of [`EVENT_HEADERS`].
+pub(crate) fn event_cells(env: &RawEnvelope) -> Vec<String> {
+    let data = match env.data_json() {
+        Ok(raw) => shorten(raw.get(), DATA_WIDTH),
+        Err(e) => format!("<{e}>"),
+    };
+    vec![
+        env.seq().to_string(),
+        time(env.time()),
+        env.topic().to_owned(),
+        env.source().to_owned(),
+        env.correlation_id().unwrap_or("-").to_owned(),
+        data,
+    ]
+}
+
+/// An event as one line for reading, with the table's columns.
+pub(crate) fn event_line(env: &RawEnvelope) -> String {
+    event_cells(env).join("  ")
+}
+
+/// A time as RFC 3339 UTC with milliseconds.
+pub(crate) fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// A byte count for people: `812 B`, `1.4 MiB`.
+pub(crate) fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut short: String = text.chars().take(max - 1).collect();
+    short.push('…');
+    short
+}
+
+/// Rows printed with each column as wide as its widest cell.
+pub(crate) struct Table {
+    headers: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub(crate) fn new(headers: &[&str]) -> Self {
+        Table {
+            headers: headers.iter().map(|h| (*h).to_owned()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    pub(crate) fn push(&mut self, row: Vec<String>) {
+        self.rows.push(row);
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Writes the header and the rows; the last column is not padded.
+    pub(crate) fn write(&self, out: &mut impl Write) -> std::io::Result<()> {
+        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+        for row in std::iter::once(&self.headers).chain(&self.rows) {
+            let last = row.len().saturating_sub(1);
+            let mut line = String::new();
+            for (i, (cell, width)) in row.iter().zip(&widths).enumerate() {
+                if i == last {
+                    line.push_str(cell);
+                } else {
+                    line.push_str(cell);
+                    let pad = width - cell.chars().count() + 2;
+                    line.extend(std::iter::repeat_n(' ', pad));
+                }
+            }
+            writeln!(out, "{}", line.trim_end())?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_columns() {
+        let mut t = Table::new(&["A", "LONGER"]);
+        t.push(vec!["wide cell".into(), "x".into()]);
+        let mut out = Vec::new();
+        t.write(&mut out).expect("written");
+        assert_eq!(
+            String::from_utf8(out).expect("utf-8"),
+            "A          LONGER\nwide cell  x\n"
+        );
+    }
+
+    #[test]
+    fn sizes_and_long_data_read_well() {
+        assert_eq!(bytes(812), "812 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(shorten("abcdef", 4), "abc…");
+        assert_eq!(shorten("abc", 4), "abc");
+    }
+}

@@ -1,0 +1,258 @@
+//! `eventbus publish` in all its forms, then `eventbus history` as a table
+//! and as NDJSON, with every filter.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::json;
+use support::{Scratch, bin, datas, parse_published};
+
+#[test]
+fn publish_prints_id_and_seq_and_creates_the_store() {
+    let s = Scratch::new();
+    assert!(!s.path.exists());
+    let (seq, id) = s.publish("order.placed", r#"{"id":7,"cents":1250}"#, &[]);
+    assert_eq!(seq, 1);
+    assert!(s.path.exists());
+    let (seq2, id2) = s.publish("order.placed", r#"{"id":8}"#, &[]);
+    assert_eq!(seq2, 2);
+    assert_ne!(id, id2);
+    let events = s.history_json(&[]);
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0]["id"], id);
+    assert_eq!(events[0]["seq"], "1");
+    assert_eq!(events[0]["specversion"], "1.0");
+    assert_eq!(events[0]["type"], "order.placed");
+    assert_eq!(events[0]["source"], "eventbus-cli");
+    assert_eq!(events[0]["datacontenttype"], "application/json");
+    assert_eq!(events[0]["data"], json!({"id": 7, "cents": 1250}));
+    // Ids are UUID v7.
+    assert_eq!(id.len(), 36);
+    assert_eq!(&id[14..15], "7");
+}
+
+#[test]
+fn data_comes_from_a_file_or_stdin() {
+    let s = Scratch::new();
+    let file = s.file(
+        "order.json",
+        "{\n  \"id\": 1,\n  \"items\": [\"a\", \"b\"]\n}\n",
+    );
+    s.publish("order.placed", &format!("@{}", file.display()), &[]);
+    let out = s
+        .cmd()
+        .args(["publish", "order.placed", "--data", "-"])
+        .write_stdin(r#"{"id": 2}"#)
+        .output()
+        .expect("runs");
+    support::assert_success(&out, &["publish", "--data", "-"]);
+    let (seq, _) = parse_published(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(seq, 2);
+    assert_eq!(
+        datas(&s.history_json(&[])),
+        [json!({"id": 1, "items": ["a", "b"]}), json!({"id": 2})]
+    );
+}
+
+#[test]
+fn metadata_travels_as_cloudevents_attributes() {
+    let s = Scratch::new();
+    let (_, id) = s.publish(
+        "order.placed",
+        "42",
+        &[
+            "--source",
+            "shop",
+            "--correlation-id",
+            "req-456",
+            "--idempotency-key",
+            "order-7-placed",
+            "--header",
+            "tenant=acme",
+            "--header",
+            "traceparent=00-abc=def",
+        ],
+    );
+    let events = s.history_json(&[]);
+    assert_eq!(events.len(), 1);
+    let e = &events[0];
+    assert_eq!(e["id"], id);
+    assert_eq!(e["source"], "shop");
+    assert_eq!(e["correlationid"], "req-456");
+    assert_eq!(e["idempotencykey"], "order-7-placed");
+    assert_eq!(e["tenant"], "acme");
+    assert_eq!(e["traceparent"], "00-abc=def");
+    assert_eq!(e["data"], 42);
+}
+
+#[test]
+fn the_store_flag_wins_over_the_environment() {
+    let s = Scratch::new();
+    let (other_url, other_path) = s.other("other.db");
+    s.cmd()
+        .args(["--store", &other_url, "publish", "a.b", "--data", "1"])
+        .assert()
+        .success();
+    assert!(other_path.exists());
+    assert!(!s.path.exists());
+    // The flag also goes after the subcommand.
+    let out = bin()
+        .args(["history", "--json", "--store", &other_url])
+        .output()
+        .expect("runs");
+    assert_eq!(
+        support::ndjson(&String::from_utf8_lossy(&out.stdout)).len(),
+        1
+    );
+}
+
+#[test]
+fn history_prints_a_table_for_people() {
+    let s = Scratch::new();
+    s.publish(
+        "order.placed",
+        r#"{"id":7}"#,
+        &["--correlation-id", "req-1"],
+    );
+    s.publish("order.shipped", r#"{"id":7}"#, &["--source", "warehouse"]);
+    let table = s.ok(&["history"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["SEQ", "TIME", "TOPIC", "SOURCE", "CORRELATION", "DATA"]
+    );
+    let first: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(first[0], "1");
+    assert_eq!(first[2], "order.placed");
+    assert_eq!(first[3], "eventbus-cli");
+    assert_eq!(first[4], "req-1");
+    assert_eq!(first[5], r#"{"id":7}"#);
+    let second: Vec<&str> = lines[2].split_whitespace().collect();
+    assert_eq!(second[..4], ["2", second[1], "order.shipped", "warehouse"]);
+    // Columns line up: every row starts its TOPIC where the header does.
+    let topic_at = lines[0].find("TOPIC").expect("header");
+    assert_eq!(lines[1].find("order.placed"), Some(topic_at));
+    assert_eq!(lines[2].find("order.shipped"), Some(topic_at));
+}
+
+#[test]
+fn history_of_an_empty_store_says_so() {
+    let s = Scratch::new();
+    s.publish("a.b", "1", &[]);
+    let out = s.cmd().args(["history", "x.>"]).output().expect("runs");
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "no events match"
+    );
+}
+
+#[test]
+fn history_filters_by_pattern_source_correlation_limit_and_order() {
+    let s = Scratch::new();
+    s.publish(
+        "order.placed",
+        "1",
+        &["--source", "shop", "--correlation-id", "r1"],
+    );
+    s.publish(
+        "order.shipped",
+        "2",
+        &["--source", "warehouse", "--correlation-id", "r1"],
+    );
+    s.publish("order.cancelled.by_customer", "3", &["--source", "shop"]);
+    s.publish(
+        "user.created",
+        "4",
+        &["--source", "accounts", "--correlation-id", "r2"],
+    );
+    let data = |args: &[&str]| datas(&s.history_json(args));
+    assert_eq!(data(&[]), [json!(1), json!(2), json!(3), json!(4)]);
+    assert_eq!(data(&["order.*"]), [json!(1), json!(2)]);
+    assert_eq!(data(&["order.>"]), [json!(1), json!(2), json!(3)]);
+    assert_eq!(data(&["*.created"]), [json!(4)]);
+    assert_eq!(data(&["--source", "shop"]), [json!(1), json!(3)]);
+    assert_eq!(data(&["--correlation-id", "r1"]), [json!(1), json!(2)]);
+    assert_eq!(
+        data(&["order.>", "--source", "shop", "--correlation-id", "r1"]),
+        [json!(1)]
+    );
+    assert_eq!(data(&["--limit", "2"]), [json!(1), json!(2)]);
+    assert_eq!(
+        data(&["--reverse"]),
+        [json!(4), json!(3), json!(2), json!(1)]
+    );
+    assert_eq!(data(&["--reverse", "--limit", "2"]), [json!(4), json!(3)]);
+    assert_eq!(data(&["order.>", "--reverse", "--limit", "1"]), [json!(3)]);
+    assert!(data(&["--source", "nobody"]).is_empty());
+}
+
+#[test]
+fn history_filters_by_time_relative_and_rfc3339() {
+    let s = Scratch::new();
+    s.publish("tick", r#""old""#, &[]);
+    std::thread::sleep(Duration::from_millis(2100));
+    s.publish("tick", r#""new""#, &[]);
+    let data = |args: &[&str]| datas(&s.history_json(args));
+    assert_eq!(data(&["--since", "1h"]), [json!("old"), json!("new")]);
+    assert_eq!(data(&["--since", "1s"]), [json!("new")]);
+    assert_eq!(data(&["--until", "1s"]), [json!("old")]);
+    assert!(data(&["--until", "1h"]).is_empty());
+    assert!(data(&["--since", "now"]).is_empty());
+
+    let events = s.history_json(&[]);
+    let (old, new) = (
+        events[0]["time"].as_str().expect("time"),
+        events[1]["time"].as_str().expect("time"),
+    );
+    assert_eq!(data(&["--since", old]), [json!("old"), json!("new")]);
+    assert_eq!(data(&["--since", new]), [json!("new")]);
+    assert_eq!(data(&["--until", new]), [json!("old")]);
+    assert_eq!(data(&["--since", old, "--until", new]), [json!("old")]);
+    // Any UTC offset names the same instant.
+    assert_eq!(data(&["--since", "2000-01-01T01:00:00+01:00"]).len(), 2);
+}
+
+#[test]
+fn a_repeated_idempotency_key_stores_nothing_new() {
+    let s = Scratch::new();
+    let first = s.ok(&[
+        "publish",
+        "order.placed",
+        "--data",
+        "1",
+        "--idempotency-key",
+        "k1",
+    ]);
+    let again = s.ok(&[
+        "publish",
+        "order.placed",
+        "--data",
+        "2",
+        "--idempotency-key",
+        "k1",
+    ]);
+    assert!(
+        first.starts_with("published order.placed seq=1 "),
+        "{first}"
+    );
+    assert!(
+        again.starts_with("already published order.placed seq=1 "),
+        "{again}"
+    );
+    assert_eq!(parse_published(&first), parse_published(&again));
+    let other = s.ok(&[
+        "publish",
+        "order.placed",
+        "--data",
+        "3",
+        "--idempotency-key",
+        "k2",
+    ]);
+    assert!(other.starts_with("published order.placed seq="), "{other}");
+    assert_eq!(datas(&s.history_json(&[])), [json!(1), json!(3)]);
+}

@@ -687,3 +687,18 @@ fn invalid_extension_names_are_rejected_on_read() {
         }
     }
 }
+
+#[test]
+fn foreign_data_keeps_its_exact_text_and_no_empty_event_name_is_written() {
+    let json = br#"{"specversion":"1.0","id":"0190f5a2-7c3e-7d4a-9b1e-2f3a4b5c6d70","source":"js",
+        "type":"order.placed","data":{"id":7,"cents":1250}}"#;
+    let raw = RawEnvelope::from_cloudevent_json(json).unwrap();
+    assert_eq!(raw.data_json().unwrap().get(), r#"{"id":7,"cents":1250}"#);
+    let back = json_value(&raw.to_cloudevent_json().unwrap());
+    assert!(back.get("eventname").is_none(), "{back}");
+    assert!(
+        raw.to_cloudevent_json()
+            .unwrap()
+            .contains(r#""data":{"id":7,"cents":1250}"#)
+    );
+}

@@ -475,12 +475,14 @@ async fn appending_a_stored_event_id_again_adds_nothing() {
     store.append(old_event(2)).await.unwrap();
     let again = store.append(old_event(1)).await.unwrap();
     assert_eq!((first.seq(), again.seq()), (1, 1));
+    let next = store.append(old_event(3)).await.unwrap();
+    assert_eq!(next.seq(), 3, "a repeated id uses up no seq");
     assert_eq!(again.id(), first.id());
     let topics = store.topics().await.unwrap();
     assert_eq!(topics.len(), 1);
     assert_eq!(
         (topics[0].topic.as_str(), topics[0].count),
-        ("order.shipped", 2)
+        ("order.shipped", 3)
     );
     store.save_checkpoint("b", 2).await.unwrap();
     store.save_checkpoint("a", 1).await.unwrap();

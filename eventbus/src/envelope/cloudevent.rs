@@ -22,6 +22,7 @@ use chrono::{DateTime, Utc};
 use serde::de::Error as _;
 use serde::ser::{Error as _, SerializeMap};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -48,7 +49,10 @@ impl Serialize for RawEnvelope {
         map.serialize_entry("data", &*data)?;
         // CloudEvents integers are 32-bit; a seq can outgrow that, so it is a string.
         map.serialize_entry("seq", &m.seq.to_string())?;
-        map.serialize_entry("eventname", &*m.event_name)?;
+        // Events published without a Rust type have no name to give.
+        if !m.event_name.is_empty() {
+            map.serialize_entry("eventname", &*m.event_name)?;
+        }
         map.serialize_entry("eventversion", &m.event_version)?;
         if let Some(c) = &m.correlation_id {
             map.serialize_entry("correlationid", c)?;
@@ -68,8 +72,16 @@ impl Serialize for RawEnvelope {
 
 impl<'de> Deserialize<'de> for RawEnvelope {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let map = Map::<String, Value>::deserialize(deserializer)?;
-        from_map(map).map_err(D::Error::custom)
+        // `data` stays the publisher's exact text; only the (small)
+        // attributes are parsed.
+        let mut raw = BTreeMap::<String, Box<RawValue>>::deserialize(deserializer)?;
+        let data = raw.remove("data");
+        let mut map = Map::new();
+        for (name, value) in raw {
+            let value: Value = serde_json::from_str(value.get()).map_err(D::Error::custom)?;
+            map.insert(name, value);
+        }
+        from_map(map, data).map_err(D::Error::custom)
     }
 }
 
@@ -117,7 +129,10 @@ fn take_u64(map: &mut Map<String, Value>, key: &str) -> Result<Option<u64>, Stri
     }
 }
 
-fn from_map(mut map: Map<String, Value>) -> Result<RawEnvelope, String> {
+fn from_map(
+    mut map: Map<String, Value>,
+    data: Option<Box<RawValue>>,
+) -> Result<RawEnvelope, String> {
     let spec = require(&mut map, "specversion")?;
     if spec != SPEC_VERSION {
         return Err(format!(
@@ -151,8 +166,10 @@ fn from_map(mut map: Map<String, Value>) -> Result<RawEnvelope, String> {
             "`data_base64` (binary data) is not supported; eventbus carries JSON data".into(),
         );
     }
-    let data = map.remove("data").unwrap_or(Value::Null);
-    let data = serde_json::value::to_raw_value(&data).map_err(|e| e.to_string())?;
+    let data = match data {
+        Some(data) => data,
+        None => RawValue::from_string("null".to_owned()).map_err(|e| e.to_string())?,
+    };
     let seq = take_u64(&mut map, "seq")?.unwrap_or(0);
     let event_version = match take_u64(&mut map, "eventversion")? {
         None => 1,

@@ -103,6 +103,9 @@ pub struct RawEnvelope {
 pub struct Draft {
     pub(crate) meta: Metadata,
     pub(crate) payload: Payload,
+    /// Made from an envelope stored before (an import), so its id may
+    /// already be in the store; a fresh publish has a fresh id.
+    pub(crate) imported: bool,
 }
 
 impl Draft {
@@ -122,6 +125,7 @@ impl Draft {
                 event_version: E::VERSION,
             },
             payload: Payload::Typed(Arc::new(event)),
+            imported: false,
         }
     }
 
@@ -133,6 +137,7 @@ impl Draft {
         Draft {
             meta,
             payload: envelope.inner.payload.clone(),
+            imported: true,
         }
     }
 
@@ -144,6 +149,12 @@ impl Draft {
     /// The concrete topic.
     pub fn topic(&self) -> &str {
         &self.meta.topic
+    }
+
+    /// Whether the draft copies an envelope stored before (see
+    /// [`Draft::from_envelope`]), so that its id may already be stored.
+    pub fn is_imported(&self) -> bool {
+        self.imported
     }
 
     /// The idempotency key, if the publisher set one.

@@ -164,6 +164,12 @@ fn append_row(tx: &rusqlite::Transaction<'_>, row: &Row) -> rusqlite::Result<Sto
         }
     }
     let id = m.id.hyphenated().to_string();
+    // Looking first keeps a re-imported id from using up a seq.
+    if row.draft.imported
+        && let Some(stored) = stored_by_id(tx, &id)?
+    {
+        return Ok(stored);
+    }
     let inserted = tx
         .prepare_cached(
             "INSERT INTO events (id, topic, time_ns, source, correlation_id, causation_id,
@@ -188,13 +194,24 @@ fn append_row(tx: &rusqlite::Transaction<'_>, row: &Row) -> rusqlite::Result<Sto
         return Ok(Stored::New(tx.last_insert_rowid()));
     }
     // The event id is already stored (an import run twice).
-    tx.prepare_cached(&format!(
-        "SELECT {} FROM events WHERE id = ?1",
-        reader::COLUMNS
-    ))?
-    .query_row([id], |r| Ok(reader::envelope(r, false)))?
-    .map(Stored::Existing)
-    .map_err(|reason| rusqlite::Error::UserFunctionError(reason.into()))
+    stored_by_id(tx, &id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)
+}
+
+fn stored_by_id(tx: &rusqlite::Transaction<'_>, id: &str) -> rusqlite::Result<Option<Stored>> {
+    let found = tx
+        .prepare_cached(&format!(
+            "SELECT {} FROM events WHERE id = ?1",
+            reader::COLUMNS
+        ))?
+        .query_row([id], |r| Ok(reader::envelope(r, false)))
+        .optional()?;
+    found
+        .map(|stored| {
+            stored
+                .map(Stored::Existing)
+                .map_err(|reason| rusqlite::Error::UserFunctionError(reason.into()))
+        })
+        .transpose()
 }
 
 fn run_other(conn: &mut Connection, op: Op) {

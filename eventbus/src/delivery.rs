@@ -1,9 +1,10 @@
-//! Delivery: each handler's bounded feed, its worker task, retries with
-//! backoff, and the handling of failures and panics.
+//! Delivery: pushed feeds and their worker tasks, retries with backoff, and
+//! the handling of failures and panics (store-read feeds are in `feed`).
 //!
 //! A handler is a *group*: each event is handled once per handler name.
-//! Its feed is a bounded queue, so a slow handler pushes back on publishers
-//! instead of growing memory. A failed attempt is retried after an
+//! On a store that does not outlive the process, its feed is a bounded
+//! queue, so a slow handler pushes back on publishers instead of growing
+//! memory. A failed attempt is retried after an
 //! exponential backoff with jitter; a panic is a failed attempt, never a
 //! crash of the bus.
 
@@ -78,6 +79,8 @@ pub(crate) struct HandlerRuntime {
     pub(crate) retries: u32,
     pub(crate) backoff: Backoff,
     pub(crate) feed: mpsc::Sender<RawEnvelope>,
+    /// Wakes a store-fed handler when this process stored an event for it.
+    pub(crate) wake: tokio::sync::Notify,
     pub(crate) counters: HandlerCounters,
 }
 

@@ -50,6 +50,7 @@ mod delivery;
 pub mod envelope;
 mod error;
 mod event;
+mod feed;
 mod handler;
 mod history;
 mod metrics;
@@ -70,6 +71,7 @@ pub use delivery::Backoff;
 pub use envelope::{Draft, Envelope, RawEnvelope};
 pub use error::{Error, Result};
 pub use event::{CodecError, Event};
+pub use feed::Start;
 pub use handler::{
     BoxFuture, Context, EventParam, FnHandler, HandlerInfo, HandlerOptions, HandlerReturn,
     HandlingError, StateRequirement,

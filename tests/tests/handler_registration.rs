@@ -74,7 +74,8 @@ async fn build_collects_every_linked_handler_sorted_with_its_options() {
         HandlerOptions {
             retry: Some(1),
             concurrency: 1,
-            replay: false
+            replay: false,
+            start: None
         }
     );
     let location = mailer.location.as_deref().unwrap();
@@ -90,7 +91,8 @@ async fn build_collects_every_linked_handler_sorted_with_its_options() {
         HandlerOptions {
             retry: Some(5),
             concurrency: 4,
-            replay: true
+            replay: true,
+            start: None
         }
     );
     let index = &handlers[2];

@@ -12,6 +12,7 @@ use super::subscribe::Subscribers;
 use super::{Bus, Inner};
 use crate::delivery::{self, Backoff, HandlerCounters, HandlerRuntime, HandlerScope};
 use crate::error::{Error, Result};
+use crate::feed::{self, Start};
 use crate::handler::{FnHandler, HandlerDef, HandlerRegistration};
 use crate::middleware::{Middleware, TracingLayer};
 use crate::store::{self, Store};
@@ -49,6 +50,7 @@ pub struct BusBuilder {
     shutdown_timeout: Duration,
     dead_letter_poll: Duration,
     metrics: bool,
+    default_start: Start,
     errors: Vec<Error>,
 }
 
@@ -70,6 +72,7 @@ impl BusBuilder {
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             dead_letter_poll: DEFAULT_DEAD_LETTER_POLL,
             metrics: false,
+            default_start: Start::Latest,
             errors: Vec::new(),
         }
     }
@@ -191,6 +194,14 @@ impl BusBuilder {
         self
     }
 
+    /// Where handlers that set no `start` begin on a durable store the first
+    /// time they run (default [`Start::Latest`]: only events stored from then
+    /// on). Later runs resume after their checkpoint.
+    pub fn default_start(mut self, start: Start) -> Self {
+        self.default_start = start;
+        self
+    }
+
     /// How often the bus looks for dead letters whose retry was requested
     /// from outside (`eventbus dlq retry`), for the handlers it runs
     /// (default 2 s).
@@ -247,6 +258,7 @@ impl BusBuilder {
                 backoff: self.backoff,
                 topics,
                 feed: tx,
+                wake: tokio::sync::Notify::new(),
                 counters: HandlerCounters::default(),
                 def,
             }));
@@ -259,6 +271,7 @@ impl BusBuilder {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let bus = Bus {
             inner: Arc::new(Inner {
+                store_fed: store.durable(),
                 store,
                 source: Arc::from(self.source.unwrap_or_else(default_source)),
                 routes: routes
@@ -278,17 +291,28 @@ impl BusBuilder {
                 runtime,
             }),
         };
-        let mut workers = bus
-            .inner
-            .handlers
-            .iter()
-            .zip(feeds)
-            .map(|(handler, feed)| {
+        // Positions first: a store error fails `build()` before any worker runs.
+        let mut positions = Vec::with_capacity(bus.inner.handlers.len());
+        for handler in &bus.inner.handlers {
+            let position = if bus.inner.store_fed {
                 let scope = HandlerScope::new(bus.clone(), Arc::clone(handler));
-                let task = delivery::run_worker(scope, feed, shutdown_rx.clone());
-                (Arc::clone(&handler.name), tokio::spawn(task))
-            })
-            .collect::<Vec<_>>();
+                let start = handler.def.options.start.unwrap_or(self.default_start);
+                Some(feed::first_position(&scope, start).await?)
+            } else {
+                None
+            };
+            positions.push(position);
+        }
+        let mut workers = Vec::with_capacity(bus.inner.handlers.len() + 1);
+        for ((handler, feed), position) in bus.inner.handlers.iter().zip(feeds).zip(positions) {
+            let scope = HandlerScope::new(bus.clone(), Arc::clone(handler));
+            let shutdown = shutdown_rx.clone();
+            let task = match position {
+                Some(at) => tokio::spawn(feed::run(scope, at, shutdown)),
+                None => tokio::spawn(delivery::run_worker(scope, feed, shutdown)),
+            };
+            workers.push((Arc::clone(&handler.name), task));
+        }
         if !bus.inner.handlers.is_empty() {
             let poller = super::dead_letters::retry_requested(
                 bus.clone(),

@@ -75,6 +75,9 @@ pub(crate) struct Inner {
     states: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
     middleware: Vec<Arc<dyn Middleware>>,
     closed: AtomicBool,
+    /// Handlers read their feeds from the (durable) store instead of
+    /// having events pushed to them.
+    store_fed: bool,
     metrics: bool,
     shutdown: watch::Sender<bool>,
     workers: Mutex<Vec<(Arc<str>, JoinHandle<()>)>>,
@@ -124,6 +127,12 @@ impl Bus {
     async fn route(&self, env: &RawEnvelope) -> Result<()> {
         self.inner.subscribers.offer(env);
         if let Some(targets) = self.inner.routes.get(env.topic()) {
+            if self.inner.store_fed {
+                for &i in targets.iter() {
+                    self.inner.handlers[i].wake.notify_one();
+                }
+                return Ok(());
+            }
             for &i in targets.iter() {
                 let feed = &self.inner.handlers[i].feed;
                 // Waiting only when the feed is full keeps the common path short.

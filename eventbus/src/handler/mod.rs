@@ -53,6 +53,9 @@ pub struct HandlerOptions {
     /// Whether replays reach this handler. Handlers with outside effects
     /// (emails, payments) set `replay = false`.
     pub replay: bool,
+    /// Where the handler starts on a durable store the first time it runs;
+    /// `None` takes the bus default ([`BusBuilder::default_start`](crate::BusBuilder::default_start)).
+    pub start: Option<crate::Start>,
 }
 
 impl HandlerOptions {
@@ -61,6 +64,7 @@ impl HandlerOptions {
         retry: None,
         concurrency: 1,
         replay: true,
+        start: None,
     };
 }
 
@@ -177,6 +181,12 @@ impl FnHandler {
     /// Whether replays reach this handler.
     pub fn replay(mut self, replay: bool) -> Self {
         self.def.options.replay = replay;
+        self
+    }
+
+    /// Where the handler starts on a durable store the first time it runs.
+    pub fn start(mut self, start: crate::Start) -> Self {
+        self.def.options.start = Some(start);
         self
     }
 

@@ -321,6 +321,10 @@ impl Store for MemoryStore {
         None
     }
 
+    fn durable(&self) -> bool {
+        false
+    }
+
     fn describe(&self) -> String {
         format!("memory://?capacity={}", self.capacity)
     }

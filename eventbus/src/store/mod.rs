@@ -89,6 +89,11 @@ pub trait Store: Send + Sync + 'static {
     /// The bytes the store occupies, where that means something.
     fn size_bytes(&self) -> Option<u64>;
 
+    /// Whether events outlive the process. Handlers on a durable store read
+    /// their feed from it after their checkpoint; on the others events are
+    /// pushed to them.
+    fn durable(&self) -> bool;
+
     /// A description for logs: the URL without secrets.
     fn describe(&self) -> String;
 }

@@ -22,6 +22,8 @@ pub enum Order {
 pub struct Query {
     /// Only topics matching this pattern.
     pub pattern: Option<Pattern>,
+    /// Only these exact topics (empty: any).
+    pub topics: Vec<String>,
     /// Only events from this source.
     pub source: Option<String>,
     /// Only events published at or after this time.
@@ -46,6 +48,7 @@ impl Query {
     /// Whether an envelope passes every filter (the limit aside).
     pub fn matches(&self, env: &RawEnvelope) -> bool {
         self.pattern.as_ref().is_none_or(|p| p.matches(env.topic()))
+            && (self.topics.is_empty() || self.topics.iter().any(|t| t == env.topic()))
             && self.source.as_deref().is_none_or(|s| s == env.source())
             && self.since.is_none_or(|t| env.time() >= t)
             && self.until.is_none_or(|t| env.time() < t)

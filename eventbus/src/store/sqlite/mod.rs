@@ -562,6 +562,10 @@ impl Store for SqliteStore {
         Some(file("") + file("-wal") + file("-shm"))
     }
 
+    fn durable(&self) -> bool {
+        true
+    }
+
     fn describe(&self) -> String {
         let sync = match self.synchronous {
             Synchronous::Full => "full",

@@ -95,63 +95,91 @@ impl Readers {
     }
 }
 
+/// A `WHERE` clause under construction, numbering its parameters.
+struct Where {
+    sql: String,
+    args: Vec<Value>,
+}
+
+impl Where {
+    /// Adds `AND clause`, where the one `?` in `clause` takes `value`.
+    fn term(&mut self, clause: &str, value: Value) {
+        self.args.push(value);
+        let numbered = clause.replace('?', &format!("?{}", self.args.len()));
+        self.sql.push_str(" AND ");
+        self.sql.push_str(&numbered);
+    }
+
+    /// Adds `AND column IN (...)`.
+    fn one_of(&mut self, column: &str, values: &[String]) {
+        let mut marks = Vec::with_capacity(values.len());
+        for value in values {
+            self.args.push(Value::Text(value.clone()));
+            marks.push(format!("?{}", self.args.len()));
+        }
+        self.sql
+            .push_str(&format!(" AND {column} IN ({})", marks.join(", ")));
+    }
+}
+
 /// The SQL and arguments for one page: every filter is a `WHERE` term, and
 /// a pattern with a literal prefix also bounds the topic index range.
 fn page_sql(query: &Query, cursor: Option<u64>, size: usize) -> (String, Vec<Value>) {
-    let mut sql = format!("SELECT {COLUMNS} FROM events WHERE 1 = 1");
-    let mut args: Vec<Value> = Vec::new();
-    let mut term = |clause: &str, value: Value| {
-        sql.push_str(" AND ");
-        sql.push_str(&clause.replace('?', &format!("?{}", args.len() + 1)));
-        args.push(value);
+    let mut w = Where {
+        sql: format!("SELECT {COLUMNS} FROM events WHERE 1 = 1"),
+        args: Vec::new(),
     };
     if let Some(pattern) = &query.pattern {
         let p = pattern.as_str();
         if !eventbus_topic::has_wildcard(p) {
-            term("topic = ?", Value::Text(p.to_owned()));
+            w.term("topic = ?", Value::Text(p.to_owned()));
         } else {
             let prefix = literal_prefix(p);
             if !prefix.is_empty() {
                 // Every topic under `a.b.` sorts between `a.b.` and `a.b/`.
                 let upper = format!("{}/", &prefix[..prefix.len() - 1]);
-                term("topic >= ?", Value::Text(prefix));
-                term("topic < ?", Value::Text(upper));
+                w.term("topic >= ?", Value::Text(prefix));
+                w.term("topic < ?", Value::Text(upper));
             }
-            term("topic_matches(?, topic)", Value::Text(p.to_owned()));
+            w.term("topic_matches(?, topic)", Value::Text(p.to_owned()));
         }
+    }
+    if !query.topics.is_empty() {
+        w.one_of("topic", &query.topics);
     }
     if let Some(source) = &query.source {
-        term("source = ?", Value::Text(source.clone()));
+        w.term("source = ?", Value::Text(source.clone()));
     }
     if let Some(id) = &query.correlation_id {
-        term("correlation_id = ?", Value::Text(id.clone()));
+        w.term("correlation_id = ?", Value::Text(id.clone()));
     }
     if let Some(t) = query.since {
-        term("time_ns >= ?", Value::Integer(to_ns(t)));
+        w.term("time_ns >= ?", Value::Integer(to_ns(t)));
     }
     if let Some(t) = query.until {
-        term("time_ns < ?", Value::Integer(to_ns(t)));
+        w.term("time_ns < ?", Value::Integer(to_ns(t)));
     }
     if let Some(s) = query.after_seq {
-        term("seq > ?", Value::Integer(clamp(s)));
+        w.term("seq > ?", Value::Integer(clamp(s)));
     }
     if let Some(s) = query.before_seq {
-        term("seq < ?", Value::Integer(clamp(s)));
+        w.term("seq < ?", Value::Integer(clamp(s)));
     }
-    let order = match (query.order, cursor) {
-        (Order::Oldest, Some(c)) => {
-            term("seq > ?", Value::Integer(clamp(c)));
-            "ASC"
-        }
-        (Order::Newest, Some(c)) => {
-            term("seq < ?", Value::Integer(clamp(c)));
-            "DESC"
-        }
-        (Order::Oldest, None) => "ASC",
-        (Order::Newest, None) => "DESC",
+    let order = match query.order {
+        Order::Oldest => "ASC",
+        Order::Newest => "DESC",
     };
-    sql.push_str(&format!(" ORDER BY seq {order} LIMIT {size}"));
-    (sql, args)
+    if let Some(c) = cursor {
+        let after = if query.order == Order::Oldest {
+            "seq > ?"
+        } else {
+            "seq < ?"
+        };
+        w.term(after, Value::Integer(clamp(c)));
+    }
+    w.sql
+        .push_str(&format!(" ORDER BY seq {order} LIMIT {size}"));
+    (w.sql, w.args)
 }
 
 /// The tokens before the first wildcard, with a trailing dot (`order.` for

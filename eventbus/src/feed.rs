@@ -1,0 +1,179 @@
+//! Handler feeds read from a durable store, after the handler's checkpoint.
+//!
+//! On a durable store (SQLite) a handler does not get events pushed at it:
+//! it reads them from the store in seq order, starting after its
+//! checkpoint, and saves the checkpoint as it goes. So a handler resumes
+//! where it stopped after a restart, a slow handler lags behind in the
+//! store instead of holding publishers back or filling memory, per-topic
+//! order is the store's order, and a checkpoint moved from outside (such as
+//! `eventbus replay --to-handler`) is noticed and followed.
+//!
+//! Delivery is at least once: events handled after the last saved
+//! checkpoint are handled again after a crash.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::sync::watch;
+
+use crate::delivery::{self, HandlerScope, Mode};
+use crate::error::Error;
+use crate::store::{Order, Query};
+
+/// Where a handler seen for the first time starts reading.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Start {
+    /// After the newest event stored when the handler first runs.
+    #[default]
+    Latest,
+    /// From the oldest event in the store.
+    Earliest,
+}
+
+/// The most events handled between two checkpoint saves: each save is a
+/// commit, so saving per event would cost a sync per event.
+const SAVE_EVERY: u64 = 256;
+
+/// How often an idle handler looks at the store for events other
+/// processes wrote and for a checkpoint moved from outside.
+pub(crate) const POLL: Duration = Duration::from_millis(250);
+
+/// Reads and handles one handler's feed until shutdown; at shutdown it
+/// handles what was stored up to then, and saves its checkpoint.
+pub(crate) async fn run(
+    scope: Arc<HandlerScope>,
+    mut at: Position,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut stopping = false;
+    loop {
+        at.sync(&scope).await;
+        let query = Query {
+            topics: scope
+                .handler
+                .topics
+                .iter()
+                .map(|t| (*t).to_owned())
+                .collect(),
+            after_seq: Some(at.last),
+            order: Order::Oldest,
+            ..Query::default()
+        };
+        let mut events = scope.bus.store().query(query);
+        while let Some(item) = events.next().await {
+            match item {
+                Ok(env) => {
+                    let seq = env.seq();
+                    // `deliver` records a final failure as a dead letter.
+                    let _ = delivery::deliver(&scope, env, Mode::Live).await;
+                    at.last = seq;
+                }
+                Err(Error::BadRow { seq, reason }) => {
+                    tracing::error!(handler = %scope.handler.name, seq, %reason, "skipping a stored event that cannot be read");
+                    at.last = seq;
+                }
+                Err(e) => {
+                    tracing::warn!(handler = %scope.handler.name, error = %e, "reading the feed failed; trying again");
+                    break;
+                }
+            }
+            if at.last >= at.saved + SAVE_EVERY && at.sync(&scope).await {
+                // Moved from outside: read again from the new position.
+                break;
+            }
+        }
+        if at.sync(&scope).await {
+            continue;
+        }
+        if stopping {
+            return;
+        }
+        tokio::select! {
+            () = scope.handler.wake.notified() => {}
+            () = tokio::time::sleep(POLL) => {}
+            _ = shutdown.changed() => stopping = true,
+        }
+    }
+}
+
+/// Where a handler is: the last seq it handled and the last one saved.
+pub(crate) struct Position {
+    last: u64,
+    saved: u64,
+}
+
+impl Position {
+    /// Saves the position, unless someone else (a CLI, an operator) moved
+    /// the checkpoint since it was last saved: then that position is taken
+    /// instead and `true` returned.
+    async fn sync(&mut self, scope: &HandlerScope) -> bool {
+        let name = &scope.handler.name;
+        match scope.bus.store().load_checkpoint(name).await {
+            Ok(Some(seq)) if seq != self.saved => {
+                tracing::info!(handler = %name, from = self.last, to = seq, "checkpoint moved from outside; following it");
+                (self.last, self.saved) = (seq, seq);
+                return true;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(handler = %name, error = %e, "could not read the checkpoint"),
+        }
+        if self.last != self.saved && save(scope, self.last).await {
+            self.saved = self.last;
+        }
+        false
+    }
+}
+
+/// The saved checkpoint, or the start position of a new handler, saved at
+/// once so that events stored from now on reach it even if it stops
+/// before handling them. The bus finds it before `build()` returns, so
+/// nothing published after that is missed.
+pub(crate) async fn first_position(scope: &HandlerScope, start: Start) -> crate::Result<Position> {
+    let store = scope.bus.store();
+    let seq = match store.load_checkpoint(&scope.handler.name).await? {
+        Some(seq) => {
+            return Ok(Position {
+                last: seq,
+                saved: seq,
+            });
+        }
+        None if start == Start::Earliest => 0,
+        None => newest_seq(scope).await?,
+    };
+    store.save_checkpoint(&scope.handler.name, seq).await?;
+    Ok(Position {
+        last: seq,
+        saved: seq,
+    })
+}
+
+async fn newest_seq(scope: &HandlerScope) -> crate::Result<u64> {
+    let newest = Query {
+        order: Order::Newest,
+        limit: Some(1),
+        ..Query::default()
+    };
+    let mut found = scope.bus.store().query(newest);
+    match found.next().await {
+        None => Ok(0),
+        Some(Ok(env)) => Ok(env.seq()),
+        Some(Err(Error::BadRow { seq, .. })) => Ok(seq),
+        Some(Err(e)) => Err(e),
+    }
+}
+
+async fn save(scope: &HandlerScope, seq: u64) -> bool {
+    match scope
+        .bus
+        .store()
+        .save_checkpoint(&scope.handler.name, seq)
+        .await
+    {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(handler = %scope.handler.name, seq, error = %e, "could not save the checkpoint");
+            false
+        }
+    }
+}

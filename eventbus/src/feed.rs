@@ -60,27 +60,37 @@ pub(crate) async fn run(
             order: Order::Oldest,
             ..Query::default()
         };
-        let mut events = scope.bus.store().query(query);
-        while let Some(item) = events.next().await {
-            match item {
-                Ok(env) => {
-                    let seq = env.seq();
-                    // `deliver` records a final failure as a dead letter.
-                    let _ = delivery::deliver(&scope, env, Mode::Live).await;
-                    at.last = seq;
+        // With concurrency N, up to N events at hand are handled at once and
+        // the position moves past all of them when the last one is done.
+        let concurrency = scope.handler.def.options.concurrency.max(1) as usize;
+        let mut chunks = scope.bus.store().query(query).ready_chunks(concurrency);
+        'reading: while let Some(chunk) = chunks.next().await {
+            let mut handlings = Vec::with_capacity(chunk.len());
+            let mut failed_read = false;
+            for item in chunk {
+                match item {
+                    Ok(env) => {
+                        at.last = at.last.max(env.seq());
+                        // `deliver` records a final failure as a dead letter.
+                        handlings.push(delivery::deliver(&scope, env, Mode::Live));
+                    }
+                    Err(Error::BadRow { seq, reason }) => {
+                        tracing::error!(handler = %scope.handler.name, seq, %reason, "skipping a stored event that cannot be read");
+                        at.last = at.last.max(seq);
+                    }
+                    Err(e) => {
+                        tracing::warn!(handler = %scope.handler.name, error = %e, "reading the feed failed; trying again");
+                        failed_read = true;
+                    }
                 }
-                Err(Error::BadRow { seq, reason }) => {
-                    tracing::error!(handler = %scope.handler.name, seq, %reason, "skipping a stored event that cannot be read");
-                    at.last = seq;
-                }
-                Err(e) => {
-                    tracing::warn!(handler = %scope.handler.name, error = %e, "reading the feed failed; trying again");
-                    break;
-                }
+            }
+            futures_util::future::join_all(handlings).await;
+            if failed_read {
+                break 'reading;
             }
             if at.last >= at.saved + SAVE_EVERY && at.sync(&scope).await {
                 // Moved from outside: read again from the new position.
-                break;
+                break 'reading;
             }
         }
         if at.sync(&scope).await {

@@ -212,3 +212,52 @@ async fn concurrent_publishers_are_seen_in_seq_order() {
     bus.shutdown().await.unwrap();
     assert_eq!(seen(&log), (1..=400).collect::<Vec<u64>>());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_n_runs_n_stored_events_at_once() {
+    // Four handlings meet at a barrier of four; one at a time, they would
+    // wait for each other forever.
+    let db = TempDb::new("concurrency");
+    let barrier = Arc::new(tokio::sync::Barrier::new(4));
+    let log = Seen::default();
+    let wide = {
+        let (barrier, log) = (Arc::clone(&barrier), Arc::clone(&log));
+        FnHandler::new("wide", move |ev: Envelope<OrderEvent>, _ctx: Context| {
+            let (barrier, log) = (Arc::clone(&barrier), Arc::clone(&log));
+            async move {
+                barrier.wait().await;
+                log.lock().unwrap().push(ev.seq());
+            }
+        })
+        .concurrency(4)
+        .start(Start::Earliest)
+    };
+    // Stored before the handler starts, so all four are at hand together.
+    let store = SqliteStore::open(&db.url()).await.unwrap();
+    for id in 0..4 {
+        let ev = RawEnvelope::from_cloudevent_json(
+            format!(
+                r#"{{"specversion":"1.0","id":"0190e0a0-0000-7000-8000-00000000000{id}","source":"t",
+                    "type":"order.shipped","data":{{"id":{id}}}}}"#
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        store
+            .append(eventbus::Draft::from_envelope(&ev))
+            .await
+            .unwrap();
+    }
+    store.close().await.unwrap();
+    let bus = isolated()
+        .store(db.url())
+        .handler(wide)
+        .build()
+        .await
+        .unwrap();
+    eventually("all four met", Duration::from_secs(10), || {
+        seen(&log).len() == 4
+    })
+    .await;
+    bus.shutdown().await.unwrap();
+}

@@ -9,7 +9,7 @@ use eventbus::topic::{Pattern, Topic};
 use crate::time::parse_time;
 
 /// Publish, follow, query, replay, export and import the events of an
-/// eventbus store.
+/// eventbus store, and inspect, retry or purge its dead letters.
 #[derive(Debug, Parser)]
 #[command(name = "eventbus", version, propagate_version = true)]
 pub(crate) struct Cli {
@@ -43,6 +43,9 @@ pub(crate) enum Command {
     Topics(TopicsArgs),
     /// Totals, handler checkpoints with their lag, and the store's size.
     Stats(StatsArgs),
+    /// The events handlers gave up on: list, show, retry or purge them.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
     /// Write events as NDJSON CloudEvents to stdout.
     Export(ExportArgs),
     /// Read NDJSON CloudEvents into the store; importing twice adds nothing.
@@ -206,6 +209,58 @@ pub(crate) struct ClearArgs {
     /// Topics to delete (`*` one token, `>` the rest; `>` is everything).
     #[arg(value_parser = parse_pattern)]
     pub(crate) pattern: Pattern,
+
+    /// Do not ask for confirmation (needed when stdin is not a terminal).
+    #[arg(long, short = 'y')]
+    pub(crate) yes: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DlqCommand {
+    /// List dead letters, oldest first: a table, or NDJSON with --json.
+    List(DlqListArgs),
+    /// Everything about one dead letter: the full error and the event.
+    Show(DlqShowArgs),
+    /// Ask the service running a dead letter's handler to retry it (within
+    /// its dead_letter_poll, 2 s by default); this command runs no handler.
+    Retry(DlqRetryArgs),
+    /// Delete dead letters: all of them, or one handler's.
+    Purge(DlqPurgeArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DlqListArgs {
+    /// Only this handler's dead letters.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) handler: Option<String>,
+
+    /// Print one JSON object per dead letter (the event as a CloudEvent)
+    /// instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DlqShowArgs {
+    /// The dead letter's id, as `dlq list` shows it.
+    pub(crate) id: u64,
+
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DlqRetryArgs {
+    /// The dead letter's id, as `dlq list` shows it.
+    pub(crate) id: u64,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DlqPurgeArgs {
+    /// Only this handler's dead letters.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) handler: Option<String>,
 
     /// Do not ask for confirmation (needed when stdin is not a terminal).
     #[arg(long, short = 'y')]

@@ -1,5 +1,6 @@
 //! The `eventbus` command: publish, follow, query, replay, export, import
-//! and clear the history of any eventbus store, from a shell.
+//! and clear the history of any eventbus store, and manage its dead
+//! letters, from a shell.
 //!
 //! This file only parses the arguments, runs the command and turns the
 //! outcome into an exit code: 0 on success, 1 when an operation failed,
@@ -8,6 +9,7 @@
 
 mod admin;
 mod cli;
+mod dlq;
 mod error;
 mod history;
 mod open;
@@ -55,6 +57,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Replay(args) => replay::run(url, args).await,
         Command::Topics(args) => admin::topics(url, args).await,
         Command::Stats(args) => admin::stats(url, args).await,
+        Command::Dlq(command) => dlq::run(url, command).await,
         Command::Clear(args) => admin::clear(url, args).await,
         Command::Export(args) => transfer::export(url, args).await,
         Command::Import(args) => transfer::import(url, args).await,

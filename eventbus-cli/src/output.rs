@@ -62,13 +62,69 @@ pub(crate) fn bytes(n: u64) -> String {
     }
 }
 
-fn shorten(text: &str, max: usize) -> String {
+/// `text` cut to `max` characters, ending in `…` when it was cut.
+pub(crate) fn shorten(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_owned();
     }
     let mut short: String = text.chars().take(max - 1).collect();
     short.push('…');
     short
+}
+
+/// Valid JSON text re-indented by two spaces per level, keeping the order
+/// of its keys and the exact text of its strings and numbers (parsing into
+/// a `serde_json::Value` would sort the keys and may round numbers).
+pub(crate) fn pretty_json(json: &str) -> String {
+    let mut pretty = String::with_capacity(json.len() * 2);
+    let mut depth = 0usize;
+    let newline = |pretty: &mut String, depth: usize| {
+        pretty.push('\n');
+        pretty.extend(std::iter::repeat_n("  ", depth));
+    };
+    let mut chars = json.chars().peekable();
+    let (mut in_string, mut escaped) = (false, false);
+    while let Some(c) = chars.next() {
+        if in_string {
+            pretty.push(c);
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                pretty.push(c);
+            }
+            '{' | '[' => {
+                pretty.push(c);
+                while chars.next_if(|c| c.is_whitespace()).is_some() {}
+                if let Some(close) = chars.next_if(|next| matches!(next, '}' | ']')) {
+                    pretty.push(close);
+                } else {
+                    depth += 1;
+                    newline(&mut pretty, depth);
+                }
+            }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                newline(&mut pretty, depth);
+                pretty.push(c);
+            }
+            ',' => {
+                pretty.push(c);
+                newline(&mut pretty, depth);
+            }
+            ':' => pretty.push_str(": "),
+            c if c.is_whitespace() => {}
+            c => pretty.push(c),
+        }
+    }
+    pretty
 }
 
 /// Rows printed with each column as wide as its widest cell.
@@ -141,5 +197,22 @@ mod tests {
         assert_eq!(bytes(1536), "1.5 KiB");
         assert_eq!(shorten("abcdef", 4), "abc…");
         assert_eq!(shorten("abc", 4), "abc");
+    }
+
+    #[test]
+    fn pretty_json_keeps_order_strings_and_numbers() {
+        let compact = r#"{"z":1,"a":[1, 2.50,{}],"s":"a,b:{\"c\"}\\","e":[],"n":null}"#;
+        let pretty = pretty_json(compact);
+        assert_eq!(
+            pretty,
+            "{\n  \"z\": 1,\n  \"a\": [\n    1,\n    2.50,\n    {}\n  ],\n  \
+             \"s\": \"a,b:{\\\"c\\\"}\\\\\",\n  \"e\": [],\n  \"n\": null\n}"
+        );
+        let reread: serde_json::Value = serde_json::from_str(&pretty).expect("still JSON");
+        assert_eq!(
+            reread,
+            serde_json::from_str::<serde_json::Value>(compact).expect("JSON")
+        );
+        assert_eq!(pretty_json("7"), "7");
     }
 }

@@ -270,8 +270,13 @@ fn command_line_mistakes_exit_2_with_one_line() {
         2,
     );
     assert!(e.contains("cannot be used with"), "{e}");
-    let e = fails(&s, &["dlq", "list"], 2);
-    assert!(e.contains("unrecognized subcommand 'dlq'"), "{e}");
+    let e = fails(&s, &["dlq", "frobnicate"], 2);
+    assert!(e.contains("unrecognized subcommand 'frobnicate'"), "{e}");
+    let e = fails(&s, &["dlq", "show"], 2);
+    assert!(
+        e.contains("required arguments were not provided") && e.contains("<ID>"),
+        "{e}"
+    );
     // No subcommand at all shows the help on stderr, as a usage error...
     let out = bin().output().expect("runs");
     assert_eq!(out.status.code(), Some(2));
@@ -288,13 +293,20 @@ fn help_and_version_succeed_on_stdout() {
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
     for command in [
-        "publish", "tail", "history", "replay", "topics", "stats", "export", "import", "clear",
+        "publish", "tail", "history", "replay", "topics", "stats", "dlq", "export", "import",
+        "clear",
     ] {
         assert!(help.contains(command), "{command} missing from {help}");
     }
     let out = bin().args(["history", "--help"]).output().expect("runs");
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("--correlation-id"));
+    let out = bin().args(["dlq", "--help"]).output().expect("runs");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for command in ["list", "show", "retry", "purge"] {
+        assert!(help.contains(command), "{command} missing from {help}");
+    }
     let out = bin().arg("--version").output().expect("runs");
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("eventbus "));

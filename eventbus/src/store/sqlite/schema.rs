@@ -5,8 +5,8 @@
 //! one whole version; a file from a newer eventbus is refused rather than
 //! misread.
 
-use rusqlite::Connection;
 use rusqlite::functions::FunctionFlags;
+use rusqlite::{Connection, TransactionBehavior};
 
 /// The schema version this build writes and reads.
 pub(crate) const SCHEMA_VERSION: i64 = 3;
@@ -104,31 +104,65 @@ pub(crate) fn configure(conn: &Connection, synchronous: Synchronous) -> rusqlite
 /// Brings a freshly opened writer connection to [`SCHEMA_VERSION`].
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), String> {
     let sql = |e: rusqlite::Error| e.to_string();
-    // Incremental auto-vacuum lets `clear` and retention give space back;
-    // it only takes effect before the first table exists.
-    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
-        .map_err(sql)?;
-    let mode: String = conn
-        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-        .map_err(sql)?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(format!("could not switch to WAL mode (got `{mode}`)"));
+    let version = schema_version(conn)?;
+    if version == SCHEMA_VERSION {
+        // Nothing to write: opening a current file takes no write lock, so
+        // it never waits on (or for) another process using the file.
+        return ensure_wal(conn);
     }
+    if version == 0 {
+        // Incremental auto-vacuum lets `clear` and retention give space
+        // back; it only takes effect before the first table exists.
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+            .map_err(sql)?;
+    }
+    ensure_wal(conn)?;
+    // Another process may be migrating the same file: take the write lock
+    // first, then look at the version again.
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sql)?;
+    let version = schema_version(&tx)?;
+    for (from, step) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        tx.execute_batch(step)
+            .map_err(|e| format!("migration from schema version {from} failed: {e}"))?;
+    }
+    if version < SCHEMA_VERSION {
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(sql)?;
+    }
+    tx.commit().map_err(sql)
+}
+
+/// The file's schema version, refusing one newer than this build reads.
+fn schema_version(conn: &Connection) -> Result<i64, String> {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |row| row.get(0))
-        .map_err(sql)?;
+        .map_err(|e| e.to_string())?;
     if version > SCHEMA_VERSION {
         return Err(format!(
             "the file has schema version {version}, newer than this eventbus reads \
              ({SCHEMA_VERSION}); upgrade eventbus to open it"
         ));
     }
-    let tx = conn.transaction().map_err(sql)?;
-    for (from, step) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        tx.execute_batch(step)
-            .map_err(|e| format!("migration from schema version {from} failed: {e}"))?;
-    }
-    tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+    Ok(version)
+}
+
+/// Switches the file to WAL mode unless it already is (the mode is kept in
+/// the file).
+fn ensure_wal(conn: &Connection) -> Result<(), String> {
+    let sql = |e: rusqlite::Error| e.to_string();
+    let mode: String = conn
+        .pragma_query_value(None, "journal_mode", |row| row.get(0))
         .map_err(sql)?;
-    tx.commit().map_err(sql)
+    if mode.eq_ignore_ascii_case("wal") {
+        return Ok(());
+    }
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(sql)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(format!("could not switch to WAL mode (got `{mode}`)"));
+    }
+    Ok(())
 }

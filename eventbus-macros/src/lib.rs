@@ -179,6 +179,7 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
 /// | `retry = N` | retries after a failed first attempt | the bus default |
 /// | `concurrency = N` | handlings at once; `1` keeps per-topic order | `1` |
 /// | `replay = bool` | whether replays reach this handler | `true` |
+/// | `start = "latest" \| "earliest"` | where a new handler starts on a durable store | the bus default, `latest` |
 /// | `crate = "path"` | where the `eventbus` crate is | `::eventbus` |
 ///
 /// Shared state the body reads with `ctx.state::<T>()` is recorded too, so

@@ -261,3 +261,33 @@ async fn concurrency_n_runs_n_stored_events_at_once() {
     .await;
     bus.shutdown().await.unwrap();
 }
+
+static FROM_THE_START: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+
+#[handler(name = "cp.from_the_start", start = "earliest")]
+async fn from_the_start(ev: Envelope<OrderEvent>) {
+    FROM_THE_START.lock().unwrap().push(ev.seq());
+}
+
+#[tokio::test]
+async fn handler_attribute_sets_where_a_new_handler_starts() {
+    let db = TempDb::new("attr-start");
+    let bus = isolated().store(db.url()).build().await.unwrap();
+    publish_shipped(&bus, 0..2).await;
+    bus.shutdown().await.unwrap();
+
+    let bus = Bus::builder()
+        .store(db.url())
+        .only_handlers(["cp.from_the_start"])
+        .build()
+        .await
+        .unwrap();
+    let info = &bus.handlers()[0];
+    assert_eq!(info.options.start, Some(Start::Earliest));
+    eventually("both stored events", Duration::from_secs(5), || {
+        FROM_THE_START.lock().unwrap().len() == 2
+    })
+    .await;
+    bus.shutdown().await.unwrap();
+    assert_eq!(*FROM_THE_START.lock().unwrap(), [1, 2]);
+}

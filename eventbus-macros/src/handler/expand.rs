@@ -150,6 +150,9 @@ fn options(handler: &Handler<'_>, private: &TokenStream) -> TokenStream {
     if let Some(replay) = args.replay {
         fields.push(quote!(replay: #replay));
     }
+    if let Some(start) = &args.start {
+        fields.push(quote!(start: ::core::option::Option::Some(#private::Start::#start)));
+    }
     if fields.is_empty() {
         return quote!(#private::HandlerOptions::DEFAULT);
     }

@@ -38,6 +38,11 @@ const SPEC: Spec = Spec {
             aliases: &["replays", "replayable"],
         },
         Key {
+            name: "start",
+            example: "start = \"earliest\"",
+            aliases: &["from", "begin", "offset"],
+        },
+        Key {
             name: "crate",
             example: "crate = \"::eventbus\"",
             aliases: &["krate"],
@@ -53,6 +58,8 @@ pub(crate) struct Args {
     pub(crate) retry: Option<u32>,
     pub(crate) concurrency: Option<(u32, Span)>,
     pub(crate) replay: Option<bool>,
+    /// `Latest` or `Earliest`: the runtime's `Start` variant to name.
+    pub(crate) start: Option<syn::Ident>,
     pub(crate) krate: Option<Path>,
 }
 
@@ -123,6 +130,32 @@ fn parse_args(cx: &Ctxt, tokens: TokenStream) -> Args {
             "replay" => {
                 if let Some(v) = arg.bool(cx) {
                     attr::set_once(cx, &mut out.replay, &arg, v);
+                }
+            }
+            "start" => {
+                if let Some(v) = arg.string(cx) {
+                    let variant = match v.value().as_str() {
+                        "latest" => Some("Latest"),
+                        "earliest" => Some("Earliest"),
+                        other => {
+                            cx.error_spanned_by(
+                                &v,
+                                format!(
+                                    "unknown start `{other}`: write `start = \"latest\"` (only events stored from the \
+                                     handler's first run on, the default) or `start = \"earliest\"` (everything stored)"
+                                ),
+                            );
+                            None
+                        }
+                    };
+                    if let Some(variant) = variant {
+                        attr::set_once(
+                            cx,
+                            &mut out.start,
+                            &arg,
+                            syn::Ident::new(variant, v.span()),
+                        );
+                    }
                 }
             }
             "crate" => {

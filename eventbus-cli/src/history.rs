@@ -108,14 +108,7 @@ pub(crate) async fn tail(url: &str, args: TailArgs) -> Result<()> {
                 continue;
             };
             after = env.seq();
-            let line = if args.json {
-                output::json_line(&env)?
-            } else {
-                output::event_line(&env)
-            };
-            let mut out = std::io::stdout().lock();
-            writeln!(out, "{line}")?;
-            out.flush()?;
+            output::print_live(&env, args.json)?;
         }
         tokio::select! {
             interrupted = &mut ctrl_c => {

@@ -36,6 +36,20 @@ pub(crate) fn event_cells(env: &RawEnvelope) -> Vec<String> {
     ]
 }
 
+/// Prints one event as it arrives (NDJSON or a line), flushed at once so
+/// a reader of a pipe sees it without waiting.
+pub(crate) fn print_live(env: &RawEnvelope, json: bool) -> Result<()> {
+    let line = if json {
+        json_line(env)?
+    } else {
+        event_line(env)
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")?;
+    out.flush()?;
+    Ok(())
+}
+
 /// An event as one line for reading, with the table's columns.
 pub(crate) fn event_line(env: &RawEnvelope) -> String {
     event_cells(env).join("  ")

@@ -2,7 +2,6 @@
 //! they happened (times a speed factor), or, with `--to-handler NAME`, that
 //! handler's checkpoint moved back so its service handles them again.
 
-use std::io::Write;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
@@ -49,14 +48,7 @@ async fn print(url: &str, args: ReplayArgs) -> Result<()> {
             tokio::time::sleep(gap.div_f64(args.speed)).await;
         }
         previous = Some(env.time());
-        let line = if args.json {
-            output::json_line(&env)?
-        } else {
-            output::event_line(&env)
-        };
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "{line}")?;
-        out.flush()?;
+        output::print_live(&env, args.json)?;
     }
     drop(events);
     open::close(&*store).await?;

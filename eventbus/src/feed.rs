@@ -48,7 +48,6 @@ pub(crate) async fn run(
 ) {
     let mut stopping = false;
     loop {
-        at.sync(&scope).await;
         let query = Query {
             topics: scope
                 .handler
@@ -93,6 +92,8 @@ pub(crate) async fn run(
                 break 'reading;
             }
         }
+        // Saves the position, and notices a checkpoint moved from outside
+        // while idle or busy: then the next round reads from there.
         if at.sync(&scope).await {
             continue;
         }

@@ -69,6 +69,7 @@ pub(crate) struct HandlerCounters {
     pub(crate) retried: AtomicU64,
     pub(crate) panicked: AtomicU64,
     pub(crate) dead_lettered: AtomicU64,
+    pub(crate) missed: AtomicU64,
 }
 
 /// A registered handler at run time: its definition, resolved settings and feed.

@@ -64,8 +64,8 @@ pub mod topic;
 pub mod __private;
 
 pub use bus::{
-    Bus, BusBuilder, DeadLettered, DeadLetters, HandlerStats, Publish, PublishFuture, Subscription,
-    SubscriptionError,
+    Bus, BusBuilder, DeadLettered, DeadLetters, HandlerStats, LagPolicy, Publish, PublishFuture,
+    Subscription, SubscriptionError,
 };
 pub use delivery::Backoff;
 pub use envelope::{Draft, Envelope, RawEnvelope};

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use super::subscribe::Subscribers;
-use super::{Bus, Inner};
+use super::{Bus, Inner, LagPolicy};
 use crate::delivery::{self, Backoff, HandlerCounters, HandlerRuntime, HandlerScope};
 use crate::error::{Error, Result};
 use crate::feed::{self, Start};
@@ -51,6 +51,7 @@ pub struct BusBuilder {
     dead_letter_poll: Duration,
     metrics: bool,
     default_start: Start,
+    lag: LagPolicy,
     errors: Vec<Error>,
 }
 
@@ -73,6 +74,7 @@ impl BusBuilder {
             dead_letter_poll: DEFAULT_DEAD_LETTER_POLL,
             metrics: false,
             default_start: Start::Latest,
+            lag: LagPolicy::Block,
             errors: Vec::new(),
         }
     }
@@ -164,6 +166,13 @@ impl BusBuilder {
                 .push(Error::Config("feed capacity must be at least 1".into()));
         }
         self.feed_capacity = n;
+        self
+    }
+
+    /// What a handler's full feed does on `memory://`: make publishers wait
+    /// (the default) or skip the event for that handler.
+    pub fn lag_policy(mut self, policy: LagPolicy) -> Self {
+        self.lag = policy;
         self
     }
 
@@ -272,6 +281,7 @@ impl BusBuilder {
         let bus = Bus {
             inner: Arc::new(Inner {
                 store_fed: store.durable(),
+                lag: self.lag,
                 store,
                 source: Arc::from(self.source.unwrap_or_else(default_source)),
                 routes: routes

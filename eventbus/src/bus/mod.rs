@@ -78,6 +78,7 @@ pub(crate) struct Inner {
     /// Handlers read their feeds from the (durable) store instead of
     /// having events pushed to them.
     store_fed: bool,
+    lag: LagPolicy,
     metrics: bool,
     shutdown: watch::Sender<bool>,
     workers: Mutex<Vec<(Arc<str>, JoinHandle<()>)>>,
@@ -134,10 +135,20 @@ impl Bus {
                 return Ok(());
             }
             for &i in targets.iter() {
-                let feed = &self.inner.handlers[i].feed;
+                let handler = &self.inner.handlers[i];
+                let feed = &handler.feed;
                 // Waiting only when the feed is full keeps the common path short.
                 match feed.try_send(env.clone()) {
                     Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_))
+                        if self.inner.lag == LagPolicy::Skip =>
+                    {
+                        let missed = handler.counters.missed.fetch_add(1, Ordering::Relaxed) + 1;
+                        tracing::warn!(
+                            handler = %handler.name, seq = env.seq(), topic = env.topic(), missed,
+                            "handler is behind and its feed is full; it skips this event (LagPolicy::Skip)"
+                        );
+                    }
                     Err(mpsc::error::TrySendError::Full(env)) => {
                         feed.send(env).await.map_err(|_| Error::ShutDown)?;
                     }
@@ -215,6 +226,7 @@ impl Bus {
                 retried: h.counters.retried.load(Ordering::Relaxed),
                 panicked: h.counters.panicked.load(Ordering::Relaxed),
                 dead_lettered: h.counters.dead_lettered.load(Ordering::Relaxed),
+                missed: h.counters.missed.load(Ordering::Relaxed),
             })
             .collect()
     }
@@ -308,6 +320,21 @@ pub struct HandlerStats {
     pub panicked: u64,
     /// Events stored as dead letters.
     pub dead_lettered: u64,
+    /// Events skipped because the handler was behind (`LagPolicy::Skip`).
+    pub missed: u64,
+}
+
+/// What a full feed does on a store that pushes events to handlers
+/// (`memory://`). On a durable store handlers read from the store and never
+/// hold publishers back, whatever the policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LagPolicy {
+    /// The publisher waits until the handler has room (backpressure).
+    #[default]
+    Block,
+    /// The handler skips the event; the skip is logged and counted in
+    /// [`HandlerStats::missed`], and the event stays in history.
+    Skip,
 }
 
 /// The topics among an event type's `topics` that `pattern` matches, or an

@@ -179,6 +179,7 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
 /// | `retry = N` | retries after a failed first attempt | the bus default |
 /// | `concurrency = N` | handlings at once; `1` keeps per-topic order | `1` |
 /// | `replay = bool` | whether replays reach this handler | `true` |
+/// | `backoff = "100ms..30s"` | the first and the longest delay between attempts (doubling, with jitter) | the bus default, `100ms..30s` |
 /// | `start = "latest" \| "earliest"` | where a new handler starts on a durable store | the bus default, `latest` |
 /// | `crate = "path"` | where the `eventbus` crate is | `::eventbus` |
 ///

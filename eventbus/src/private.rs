@@ -5,6 +5,7 @@ pub use inventory;
 pub use serde;
 pub use serde_json;
 
+pub use crate::delivery::Backoff;
 pub use crate::feed::Start;
 pub use crate::handler::{
     BoxFuture, EventParam, HandlerOptions, HandlerRegistration, HandlerReturn, StateRequirement,

@@ -20,7 +20,13 @@ async fn index(ev: Envelope<EntityCreated>) -> eventbus::Result<()> {
     Ok(())
 }
 
-#[handler(topic = "order.*", retry = 5, concurrency = 4, name = "reg.billing")]
+#[handler(
+    topic = "order.*",
+    retry = 5,
+    concurrency = 4,
+    backoff = "50ms..2s",
+    name = "reg.billing"
+)]
 async fn bill(
     ev: OrderEvent,
     ctx: Context,
@@ -75,7 +81,8 @@ async fn build_collects_every_linked_handler_sorted_with_its_options() {
             retry: Some(1),
             concurrency: 1,
             replay: false,
-            start: None
+            start: None,
+            backoff: None
         }
     );
     let location = mailer.location.as_deref().unwrap();
@@ -92,7 +99,11 @@ async fn build_collects_every_linked_handler_sorted_with_its_options() {
             retry: Some(5),
             concurrency: 4,
             replay: true,
-            start: None
+            start: None,
+            backoff: Some(eventbus::Backoff {
+                base: Duration::from_millis(50),
+                max: Duration::from_secs(2)
+            })
         }
     );
     let index = &handlers[2];

@@ -150,6 +150,14 @@ fn options(handler: &Handler<'_>, private: &TokenStream) -> TokenStream {
     if let Some(replay) = args.replay {
         fields.push(quote!(replay: #replay));
     }
+    if let Some((first, longest)) = args.backoff {
+        fields.push(
+            quote!(backoff: ::core::option::Option::Some(#private::Backoff {
+                base: ::core::time::Duration::from_millis(#first),
+                max: ::core::time::Duration::from_millis(#longest),
+            })),
+        );
+    }
     if let Some(start) = &args.start {
         fields.push(quote!(start: ::core::option::Option::Some(#private::Start::#start)));
     }

@@ -38,6 +38,11 @@ const SPEC: Spec = Spec {
             aliases: &["replays", "replayable"],
         },
         Key {
+            name: "backoff",
+            example: "backoff = \"100ms..30s\"",
+            aliases: &["delay", "retry_delay", "backoff_ms"],
+        },
+        Key {
             name: "start",
             example: "start = \"earliest\"",
             aliases: &["from", "begin", "offset"],
@@ -58,6 +63,8 @@ pub(crate) struct Args {
     pub(crate) retry: Option<u32>,
     pub(crate) concurrency: Option<(u32, Span)>,
     pub(crate) replay: Option<bool>,
+    /// The first and the longest delay between attempts, in milliseconds.
+    pub(crate) backoff: Option<(u64, u64)>,
     /// `Latest` or `Earliest`: the runtime's `Start` variant to name.
     pub(crate) start: Option<syn::Ident>,
     pub(crate) krate: Option<Path>,
@@ -132,6 +139,14 @@ fn parse_args(cx: &Ctxt, tokens: TokenStream) -> Args {
                     attr::set_once(cx, &mut out.replay, &arg, v);
                 }
             }
+            "backoff" => {
+                if let Some(v) = arg.string(cx) {
+                    match parse_backoff(&v.value()) {
+                        Ok(delays) => attr::set_once(cx, &mut out.backoff, &arg, delays),
+                        Err(why) => cx.error_spanned_by(&v, why),
+                    }
+                }
+            }
             "start" => {
                 if let Some(v) = arg.string(cx) {
                     let variant = match v.value().as_str() {
@@ -169,6 +184,43 @@ fn parse_args(cx: &Ctxt, tokens: TokenStream) -> Args {
     out
 }
 
+/// Reads `"100ms..30s"`: the first and the longest delay, each a whole
+/// number with a unit (`ms`, `s`, `m`, `h`), the first no longer than the
+/// second.
+fn parse_backoff(text: &str) -> Result<(u64, u64), String> {
+    let usage = "write it as `backoff = \"100ms..30s\"`: the first delay, `..`, the longest delay, \
+                 each a whole number with `ms`, `s`, `m` or `h`";
+    let millis = |part: &str| -> Option<u64> {
+        let split = part.find(|c: char| !c.is_ascii_digit())?;
+        let (number, unit) = part.split_at(split);
+        let n: u64 = number.parse().ok()?;
+        let scale = match unit {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            _ => return None,
+        };
+        n.checked_mul(scale).filter(|ms| *ms > 0)
+    };
+    let (first_text, longest_text) = text
+        .split_once("..")
+        .ok_or_else(|| format!("backoff `{text}` has no `..`; {usage}"))?;
+    let (Some(first), Some(longest)) = (millis(first_text.trim()), millis(longest_text.trim()))
+    else {
+        return Err(format!(
+            "backoff `{text}` is not two positive durations; {usage}"
+        ));
+    };
+    if first > longest {
+        let (a, b) = (first_text.trim(), longest_text.trim());
+        return Err(format!(
+            "backoff `{text}` starts longer than its longest delay; write `{b}..{a}`"
+        ));
+    }
+    Ok((first, longest))
+}
+
 /// Whether `ty` names a `Context`, by its last path segment: the macro cannot
 /// resolve types, and `Context`, `eventbus::Context` or an alias imported
 /// under that name are all written this way.
@@ -191,6 +243,29 @@ fn is_context(ty: &Type) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn backoff_reads_two_durations_in_order() {
+        assert_eq!(parse_backoff("100ms..30s"), Ok((100, 30_000)));
+        assert_eq!(parse_backoff("1s .. 2m"), Ok((1_000, 120_000)));
+        assert!(parse_backoff("100ms").unwrap_err().contains("no `..`"));
+        assert!(
+            parse_backoff("0s..1s")
+                .unwrap_err()
+                .contains("not two positive durations")
+        );
+        assert!(
+            parse_backoff("1x..2s")
+                .unwrap_err()
+                .contains("not two positive durations")
+        );
+        assert!(
+            parse_backoff("30s..1s")
+                .unwrap_err()
+                .contains("starts longer")
+        );
+    }
+
     use quote::quote;
     use syn::parse_quote;
 

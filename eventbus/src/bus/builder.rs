@@ -264,7 +264,7 @@ impl BusBuilder {
             handlers.push(Arc::new(HandlerRuntime {
                 name: Arc::from(def.name.as_ref()),
                 retries: def.options.retry.unwrap_or(self.default_retry),
-                backoff: self.backoff,
+                backoff: def.options.backoff.unwrap_or(self.backoff),
                 topics,
                 feed: tx,
                 wake: tokio::sync::Notify::new(),

@@ -56,6 +56,9 @@ pub struct HandlerOptions {
     /// Where the handler starts on a durable store the first time it runs;
     /// `None` takes the bus default ([`BusBuilder::default_start`](crate::BusBuilder::default_start)).
     pub start: Option<crate::Start>,
+    /// Delays between attempts; `None` takes the bus default
+    /// ([`BusBuilder::backoff`](crate::BusBuilder::backoff)).
+    pub backoff: Option<crate::Backoff>,
 }
 
 impl HandlerOptions {
@@ -65,6 +68,7 @@ impl HandlerOptions {
         concurrency: 1,
         replay: true,
         start: None,
+        backoff: None,
     };
 }
 
@@ -181,6 +185,13 @@ impl FnHandler {
     /// Whether replays reach this handler.
     pub fn replay(mut self, replay: bool) -> Self {
         self.def.options.replay = replay;
+        self
+    }
+
+    /// The delay before the first retry and the longest delay; delays
+    /// double per attempt, with jitter.
+    pub fn backoff(mut self, base: std::time::Duration, max: std::time::Duration) -> Self {
+        self.def.options.backoff = Some(crate::Backoff { base, max });
         self
     }
 

@@ -27,6 +27,21 @@ fn switchable(name: &'static str, broken: &Arc<AtomicBool>) -> FnHandler {
     .retry(2)
 }
 
+/// Publishes one event to the (broken) handler and waits for its dead
+/// letter; returns the dead letter's id.
+async fn publish_until_dead(bus: &Bus) -> u64 {
+    bus.publish(OrderEvent::Shipped { id: 1 }).await.unwrap();
+    eventually("a dead letter", Duration::from_secs(5), || {
+        bus.stats()[0].dead_lettered == 1
+    })
+    .await;
+    bus.dead_letters()
+        .list(DeadLetterQuery::all())
+        .await
+        .unwrap()[0]
+        .id
+}
+
 async fn dead_count(bus: &Bus) -> usize {
     bus.dead_letters()
         .list(DeadLetterQuery::all())
@@ -123,17 +138,7 @@ async fn retrying_a_dead_letter_here_removes_it_once_it_succeeds() {
         .build()
         .await
         .unwrap();
-    bus.publish(OrderEvent::Shipped { id: 1 }).await.unwrap();
-    eventually("a dead letter", Duration::from_secs(5), || {
-        bus.stats()[0].dead_lettered == 1
-    })
-    .await;
-    let id = bus
-        .dead_letters()
-        .list(DeadLetterQuery::all())
-        .await
-        .unwrap()[0]
-        .id;
+    let id = publish_until_dead(&bus).await;
 
     // Still broken: it stays, with the attempts added up.
     assert!(!bus.dead_letters().retry(id).await.unwrap());
@@ -166,17 +171,7 @@ async fn a_retry_requested_from_outside_is_made_by_the_bus_running_the_handler()
         .build()
         .await
         .unwrap();
-    bus.publish(OrderEvent::Shipped { id: 1 }).await.unwrap();
-    eventually("a dead letter", Duration::from_secs(5), || {
-        bus.stats()[0].dead_lettered == 1
-    })
-    .await;
-    let id = bus
-        .dead_letters()
-        .list(DeadLetterQuery::all())
-        .await
-        .unwrap()[0]
-        .id;
+    let id = publish_until_dead(&bus).await;
     broken.store(false, Ordering::SeqCst);
     // What `eventbus dlq retry ID` does, through the store.
     assert!(bus.store().request_retry(id).await.unwrap());

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use benches::median_ratio;
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group};
 use eventbus::prelude::*;
+use eventbus::store::{SqliteStore, Store};
 use rusqlite::{Connection, OpenFlags, params};
 use tokio::runtime::Runtime;
 
@@ -85,34 +86,6 @@ const PUBLISHERS: [u32; 3] = [1, 16, 64];
 const REPLAY_EVENTS: u64 = 64 * 800;
 /// Alternating bus/raw rounds behind each printed ratio.
 const RATIO_ROUNDS: usize = 9;
-
-/// The events table and its indexes as eventbus's `sqlite` store creates
-/// them (schema version 1), so both sides update the same b-trees.
-const SCHEMA: &str = "
-    CREATE TABLE events (
-        seq             INTEGER PRIMARY KEY AUTOINCREMENT,
-        id              TEXT    NOT NULL UNIQUE,
-        topic           TEXT    NOT NULL,
-        time_ns         INTEGER NOT NULL,
-        source          TEXT    NOT NULL,
-        correlation_id  TEXT,
-        causation_id    TEXT,
-        idempotency_key TEXT,
-        headers         TEXT,
-        event_name      TEXT    NOT NULL,
-        event_version   INTEGER NOT NULL,
-        data            TEXT    NOT NULL
-    );
-    CREATE INDEX events_by_topic ON events (topic, seq);
-    CREATE INDEX events_by_time ON events (time_ns);
-    CREATE INDEX events_by_source ON events (source, seq);
-    CREATE INDEX events_by_correlation ON events (correlation_id) WHERE correlation_id IS NOT NULL;
-    CREATE TABLE checkpoints (
-        handler    TEXT    PRIMARY KEY,
-        seq        INTEGER NOT NULL,
-        updated_ns INTEGER NOT NULL
-    );
-";
 
 const INSERT: &str = "INSERT INTO events (id, topic, time_ns, source, correlation_id, \
     causation_id, idempotency_key, headers, event_name, event_version, data) \
@@ -280,21 +253,24 @@ fn bus_publish_round(
     out
 }
 
-/// A fresh file laid out and configured as the bus's store does it.
+/// A fresh file laid out by the bus's own store (schema, indexes, WAL,
+/// auto-vacuum), so both sides update the same b-trees, then opened raw
+/// with the same `synchronous=FULL`.
 fn raw_open(path: &Path) -> Connection {
+    let url = format!("sqlite://{}", path.display());
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            let store = SqliteStore::open(&url)
+                .await
+                .expect("store creates the file");
+            store.close().await.expect("close");
+        });
     let conn = Connection::open(path).expect("raw open");
-    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
-        .expect("auto_vacuum");
-    let mode: String = conn
-        .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
-        .expect("journal_mode");
-    assert!(
-        mode.eq_ignore_ascii_case("wal"),
-        "raw file is not in WAL mode: {mode}"
-    );
     conn.pragma_update(None, "synchronous", "FULL")
         .expect("synchronous");
-    conn.execute_batch(SCHEMA).expect("schema");
     conn
 }
 

@@ -60,3 +60,82 @@ pub async fn eventually(what: &str, timeout: Duration, mut done: impl FnMut() ->
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
+
+/// The NATS server the `nats_` tests use: `EVENTBUS_NATS_URL`, or the local
+/// default.
+pub fn nats_server() -> String {
+    std::env::var("EVENTBUS_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
+}
+
+/// A stream and subject prefix of one test's own on the shared NATS
+/// server, deleted (with its dead-letter bucket) when dropped, so tests
+/// never see each other's events and leave nothing behind.
+pub struct NatsScope {
+    /// The stream's name.
+    pub stream: String,
+    /// The subject prefix.
+    pub prefix: String,
+    server: String,
+}
+
+impl NatsScope {
+    /// A fresh stream name and prefix on the server of [`nats_server`].
+    pub fn new(test: &str) -> Self {
+        NatsScope::on(&nats_server(), test)
+    }
+
+    /// A fresh stream name and prefix on another server.
+    pub fn on(server: &str, test: &str) -> Self {
+        let unique = uuid::Uuid::now_v7().simple().to_string();
+        let tag = format!("{test}_{}", &unique[unique.len() - 10..]);
+        NatsScope {
+            stream: format!("T_{tag}"),
+            prefix: format!("t_{tag}"),
+            server: server.to_owned(),
+        }
+    }
+
+    /// The store URL for this scope, with extra `&key=value` options.
+    pub fn url(&self, extra: &str) -> String {
+        format!(
+            "{}?stream={}&prefix={}{extra}",
+            self.server, self.stream, self.prefix
+        )
+    }
+
+    /// The subject of a topic in this scope.
+    pub fn subject(&self, topic: &str) -> String {
+        format!("{}.{topic}", self.prefix)
+    }
+
+    /// A plain client on the scope's server.
+    pub async fn raw_client(&self) -> async_nats::Client {
+        async_nats::connect(self.server.trim_start_matches("nats://"))
+            .await
+            .expect("connect to NATS")
+    }
+}
+
+impl Drop for NatsScope {
+    fn drop(&mut self) {
+        let (server, stream) = (self.server.clone(), self.stream.clone());
+        // Drop cannot await; a thread of its own works inside or outside
+        // a runtime.
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for cleanup");
+            runtime.block_on(async move {
+                let Ok(client) = async_nats::connect(server.trim_start_matches("nats://")).await
+                else {
+                    return;
+                };
+                let js = async_nats::jetstream::new(client);
+                let _ = js.delete_stream(&stream).await;
+                let _ = js.delete_key_value(format!("{stream}_dead_letters")).await;
+            });
+        });
+        let _ = cleanup.join();
+    }
+}

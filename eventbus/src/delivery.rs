@@ -206,7 +206,8 @@ pub(crate) async fn deliver(
         handler.counters.failed.fetch_add(1, Ordering::Relaxed);
         scope.count(&env, metrics::Outcome::Failed);
         if mode == Mode::Live {
-            crate::bus::bury(&scope.bus, handler, &env, &error, attempt).await;
+            // A dead letter that cannot be stored is logged by `bury`.
+            let _ = crate::bus::bury(&scope.bus, handler, &env, &error, attempt).await;
         } else {
             tracing::warn!(
                 handler = %handler.name, topic = env.topic(), event_id = %env.id(), seq = env.seq(),
@@ -221,7 +222,8 @@ pub(crate) async fn deliver(
     }
 }
 
-async fn attempt_once(
+/// One attempt, through the middleware, with a panic turned into an error.
+pub(crate) async fn attempt_once(
     scope: &Arc<HandlerScope>,
     env: &RawEnvelope,
     attempt: u32,

@@ -46,6 +46,7 @@
 extern crate self as eventbus;
 
 mod bus;
+mod consumer_feed;
 mod delivery;
 pub mod envelope;
 mod error;

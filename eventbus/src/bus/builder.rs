@@ -10,12 +10,13 @@ use tokio::sync::{mpsc, watch};
 
 use super::subscribe::Subscribers;
 use super::{Bus, Inner, LagPolicy};
+use crate::consumer_feed;
 use crate::delivery::{self, Backoff, HandlerCounters, HandlerRuntime, HandlerScope};
 use crate::error::{Error, Result};
 use crate::feed::{self, Start};
 use crate::handler::{FnHandler, HandlerDef, HandlerRegistration};
 use crate::middleware::{Middleware, TracingLayer};
-use crate::store::{self, Store};
+use crate::store::{self, BoxStream, ConsumerSpec, Delivery, Store};
 
 const DEFAULT_FEED_CAPACITY: usize = 1024;
 const DEFAULT_SUBSCRIBER_CAPACITY: usize = 1024;
@@ -301,25 +302,37 @@ impl BusBuilder {
                 runtime,
             }),
         };
-        // Positions first: a store error fails `build()` before any worker runs.
-        let mut positions = Vec::with_capacity(bus.inner.handlers.len());
+        // Feeds first: a store error fails `build()` before any worker runs,
+        // and whatever is stored from now on reaches every handler.
+        let mut sources = Vec::with_capacity(bus.inner.handlers.len());
         for handler in &bus.inner.handlers {
-            let position = if bus.inner.store_fed {
-                let scope = HandlerScope::new(bus.clone(), Arc::clone(handler));
-                let start = handler.def.options.start.unwrap_or(self.default_start);
-                Some(feed::first_position(&scope, start).await?)
-            } else {
-                None
+            let start = handler.def.options.start.unwrap_or(self.default_start);
+            let spec = ConsumerSpec {
+                handler: handler.name.to_string(),
+                filter: consumer_feed::filter_for(&handler.def),
+                start,
+                max_in_flight: handler.def.options.concurrency.max(1),
             };
-            positions.push(position);
+            let source = if let Some(opening) = bus.inner.store.consume(spec) {
+                FeedSource::Served(opening.await?)
+            } else if bus.inner.store_fed {
+                let scope = HandlerScope::new(bus.clone(), Arc::clone(handler));
+                FeedSource::Read(feed::first_position(&scope, start).await?)
+            } else {
+                FeedSource::Pushed
+            };
+            sources.push(source);
         }
         let mut workers = Vec::with_capacity(bus.inner.handlers.len() + 1);
-        for ((handler, feed), position) in bus.inner.handlers.iter().zip(feeds).zip(positions) {
+        for ((handler, feed), source) in bus.inner.handlers.iter().zip(feeds).zip(sources) {
             let scope = HandlerScope::new(bus.clone(), Arc::clone(handler));
             let shutdown = shutdown_rx.clone();
-            let task = match position {
-                Some(at) => tokio::spawn(feed::run(scope, at, shutdown)),
-                None => tokio::spawn(delivery::run_worker(scope, feed, shutdown)),
+            let task = match source {
+                FeedSource::Served(deliveries) => {
+                    tokio::spawn(consumer_feed::run(scope, deliveries, shutdown))
+                }
+                FeedSource::Read(at) => tokio::spawn(feed::run(scope, at, shutdown)),
+                FeedSource::Pushed => tokio::spawn(delivery::run_worker(scope, feed, shutdown)),
             };
             workers.push((Arc::clone(&handler.name), task));
         }
@@ -335,6 +348,16 @@ impl BusBuilder {
         tracing::debug!(store = %bus.inner.store.describe(), handlers = bus.inner.handlers.len(), "bus started");
         Ok(bus)
     }
+}
+
+/// Where a handler's events come from.
+enum FeedSource {
+    /// The store's server hands them out (NATS consumers).
+    Served(BoxStream<'static, Delivery>),
+    /// The bus reads them from the (durable) store after this position.
+    Read(feed::Position),
+    /// The bus pushes them as they are published.
+    Pushed,
 }
 
 fn default_source() -> String {

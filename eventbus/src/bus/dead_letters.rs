@@ -63,14 +63,15 @@ impl Event for DeadLettered {
     }
 }
 
-/// Stores the envelope as a dead letter of `handler` and announces it.
+/// Stores the envelope as a dead letter of `handler` and announces it;
+/// false when the store could not take it.
 pub(crate) async fn bury(
     bus: &Bus,
     handler: &HandlerRuntime,
     env: &RawEnvelope,
     error: &HandlingError,
     attempts: u32,
-) {
+) -> bool {
     let dead = NewDeadLetter {
         handler: handler.name.to_string(),
         envelope: env.clone(),
@@ -84,7 +85,7 @@ pub(crate) async fn bury(
                 handler = %handler.name, topic = env.topic(), seq = env.seq(), %error, %store_error,
                 "handler gave up and the dead letter could not be stored"
             );
-            return;
+            return false;
         }
     };
     handler
@@ -104,7 +105,7 @@ pub(crate) async fn bury(
     );
     // Announcing a failed announcement would never end.
     if env.topic() == DeadLettered::TOPICS[0] {
-        return;
+        return true;
     }
     let notice = DeadLettered {
         dead_letter_id: id,
@@ -132,6 +133,7 @@ pub(crate) async fn bury(
             tracing::warn!(error = %e, "could not publish eventbus.dead_letter");
         }
     });
+    true
 }
 
 /// The dead letters of a bus: list, retry, purge. Get it from

@@ -6,8 +6,10 @@
 //! (routing, delivery, retries) on top of these few operations, so every
 //! store offers the same API.
 
+mod consumer;
 mod dead_letter;
 mod memory;
+mod nats;
 mod query;
 mod sqlite;
 
@@ -16,8 +18,10 @@ use std::sync::Arc;
 use futures_core::Stream;
 use std::pin::Pin;
 
+pub use consumer::{Acknowledge, ConsumerSpec, Delivery};
 pub use dead_letter::{DeadLetter, DeadLetterQuery, NewDeadLetter};
 pub use memory::MemoryStore;
+pub use nats::{NatsConfig, NatsStore};
 pub use query::{Order, Query};
 pub use sqlite::SqliteStore;
 
@@ -96,6 +100,22 @@ pub trait Store: Send + Sync + 'static {
 
     /// A description for logs: the URL without secrets.
     fn describe(&self) -> String;
+
+    /// For stores whose server delivers events to handlers itself (NATS
+    /// JetStream): opens, creating it if needed, the handler's consumer and
+    /// returns its deliveries. `None` (the default) means the bus reads
+    /// the handler's feed from the store after its checkpoint.
+    ///
+    /// The consumer exists when the future completes, so that every event
+    /// stored afterwards reaches the handler.
+    #[allow(clippy::type_complexity)]
+    fn consume(
+        &self,
+        spec: ConsumerSpec,
+    ) -> Option<BoxFuture<'_, Result<BoxStream<'static, Delivery>>>> {
+        let _ = spec;
+        None
+    }
 }
 
 /// One topic's share of the history.
@@ -124,7 +144,7 @@ impl<'a> StoreUrl<'a> {
         let (scheme, rest) = url
             .split_once("://")
             .ok_or_else(|| Error::InvalidStoreUrl {
-                url: url.to_owned(),
+                url: nats::redact(url),
                 reason: "expected `scheme://...`, such as `memory://` or `sqlite://events.db`"
                     .into(),
             })?;
@@ -132,7 +152,7 @@ impl<'a> StoreUrl<'a> {
         let mut params = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').ok_or_else(|| Error::InvalidStoreUrl {
-                url: url.to_owned(),
+                url: nats::redact(url),
                 reason: format!("option `{pair}` has no value; write `{pair}=VALUE`"),
             })?;
             params.push((k, v));
@@ -147,7 +167,7 @@ impl<'a> StoreUrl<'a> {
 
     pub(crate) fn invalid(&self, reason: impl Into<String>) -> Error {
         Error::InvalidStoreUrl {
-            url: self.original.to_owned(),
+            url: nats::redact(self.original),
             reason: reason.into(),
         }
     }
@@ -174,7 +194,7 @@ impl<'a> StoreUrl<'a> {
     }
 }
 
-/// Opens the store a URL names (`memory://...` or `sqlite://...`).
+/// Opens the store a URL names (`memory://...`, `sqlite://...` or `nats://...`).
 ///
 /// # Errors
 ///
@@ -185,8 +205,11 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
     match parsed.scheme {
         "memory" => Ok(Arc::new(MemoryStore::from_url(&parsed)?)),
         "sqlite" => Ok(Arc::new(SqliteStore::from_url(&parsed).await?)),
+        "nats" => Ok(Arc::new(
+            NatsStore::connect(NatsConfig::from_parsed(&parsed)?).await?,
+        )),
         other => Err(parsed.invalid(format!(
-            "unknown store `{other}://`; available: `memory://`, `sqlite://`"
+            "unknown store `{other}://`; available: `memory://`, `sqlite://`, `nats://`"
         ))),
     }
 }

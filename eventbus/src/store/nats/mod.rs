@@ -1,0 +1,398 @@
+//! `nats://`: events in a NATS JetStream stream, for a bus that spans
+//! processes and machines.
+//!
+//! One stream (`limits` retention, file storage by default) holds subjects
+//! `PREFIX.>`; topic `order.placed` is subject `PREFIX.order.placed`, and an
+//! event's seq is its stream sequence. Publishing sets `Nats-Msg-Id` (the
+//! idempotency key, or the event id), so the server's duplicate window
+//! drops a repeated publish. Each handler is a durable pull consumer named
+//! after it (see `consumer`), so every process running the handler shares
+//! its work; history and replay read through ordered consumers (`read`);
+//! dead letters live in a key-value bucket beside the stream
+//! (`dead_letters`). The wire format is CloudEvents binary mode (`wire`).
+
+mod config;
+mod consumer;
+mod dead_letters;
+mod read;
+mod wire;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+
+pub use config::NatsConfig;
+pub(crate) use config::redact;
+
+use super::{
+    BoxStream, ConsumerSpec, DeadLetter, DeadLetterQuery, Delivery, NewDeadLetter, Query, Store,
+    TopicSummary,
+};
+use crate::envelope::{Draft, RawEnvelope};
+use crate::error::{Error, Result};
+use crate::handler::BoxFuture;
+use crate::topic::Pattern;
+
+/// A bus store on a NATS JetStream stream. Open it with
+/// `Bus::builder().store("nats://127.0.0.1:4222")`, or with
+/// [`NatsStore::connect`] for settings a URL cannot carry.
+///
+/// `publish().await` returns once JetStream acknowledged the message. By
+/// default the server acknowledges before its data reaches the disk (it
+/// syncs every two minutes); run it with `sync_interval: always` where an
+/// acknowledged event must survive a machine crash.
+pub struct NatsStore {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    config: NatsConfig,
+    client: async_nats::Client,
+    js: jetstream::Context,
+    stream: stream::Stream,
+    dead: dead_letters::Bucket,
+}
+
+impl NatsStore {
+    /// Connects, creates the stream if it is missing (or checks the
+    /// settings of the one that exists), and opens the dead-letter bucket.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the server cannot be reached, JetStream is not
+    /// enabled, or the existing stream's settings differ from those asked
+    /// for; [`Error::Config`] when a credentials or certificate file cannot
+    /// be read.
+    pub async fn connect(config: NatsConfig) -> Result<Self> {
+        let client = connect_client(&config).await?;
+        let js = jetstream::new(client.clone());
+        let stream = ensure_stream(&js, &config).await?;
+        let dead = dead_letters::Bucket::open(&js, &config).await?;
+        Ok(NatsStore {
+            shared: Arc::new(Shared {
+                config,
+                client,
+                js,
+                stream,
+                dead,
+            }),
+        })
+    }
+
+    /// The settings this store was opened with.
+    pub fn config(&self) -> &NatsConfig {
+        &self.shared.config
+    }
+
+    async fn append_draft(&self, draft: Draft) -> Result<RawEnvelope> {
+        let s = &self.shared;
+        let (headers, body) = wire::encode(&draft).map_err(nats_error("encoding an event"))?;
+        let subject = s.config.subject(draft.topic());
+        let ack =
+            s.js.publish_with_headers(subject, headers, body.into())
+                .await
+                .map_err(nats_error("publishing"))?
+                .await
+                .map_err(nats_error("waiting for JetStream to acknowledge a publish"))?;
+        if !ack.duplicate {
+            return Ok(draft.seal(ack.sequence));
+        }
+        // Inside the duplicate window the server names the first message's
+        // sequence: answer with that event, as the other stores do.
+        let first = s
+            .stream
+            .get_raw_message(ack.sequence)
+            .await
+            .map_err(nats_error("reading the first publish of a repeated event"))?;
+        read::decode_stored(&s.config, first).map_err(|reason| Error::BadRow {
+            seq: ack.sequence,
+            reason,
+        })
+    }
+}
+
+async fn connect_client(config: &NatsConfig) -> Result<async_nats::Client> {
+    let mut options = async_nats::ConnectOptions::new()
+        .name("eventbus")
+        .connection_timeout(Duration::from_secs(5))
+        .event_callback(|event| async move {
+            match event {
+                async_nats::Event::Connected => tracing::info!("connected to NATS"),
+                async_nats::Event::Disconnected => {
+                    tracing::warn!("disconnected from NATS; reconnecting")
+                }
+                other => tracing::debug!(event = %other, "NATS connection event"),
+            }
+        });
+    options = match &config.auth {
+        config::Auth::None => options,
+        config::Auth::UserPassword(user, password) => {
+            options.user_and_password(user.clone(), password.clone())
+        }
+        config::Auth::Token(token) => options.token(token.clone()),
+    };
+    if let Some(path) = &config.credentials_file {
+        options = options.credentials_file(path).await.map_err(|e| {
+            Error::Config(format!(
+                "cannot read the NATS credentials file {}: {e}",
+                path.display()
+            ))
+        })?;
+    }
+    if config.tls_required {
+        options = options.require_tls(true);
+    }
+    if let Some(ca) = &config.tls_ca {
+        options = options.add_root_certificates(ca.clone());
+    }
+    if let Some((cert, key)) = &config.tls_client {
+        options = options.add_client_certificate(cert.clone(), key.clone());
+    }
+    options
+        .connect(config.servers.as_slice())
+        .await
+        .map_err(|e| Error::Store {
+            store: "nats",
+            message: format!(
+                "cannot connect to {}: {e}; is nats-server running there?",
+                config.servers.join(",")
+            ),
+        })
+}
+
+/// The stream the config names: created when missing; when present, its
+/// retention, subjects and any limit the config sets must agree.
+async fn ensure_stream(js: &jetstream::Context, config: &NatsConfig) -> Result<stream::Stream> {
+    let all = config.subject(">");
+    match js.get_stream(&config.stream).await {
+        Ok(mut existing) => {
+            let info = existing
+                .info()
+                .await
+                .map_err(nats_error("reading the stream's settings"))?;
+            let problems = stream_mismatches(&info.config, config, &all);
+            if !problems.is_empty() {
+                return Err(Error::Store {
+                    store: "nats",
+                    message: format!(
+                        "stream `{}` exists with other settings: {}; point the URL at another \
+                         stream (`?stream=NAME`) or change the stream (`nats stream edit`)",
+                        config.stream,
+                        problems.join("; ")
+                    ),
+                });
+            }
+            Ok(existing)
+        }
+        Err(e) if is_stream_not_found(&e) => {
+            let l = &config.limits;
+            let wanted = stream::Config {
+                name: config.stream.clone(),
+                subjects: vec![all],
+                retention: stream::RetentionPolicy::Limits,
+                storage: if l.memory_storage == Some(true) {
+                    stream::StorageType::Memory
+                } else {
+                    stream::StorageType::File
+                },
+                max_age: l.max_age.unwrap_or_default(),
+                max_bytes: l.max_bytes.unwrap_or(-1),
+                num_replicas: l.replicas.unwrap_or(1),
+                duplicate_window: l.duplicate_window.unwrap_or(Duration::from_secs(120)),
+                description: Some("eventbus events".to_owned()),
+                ..Default::default()
+            };
+            js.create_stream(wanted)
+                .await
+                .map_err(nats_error("creating the stream"))
+        }
+        Err(e) => Err(nats_error("looking up the stream")(e)),
+    }
+}
+
+fn stream_mismatches(have: &stream::Config, config: &NatsConfig, all: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    if have.retention != stream::RetentionPolicy::Limits {
+        problems.push(format!(
+            "retention is {:?}, but history needs `limits`",
+            have.retention
+        ));
+    }
+    if !have.subjects.iter().any(|s| s == all || s == ">") {
+        problems.push(format!(
+            "subjects are {:?}, which do not hold `{all}`",
+            have.subjects
+        ));
+    }
+    let l = &config.limits;
+    let mut differs = |what: &str, have: String, want: Option<String>| {
+        if let Some(want) = want
+            && want != have
+        {
+            problems.push(format!("{what} is {have}, the URL asks {want}"));
+        }
+    };
+    differs(
+        "max_age",
+        format!("{:?}", have.max_age),
+        l.max_age.map(|d| format!("{d:?}")),
+    );
+    differs(
+        "max_bytes",
+        have.max_bytes.to_string(),
+        l.max_bytes.map(|b| b.to_string()),
+    );
+    differs(
+        "replicas",
+        have.num_replicas.to_string(),
+        l.replicas.map(|r| r.to_string()),
+    );
+    differs(
+        "duplicate_window",
+        format!("{:?}", have.duplicate_window),
+        l.duplicate_window.map(|d| format!("{d:?}")),
+    );
+    differs(
+        "storage",
+        format!("{:?}", have.storage).to_lowercase(),
+        l.memory_storage
+            .map(|m| if m { "memory" } else { "file" }.to_owned()),
+    );
+    problems
+}
+
+fn is_stream_not_found(e: &jetstream::context::GetStreamError) -> bool {
+    matches!(
+        e.kind(),
+        jetstream::context::GetStreamErrorKind::JetStream(js)
+            if js.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND
+    )
+}
+
+/// Wraps a client error with what was being done.
+pub(crate) fn nats_error<E: std::fmt::Display>(doing: &'static str) -> impl Fn(E) -> Error {
+    move |e| Error::Store {
+        store: "nats",
+        message: format!("{doing}: {e}"),
+    }
+}
+
+impl Store for NatsStore {
+    fn append(&self, draft: Draft) -> BoxFuture<'_, Result<RawEnvelope>> {
+        Box::pin(self.append_draft(draft))
+    }
+
+    fn query(&self, query: Query) -> BoxStream<'static, Result<RawEnvelope>> {
+        read::query(Arc::clone(&self.shared), query)
+    }
+
+    fn load_checkpoint(&self, handler: &str) -> BoxFuture<'_, Result<Option<u64>>> {
+        let handler = handler.to_owned();
+        Box::pin(async move { consumer::ack_floor(&self.shared, &handler).await })
+    }
+
+    fn save_checkpoint(&self, handler: &str, seq: u64) -> BoxFuture<'_, Result<()>> {
+        let handler = handler.to_owned();
+        Box::pin(async move { consumer::move_to(&self.shared, &handler, seq).await })
+    }
+
+    fn clear(&self, pattern: &Pattern) -> BoxFuture<'_, Result<u64>> {
+        let subject = self.shared.config.subject(pattern.as_str());
+        Box::pin(async move {
+            let purged = self
+                .shared
+                .stream
+                .purge()
+                .filter(subject)
+                .await
+                .map_err(nats_error("purging the stream"))?;
+            Ok(purged.purged)
+        })
+    }
+
+    fn close(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            self.shared
+                .client
+                .flush()
+                .await
+                .map_err(nats_error("flushing the connection"))
+        })
+    }
+
+    fn add_dead_letter(&self, dead: NewDeadLetter) -> BoxFuture<'_, Result<u64>> {
+        Box::pin(self.shared.dead.add(dead))
+    }
+
+    fn dead_letters(&self, query: DeadLetterQuery) -> BoxFuture<'_, Result<Vec<DeadLetter>>> {
+        Box::pin(self.shared.dead.list(query))
+    }
+
+    fn request_retry(&self, id: u64) -> BoxFuture<'_, Result<bool>> {
+        Box::pin(self.shared.dead.modify(id, |d| d.retry_requested = true))
+    }
+
+    fn record_retry_failure(
+        &self,
+        id: u64,
+        error: String,
+        attempts: u32,
+    ) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            self.shared
+                .dead
+                .modify(id, move |d| {
+                    d.error = error.clone();
+                    d.attempts = d.attempts.saturating_add(attempts);
+                    d.retry_requested = false;
+                })
+                .await
+                .map(drop)
+        })
+    }
+
+    fn remove_dead_letter(&self, id: u64) -> BoxFuture<'_, Result<bool>> {
+        Box::pin(self.shared.dead.remove(id))
+    }
+
+    fn purge_dead_letters(&self, handler: Option<&str>) -> BoxFuture<'_, Result<u64>> {
+        let handler = handler.map(str::to_owned);
+        Box::pin(async move { self.shared.dead.purge(handler.as_deref()).await })
+    }
+
+    fn checkpoints(&self) -> BoxFuture<'_, Result<Vec<(String, u64)>>> {
+        Box::pin(consumer::all_ack_floors(&self.shared))
+    }
+
+    fn topics(&self) -> BoxFuture<'_, Result<Vec<TopicSummary>>> {
+        Box::pin(read::topics(&self.shared))
+    }
+
+    fn size_bytes(&self) -> Option<u64> {
+        None
+    }
+
+    fn durable(&self) -> bool {
+        true
+    }
+
+    fn describe(&self) -> String {
+        self.shared.config.describe()
+    }
+
+    fn consume(
+        &self,
+        spec: ConsumerSpec,
+    ) -> Option<BoxFuture<'_, Result<BoxStream<'static, Delivery>>>> {
+        Some(Box::pin(consumer::open(Arc::clone(&self.shared), spec)))
+    }
+}
+
+impl std::fmt::Debug for NatsStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsStore")
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}

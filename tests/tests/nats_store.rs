@@ -1,0 +1,503 @@
+//! The NATS JetStream store against a real server: publishing, history,
+//! idempotency, the wire format with plain NATS clients, handlers as
+//! durable consumers, retries and dead letters. Each test works in a
+//! stream and subject prefix of its own.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use eventbus::Start;
+use eventbus::prelude::*;
+use eventbus::store::DeadLetterQuery;
+use tests::{NatsScope, OrderEvent, eventually, isolated};
+
+#[tokio::test]
+#[ignore = "needs NATS at EVENTBUS_NATS_URL"]
+async fn nats_publish_then_read_history_both_ways() {
+    let scope = NatsScope::new("history");
+    let bus = isolated().store(scope.url("")).build().await.unwrap();
+    let mut seqs = Vec::new();
+    for id in 1..=5 {
+        let env = bus
+            .publish(OrderEvent::Placed {
+                id,
+                cents: id * 100,
+            })
+            .correlation_id(format!("c{}", id % 2))
+            .await
+            .unwrap();
+        seqs.push(env.seq());
+    }
+    bus.publish(OrderEvent::Shipped { id: 1 }).await.unwrap();
+    assert_eq!(seqs, [1, 2, 3, 4, 5], "seqs are stream sequences");
+
+    let all = bus.history().fetch().await.unwrap();
+    assert_eq!(all.len(), 6);
+    let placed = bus
+        .history()
+        .topic("order.placed")
+        .fetch_as::<OrderEvent>()
+        .await
+        .unwrap();
+    let ids: Vec<u64> = placed
+        .iter()
+        .map(|e| match e.as_ref().unwrap().event() {
+            OrderEvent::Placed { id, .. } => *id,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(ids, [1, 2, 3, 4, 5]);
+    let newest: Vec<u64> = bus
+        .history()
+        .newest_first()
+        .limit(3)
+        .fetch()
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.seq())
+        .collect();
+    assert_eq!(newest, [6, 5, 4]);
+    let odd = bus.history().correlation_id("c1").fetch().await.unwrap();
+    assert_eq!(odd.iter().map(|e| e.seq()).collect::<Vec<_>>(), [1, 3, 5]);
+    bus.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs NATS at EVENTBUS_NATS_URL"]
+async fn nats_a_repeated_idempotency_key_stores_one_message() {
+    let scope = NatsScope::new("idem");
+    let bus = isolated().store(scope.url("")).build().await.unwrap();
+    let first = bus
+        .publish(OrderEvent::Placed { id: 1, cents: 100 })
+        .idempotency_key("order-1")
+        .await
+        .unwrap();
+    let again = bus
+        .publish(OrderEvent::Placed { id: 1, cents: 999 })
+        .idempotency_key("order-1")
+        .await
+        .unwrap();
+    assert_eq!(again.id(), first.id(), "the first envelope comes back");
+    assert_eq!(again.seq(), first.seq());
+    let stored = bus.history().fetch_as::<OrderEvent>().await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        *stored[0].as_ref().unwrap().event(),
+        OrderEvent::Placed { id: 1, cents: 100 }
+    );
+    // The same guard holds for the server's own count.
+    let js = async_nats::jetstream::new(scope.raw_client().await);
+    let mut stream = js.get_stream(&scope.stream).await.unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages, 1);
+    bus.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs NATS at EVENTBUS_NATS_URL"]
+async fn nats_plain_clients_interoperate_both_ways() {
+    let scope = NatsScope::new("interop");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let handler = {
+        let seen = Arc::clone(&seen);
+        FnHandler::new("billing", move |ev: Envelope<OrderEvent>, _ctx: Context| {
+            seen.lock()
+                .unwrap()
+                .push((ev.event().clone(), ev.source().to_owned()));
+            async {}
+        })
+    };
+    let bus = isolated()
+        .store(scope.url(""))
+        .handler(handler)
+        .build()
+        .await
+        .unwrap();
+    let client = scope.raw_client().await;
+
+    // A client that knows nothing of eventbus publishes plain JSON.
+    let js = async_nats::jetstream::new(client.clone());
+    js.publish(
+        scope.subject("order.placed"),
+        r#"{"id":42,"cents":1250}"#.into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    eventually(
+        "the raw message is handled",
+        Duration::from_secs(10),
+        || !seen.lock().unwrap().is_empty(),
+    )
+    .await;
+    assert_eq!(
+        seen.lock().unwrap()[0],
+        (
+            OrderEvent::Placed {
+                id: 42,
+                cents: 1250
+            },
+            "nats".to_owned()
+        )
+    );
+
+    // And reads what eventbus publishes: the body is the data, the
+    // metadata is in CloudEvents headers.
+    let sent = bus
+        .publish(OrderEvent::Shipped { id: 42 })
+        .correlation_id("req-9")
+        .header("tenant", "acme")
+        .await
+        .unwrap();
+    let stream = js.get_stream(&scope.stream).await.unwrap();
+    let message = stream.get_raw_message(sent.seq()).await.unwrap();
+    assert_eq!(message.subject.as_str(), scope.subject("order.shipped"));
+    let body: serde_json::Value = serde_json::from_slice(&message.payload).unwrap();
+    assert_eq!(body, serde_json::json!({"id": 42}));
+    let headers = message.headers;
+    let header = |name: &str| headers.get(name).map(|v| v.as_str().to_owned());
+    assert_eq!(header("ce-specversion").as_deref(), Some("1.0"));
+    assert_eq!(header("ce-type").as_deref(), Some("order.shipped"));
+    assert_eq!(header("ce-id"), Some(sent.id().to_string()));
+    assert_eq!(header("ce-correlationid").as_deref(), Some("req-9"));
+    assert_eq!(header("ce-tenant").as_deref(), Some("acme"));
+    assert_eq!(header("Nats-Msg-Id"), Some(sent.id().to_string()));
+    assert_eq!(header("content-type").as_deref(), Some("application/json"));
+    bus.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs NATS at EVENTBUS_NATS_URL"]
+async fn nats_handlers_retry_with_naks_and_end_in_the_dead_letters() {
+    let scope = NatsScope::new("retries");
+    let attempts = Arc::new(Mutex::new(Vec::new()));
+    let flaky = {
+        let attempts = Arc::clone(&attempts);
+        // Fails the first two attempts at every event.
+        FnHandler::new("flaky", move |ev: Envelope<OrderEvent>, ctx: Context| {
+            attempts.lock().unwrap().push((ev.seq(), ctx.attempt()));
+            let attempt = ctx.attempt();
+            async move {
+                if attempt <= 2 {
+                    Err(std::io::Error::other(format!("attempt {attempt} fails")))
+                } else {
+                    Ok(())
+                }
+            }
+        })
+        .retry(3)
+        .backoff(Duration::from_millis(20), Duration::from_millis(50))
+    };
+    let broken = FnHandler::new("broken", |_ev: Envelope<OrderEvent>, _ctx: Context| async {
+        Err::<(), _>(std::io::Error::other("warehouse API is down"))
+    })
+    .retry(2)
+    .backoff(Duration::from_millis(20), Duration::from_millis(50));
+    let bus = isolated()
+        .store(scope.url(""))
+        .handler(flaky)
+        .handler(broken)
+        .build()
+        .await
+        .unwrap();
+    let sent = bus.publish(OrderEvent::Shipped { id: 5 }).await.unwrap();
+
+    let stats = |name: &str| bus.stats().into_iter().find(|s| s.name == name).unwrap();
+    eventually(
+        "flaky succeeds on attempt 3",
+        Duration::from_secs(10),
+        || stats("flaky").handled == 1,
+    )
+    .await;
+    assert_eq!(
+        *attempts.lock().unwrap(),
+        [(sent.seq(), 1), (sent.seq(), 2), (sent.seq(), 3)]
+    );
+    eventually("broken gives up", Duration::from_secs(10), || {
+        stats("broken").dead_lettered == 1
+    })
+    .await;
+    let dead = bus
+        .dead_letters()
+        .list(DeadLetterQuery::handler("broken"))
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].attempts, 3);
+    assert_eq!(dead[0].envelope.id(), sent.id());
+    assert!(
+        dead[0].error.contains("warehouse API is down"),
+        "{}",
+        dead[0].error
+    );
+
+    // Retried from the dead letters, it fails again and stays there.
+    assert!(!bus.dead_letters().retry(dead[0].id).await.unwrap());
+    let after = bus
+        .dead_letters()
+        .list(DeadLetterQuery::all())
+        .await
+        .unwrap();
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].attempts, 6);
+    assert_eq!(bus.dead_letters().purge(Some("broken")).await.unwrap(), 1);
+    assert!(
+        bus.dead_letters()
+            .list(DeadLetterQuery::all())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    bus.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs NATS at EVENTBUS_NATS_URL"]
+async fn nats_retry_from_the_dead_letters_delivers_again() {
+    let scope = NatsScope::new("dlqretry");
+    let broken = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let handled = Arc::new(Mutex::new(Vec::new()));
+    let handler = {
+        let (broken, handled) = (Arc::clone(&broken), Arc::clone(&handled));
+        FnHandler::new("ship", move |ev: Envelope<OrderEvent>, _ctx: Context| {
+            let fail = broken.load(std::sync::atomic::Ordering::SeqCst);
+            if !fail {
+                handled.lock().unwrap().push(ev.seq());
+            }
+            async move {
+                if fail {
+                    Err(std::io::Error::other("down"))
+                } else {
+                    Ok(())
+                }
+            }
+        })
+        .retry(0)
+    };
+    let bus = isolated()
+        .store(scope.url(""))
+        .handler(handler)
+        .build()
+        .await
+        .unwrap();
+    let sent = bus.publish(OrderEvent::Shipped { id: 1 }).await.unwrap();
+    eventually("a dead letter", Duration::from_secs(10), || {
+        bus.stats()[0].dead_lettered == 1
+    })
+    .await;
+    let id = bus
+        .dead_letters()
+        .list(DeadLetterQuery::all())
+        .await
+        .unwrap()[0]
+        .id;
+    broken.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert!(bus.dead_letters().retry(id).await.unwrap());
+    assert_eq!(*handled.lock().unwrap(), [sent.seq()]);
+    assert!(
+        bus.dead_letters()
+            .list(DeadLetterQuery::all())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    bus.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs NATS at EVENTBUS_NATS_URL"]
+async fn nats_undecodable_messages_go_to_the_dead_letters_at_once() {
+    let scope = NatsScope::new("undecodable");
+    let calls = Arc::new(Mutex::new(0));
+    let handler = {
+        let calls = Arc::clone(&calls);
+        FnHandler::new(
+            "billing",
+            move |_ev: Envelope<OrderEvent>, _ctx: Context| {
+                *calls.lock().unwrap() += 1;
+                async {}
+            },
+        )
+    };
+    let bus = isolated()
+        .store(scope.url(""))
+        .handler(handler)
+        .build()
+        .await
+        .unwrap();
+    let js = async_nats::jetstream::new(scope.raw_client().await);
+    for body in ["not json at all", r#"{"id":"seven"}"#] {
+        js.publish(scope.subject("order.placed"), body.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    eventually("both are dead letters", Duration::from_secs(10), || {
+        bus.stats()[0].dead_lettered == 2
+    })
+    .await;
+    let dead = bus
+        .dead_letters()
+        .list(DeadLetterQuery::all())
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 2);
+    assert!(dead.iter().all(|d| d.attempts == 1), "{dead:?}");
+    assert!(dead[0].error.contains("not JSON"), "{}", dead[0].error);
+    assert!(
+        dead[1].error.contains("does not decode"),
+        "{}",
+        dead[1].error
+    );
+    assert_eq!(*calls.lock().unwrap(), 0);
+    bus.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs NATS at EVENTBUS_NATS_URL"]
+async fn nats_a_handler_resumes_after_its_ack_floor() {
+    let scope = NatsScope::new("resume");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let make = |seen: &Arc<Mutex<Vec<u64>>>| {
+        let seen = Arc::clone(seen);
+        FnHandler::new("audit", move |ev: Envelope<OrderEvent>, _ctx: Context| {
+            seen.lock().unwrap().push(ev.seq());
+            async {}
+        })
+    };
+    let publisher = isolated().store(scope.url("")).build().await.unwrap();
+    publisher
+        .publish(OrderEvent::Shipped { id: 0 })
+        .await
+        .unwrap();
+
+    // First run: starts at `latest`, so the event before it is not seen.
+    let bus = isolated()
+        .store(scope.url(""))
+        .handler(make(&seen))
+        .build()
+        .await
+        .unwrap();
+    publisher
+        .publish(OrderEvent::Shipped { id: 1 })
+        .await
+        .unwrap();
+    eventually("seq 2 handled", Duration::from_secs(10), || {
+        seen.lock().unwrap().len() == 1
+    })
+    .await;
+    bus.shutdown().await.unwrap();
+    assert_eq!(*seen.lock().unwrap(), [2]);
+
+    // Published while the handler is down: delivered when it is back.
+    for id in 2..=4 {
+        publisher.publish(OrderEvent::Shipped { id }).await.unwrap();
+    }
+    let store = eventbus::store::open(&scope.url("")).await.unwrap();
+    assert_eq!(store.load_checkpoint("audit").await.unwrap(), Some(2));
+    let bus = isolated()
+        .store(scope.url(""))
+        .handler(make(&seen))
+        .build()
+        .await
+        .unwrap();
+    eventually("seqs 3 to 5 handled", Duration::from_secs(10), || {
+        seen.lock().unwrap().len() == 4
+    })
+    .await;
+    assert_eq!(*seen.lock().unwrap(), [2, 3, 4, 5]);
+    // Acks travel on their own: wait for the server to count the last one.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while store.load_checkpoint("audit").await.unwrap() != Some(5) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the ack floor never reached 5"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    bus.shutdown().await.unwrap();
+    publisher.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs NATS at EVENTBUS_NATS_URL"]
+async fn nats_replay_by_time_returns_exactly_the_events_in_order() {
+    let scope = NatsScope::new("replay");
+    let replayed = Arc::new(Mutex::new(Vec::new()));
+    let handler = {
+        let replayed = Arc::clone(&replayed);
+        FnHandler::new(
+            "projection",
+            move |ev: Envelope<OrderEvent>, ctx: Context| {
+                if ctx.is_replay() {
+                    replayed.lock().unwrap().push(ev.seq());
+                }
+                async {}
+            },
+        )
+        .start(Start::Earliest)
+    };
+    let bus = isolated()
+        .store(scope.url(""))
+        .handler(handler)
+        .build()
+        .await
+        .unwrap();
+    for id in 1..=3 {
+        bus.publish(OrderEvent::Shipped { id }).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let t0 = chrono::Utc::now();
+    let mut expected = Vec::new();
+    for id in 4..=8 {
+        expected.push(bus.publish(OrderEvent::Shipped { id }).await.unwrap().seq());
+    }
+    let since = bus.history().since(t0).fetch().await.unwrap();
+    assert_eq!(since.iter().map(|e| e.seq()).collect::<Vec<_>>(), expected);
+    let report = bus
+        .replay()
+        .since(t0)
+        .to_handler("projection")
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.events, 5);
+    assert_eq!(*replayed.lock().unwrap(), expected);
+    bus.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs NATS at EVENTBUS_NATS_URL"]
+async fn nats_an_existing_stream_with_other_settings_is_refused() {
+    let scope = NatsScope::new("settings");
+    let first = eventbus::store::open(&scope.url("&max_age=1h"))
+        .await
+        .unwrap();
+    first.close().await.unwrap();
+    let err = eventbus::store::open(&scope.url("&max_age=2h"))
+        .await
+        .err()
+        .expect("a stream with another max_age is refused")
+        .to_string();
+    assert!(
+        err.contains("max_age is 3600s, the URL asks 7200s"),
+        "{err}"
+    );
+    assert!(err.contains(&scope.stream), "{err}");
+    // Not asking for a setting accepts what the stream has.
+    eventbus::store::open(&scope.url("")).await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs NATS at EVENTBUS_NATS_URL"]
+async fn nats_connection_errors_name_the_server_and_hide_secrets() {
+    let err = eventbus::store::open("nats://alice:s3cret@127.0.0.1:1?stream=S")
+        .await
+        .err()
+        .expect("nothing listens on port 1")
+        .to_string();
+    assert!(err.contains("127.0.0.1:1"), "{err}");
+    assert!(!err.contains("s3cret"), "{err}");
+}

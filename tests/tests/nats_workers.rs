@@ -1,0 +1,217 @@
+//! Competing consumers on NATS: two processes run the same handler and
+//! share its work. With nothing failing, every event is handled exactly
+//! once across them; with one SIGKILLed mid-load, every event is still
+//! handled at least once.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use eventbus::Start;
+use eventbus::prelude::*;
+use tests::{NatsScope, OrderEvent, isolated};
+
+/// A worker: handles `order.*` with the shared handler name, one line per
+/// handling, until killed. Runs only when re-executed with
+/// `EVENTBUS_NATS_WORKER_URL` and `EVENTBUS_NATS_WORKER_LOG` set.
+#[tokio::test]
+async fn nats_worker_child() {
+    let (Ok(url), Ok(log)) = (
+        std::env::var("EVENTBUS_NATS_WORKER_URL"),
+        std::env::var("EVENTBUS_NATS_WORKER_LOG"),
+    ) else {
+        return;
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let file = Arc::new(Mutex::new(file));
+    let handler = {
+        let file = Arc::clone(&file);
+        FnHandler::new(
+            "shared-worker",
+            move |ev: Envelope<OrderEvent>, _ctx: Context| {
+                // Unbuffered: the kernel keeps the line when the process is killed.
+                writeln!(file.lock().unwrap(), "{}", ev.seq()).unwrap();
+                async { tokio::time::sleep(Duration::from_millis(2)).await }
+            },
+        )
+        .concurrency(2)
+        .start(Start::Earliest)
+    };
+    let bus = isolated()
+        .store(url)
+        .handler(handler)
+        .build()
+        .await
+        .unwrap();
+    writeln!(file.lock().unwrap(), "ready").unwrap();
+    std::future::pending::<()>().await;
+    drop(bus);
+}
+
+/// A worker process, killed when dropped so a failing test leaves none.
+struct Worker {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Worker {
+    fn spawn(url: &str, log: PathBuf) -> Self {
+        let child = Command::new(std::env::current_exe().unwrap())
+            .args(["nats_worker_child", "--exact", "--nocapture"])
+            .env("EVENTBUS_NATS_WORKER_URL", url)
+            .env("EVENTBUS_NATS_WORKER_LOG", &log)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        Worker { child, log }
+    }
+
+    fn ready(&self) -> bool {
+        read(&self.log).0
+    }
+
+    fn handled(&self) -> Vec<u64> {
+        read(&self.log).1
+    }
+
+    fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn read(log: &Path) -> (bool, Vec<u64>) {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let ready = text.lines().any(|l| l == "ready");
+    (ready, text.lines().filter_map(|l| l.parse().ok()).collect())
+}
+
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn wait_for_ack_floor(url: &str, seq: u64) {
+    let store = eventbus::store::open(url).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while store.load_checkpoint("shared-worker").await.unwrap() != Some(seq) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the ack floor never reached {seq}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn temp_dir(test: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("eventbus-{test}-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn counts(workers: &[&Worker]) -> BTreeMap<u64, u32> {
+    let mut times = BTreeMap::new();
+    for w in workers {
+        for seq in w.handled() {
+            *times.entry(seq).or_default() += 1;
+        }
+    }
+    times
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs NATS at EVENTBUS_NATS_URL"]
+async fn nats_two_processes_share_a_handler_and_handle_each_event_once() {
+    const EVENTS: u64 = 400;
+    let scope = NatsScope::new("share");
+    let url = scope.url("");
+    let dir = temp_dir("nats-share");
+    let publisher = isolated().store(&url).build().await.unwrap();
+    let a = Worker::spawn(&url, dir.join("a.log"));
+    let b = Worker::spawn(&url, dir.join("b.log"));
+    wait_for("both workers to start", || a.ready() && b.ready()).await;
+
+    for id in 0..EVENTS {
+        publisher.publish(OrderEvent::Shipped { id }).await.unwrap();
+    }
+    wait_for("every event to be handled", || {
+        counts(&[&a, &b]).len() as u64 == EVENTS
+    })
+    .await;
+    wait_for_ack_floor(&url, EVENTS).await;
+
+    let times = counts(&[&a, &b]);
+    assert_eq!(
+        times.keys().copied().collect::<Vec<_>>(),
+        (1..=EVENTS).collect::<Vec<_>>()
+    );
+    let twice: Vec<_> = times.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "handled more than once: {twice:?}");
+    let (na, nb) = (a.handled().len(), b.handled().len());
+    println!("worker a handled {na}, worker b handled {nb}");
+    assert!(
+        na > 0 && nb > 0,
+        "both workers share the load: {na} and {nb}"
+    );
+    publisher.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs NATS at EVENTBUS_NATS_URL"]
+async fn nats_a_killed_worker_loses_no_event() {
+    const EVENTS: u64 = 600;
+    let scope = NatsScope::new("kill");
+    // A short ack wait, so what the killed worker held comes back soon.
+    let url = scope.url("&ack_wait=2s");
+    let dir = temp_dir("nats-kill");
+    let publisher = isolated().store(&url).build().await.unwrap();
+    let mut a = Worker::spawn(&url, dir.join("a.log"));
+    let b = Worker::spawn(&url, dir.join("b.log"));
+    wait_for("both workers to start", || a.ready() && b.ready()).await;
+
+    for id in 0..EVENTS {
+        publisher.publish(OrderEvent::Shipped { id }).await.unwrap();
+    }
+    wait_for("worker a to be mid-load", || a.handled().len() >= 50).await;
+    a.kill();
+    let killed_with = a.handled().len();
+    wait_for("every event to be handled", || {
+        counts(&[&a, &b]).len() as u64 == EVENTS
+    })
+    .await;
+    wait_for_ack_floor(&url, EVENTS).await;
+
+    let times = counts(&[&a, &b]);
+    assert_eq!(
+        times.keys().copied().collect::<Vec<_>>(),
+        (1..=EVENTS).collect::<Vec<_>>(),
+        "every event handled at least once"
+    );
+    // Only what the killed worker held unacknowledged can come twice: at
+    // most its concurrency, plus the one waiting in its pull.
+    let twice = times.values().filter(|n| **n > 1).count();
+    println!("killed after {killed_with} handlings; {twice} events handled twice");
+    assert!(twice <= 3, "{twice} events handled twice");
+    publisher.shutdown().await.unwrap();
+}

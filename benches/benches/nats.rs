@@ -136,7 +136,7 @@ async fn raw_publish_round(s: &Setup) -> Duration {
             tokio::spawn(async move {
                 for i in 0..per_task {
                     let body = serde_json::to_vec(&placed(t * per_task + i)).expect("json");
-                    let publish = jetstream::context::Publish::build()
+                    let publish = jetstream::message::PublishMessage::build()
                         .payload(body.into())
                         .message_id(uuid::Uuid::now_v7().to_string());
                     js.send_publish(subject.clone(), publish)

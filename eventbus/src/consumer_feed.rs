@@ -146,10 +146,9 @@ async fn with_progress<T>(
     ack: &dyn Acknowledge,
     work: impl Future<Output = T>,
 ) -> T {
-    let work = std::pin::pin!(work);
+    let mut work = std::pin::pin!(work);
     let every = every.max(Duration::from_millis(100));
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    let mut work = work;
     loop {
         tokio::select! {
             out = &mut work => return out,

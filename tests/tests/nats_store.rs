@@ -501,3 +501,36 @@ async fn nats_connection_errors_name_the_server_and_hide_secrets() {
     assert!(err.contains("127.0.0.1:1"), "{err}");
     assert!(!err.contains("s3cret"), "{err}");
 }
+
+#[tokio::test]
+#[ignore = "needs NATS at EVENTBUS_NATS_URL"]
+async fn nats_a_long_handling_signals_progress_and_is_not_redelivered() {
+    let scope = NatsScope::new("progress");
+    // An ack wait far shorter than the handling: without progress signals
+    // the server would deliver the event again after one second.
+    let url = scope.url("&ack_wait=1s");
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let handler = {
+        let calls = Arc::clone(&calls);
+        FnHandler::new("slow", move |ev: Envelope<OrderEvent>, ctx: Context| {
+            calls.lock().unwrap().push((ev.seq(), ctx.attempt()));
+            async { tokio::time::sleep(Duration::from_millis(2500)).await }
+        })
+        .concurrency(2)
+    };
+    let bus = isolated()
+        .store(&url)
+        .handler(handler)
+        .build()
+        .await
+        .unwrap();
+    let sent = bus.publish(OrderEvent::Shipped { id: 1 }).await.unwrap();
+    let store = eventbus::store::open(&url).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while store.load_checkpoint("slow").await.unwrap() != Some(sent.seq()) {
+        assert!(tokio::time::Instant::now() < deadline, "never acknowledged");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(*calls.lock().unwrap(), [(sent.seq(), 1)]);
+    bus.shutdown().await.unwrap();
+}

@@ -8,9 +8,14 @@
 //! order is the store's order, and a checkpoint moved from outside (such as
 //! `eventbus replay --to-handler`) is noticed and followed.
 //!
-//! Delivery is at least once: events handled after the last saved
-//! checkpoint are handled again after a crash.
+//! Each finished event is also recorded (in the store's next group commit,
+//! without waiting for it), so after a crash the handler skips what it
+//! finished after its checkpoint. Delivery is at least once: an event whose
+//! handling finished but whose record was not yet committed is handled
+//! again. `ctx.transaction` commits the record with the handler's own
+//! writes, which closes that window.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,10 +73,20 @@ pub(crate) async fn run(
             let mut failed_read = false;
             for item in chunk {
                 match item {
+                    Ok(env) if at.finished.remove(&env.seq()) => {
+                        tracing::debug!(handler = %scope.handler.name, seq = env.seq(), "skipping an event handled before a restart");
+                        at.last = at.last.max(env.seq());
+                    }
                     Ok(env) => {
                         at.last = at.last.max(env.seq());
-                        // `deliver` records a final failure as a dead letter.
-                        handlings.push(delivery::deliver(&scope, env, Mode::Live));
+                        let scope = &scope;
+                        handlings.push(async move {
+                            let seq = env.seq();
+                            // `deliver` records a final failure as a dead
+                            // letter, so either way the event is finished.
+                            let _ = delivery::deliver(scope, env, Mode::Live).await;
+                            scope.bus.store().record_handled(&scope.handler.name, seq);
+                        });
                     }
                     Err(Error::BadRow { seq, reason }) => {
                         tracing::error!(handler = %scope.handler.name, seq, %reason, "skipping a stored event that cannot be read");
@@ -108,10 +123,31 @@ pub(crate) async fn run(
     }
 }
 
-/// Where a handler is: the last seq it handled and the last one saved.
+/// Where a handler is: the last seq it handled, the last one saved, and
+/// the events after that which it finished before a restart.
 pub(crate) struct Position {
     last: u64,
     saved: u64,
+    /// Read once when the position is taken from the store; bounded by
+    /// what a run handles between two checkpoint saves.
+    finished: BTreeSet<u64>,
+}
+
+impl Position {
+    /// The position at a saved checkpoint, with what the handler is
+    /// recorded to have finished after it.
+    async fn at_checkpoint(scope: &HandlerScope, seq: u64) -> crate::Result<Self> {
+        let finished = scope
+            .bus
+            .store()
+            .handled_after(&scope.handler.name, seq)
+            .await?;
+        Ok(Position {
+            last: seq,
+            saved: seq,
+            finished: finished.into_iter().collect(),
+        })
+    }
 }
 
 impl Position {
@@ -123,7 +159,17 @@ impl Position {
         match scope.bus.store().load_checkpoint(name).await {
             Ok(Some(seq)) if seq != self.saved => {
                 tracing::info!(handler = %name, from = self.last, to = seq, "checkpoint moved from outside; following it");
-                (self.last, self.saved) = (seq, seq);
+                *self = match Position::at_checkpoint(scope, seq).await {
+                    Ok(at) => at,
+                    Err(e) => {
+                        tracing::warn!(handler = %name, error = %e, "could not read which events were handled; handling all after the checkpoint");
+                        Position {
+                            last: seq,
+                            saved: seq,
+                            finished: BTreeSet::new(),
+                        }
+                    }
+                };
                 return true;
             }
             Ok(_) => {}
@@ -143,12 +189,7 @@ impl Position {
 pub(crate) async fn first_position(scope: &HandlerScope, start: Start) -> crate::Result<Position> {
     let store = scope.bus.store();
     let seq = match store.load_checkpoint(&scope.handler.name).await? {
-        Some(seq) => {
-            return Ok(Position {
-                last: seq,
-                saved: seq,
-            });
-        }
+        Some(seq) => return Position::at_checkpoint(scope, seq).await,
         None if start == Start::Earliest => 0,
         None => newest_seq(scope).await?,
     };
@@ -156,6 +197,7 @@ pub(crate) async fn first_position(scope: &HandlerScope, start: Start) -> crate:
     Ok(Position {
         last: seq,
         saved: seq,
+        finished: BTreeSet::new(),
     })
 }
 

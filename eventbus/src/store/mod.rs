@@ -11,6 +11,7 @@ mod memory;
 mod query;
 mod sqlite;
 
+use std::any::Any;
 use std::sync::Arc;
 
 use futures_core::Stream;
@@ -34,7 +35,10 @@ pub type BoxStream<'a, T> = Pin<Box<dyn Stream<Item = T> + Send + 'a>>;
 /// Implementations must assign strictly increasing seqs in append order and
 /// return from [`Store::append`] only once the event is as durable as the
 /// store promises.
-pub trait Store: Send + Sync + 'static {
+///
+/// `Any` lets the bus reach a concrete store's own features, such as the
+/// transactions [`SqliteStore`] offers handlers.
+pub trait Store: Any + Send + Sync + 'static {
     /// Stores one event and returns it sealed with its seq.
     fn append(&self, draft: Draft) -> BoxFuture<'_, Result<RawEnvelope>>;
 
@@ -45,7 +49,24 @@ pub trait Store: Send + Sync + 'static {
     fn load_checkpoint(&self, handler: &str) -> BoxFuture<'_, Result<Option<u64>>>;
 
     /// Records that the named handler finished everything up to `seq`.
+    /// Moving a checkpoint back forgets what [`Store::record_handled`]
+    /// recorded for that handler, so the events after it are handled again.
     fn save_checkpoint(&self, handler: &str, seq: u64) -> BoxFuture<'_, Result<()>>;
+
+    /// Records, without waiting, that the named handler finished the event
+    /// `seq` (possibly ahead of its checkpoint), so a redelivery after a
+    /// crash can skip it. A store whose handlers never see redeliveries
+    /// keeps nothing, which is the default.
+    fn record_handled(&self, handler: &Arc<str>, seq: u64) {
+        let _ = (handler, seq);
+    }
+
+    /// The seqs after `after` that the named handler is recorded to have
+    /// finished, in order.
+    fn handled_after(&self, handler: &str, after: u64) -> BoxFuture<'_, Result<Vec<u64>>> {
+        let _ = (handler, after);
+        Box::pin(async { Ok(Vec::new()) })
+    }
 
     /// Deletes every event whose topic matches `pattern` and returns how
     /// many were deleted. Checkpoints are kept.

@@ -7,7 +7,7 @@
 //! was syncing, so the batch grows with the load and nobody waits for a
 //! timer.
 
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -45,9 +45,17 @@ pub(crate) type Reply<T> = oneshot::Sender<Result<T, String>>;
 /// A write other than an append, run on the writer thread in arrival order.
 pub(crate) type WriteFn = Box<dyn FnOnce(&mut Connection) -> rusqlite::Result<u64> + Send>;
 
+/// Work run on the writer thread that answers on its own channel: a
+/// handler's transaction, whose result type the writer does not know.
+pub(crate) type RunFn = Box<dyn FnOnce(&mut Connection) + Send>;
+
 pub(crate) enum Op {
     Append(Box<Row>, Reply<RawEnvelope>),
+    /// A handler finished the event with this seq: recorded in the next
+    /// group commit, with no reply, so handlers never wait for it.
+    Handled(Arc<str>, u64),
     Write(&'static str, WriteFn, Reply<u64>),
+    Run(RunFn),
 }
 
 /// What retention keeps: events younger than `max_age_ns` and the newest
@@ -93,21 +101,22 @@ pub(crate) fn run(
                 Err(_) => break,
             }
         }
-        let mut appends = Vec::new();
+        let mut batch = Batch::default();
         for op in queued.drain(..) {
             match op {
-                Op::Append(row, reply) => appends.push((row, reply)),
-                other => {
-                    if !appends.is_empty() {
-                        commit_appends(&mut conn, std::mem::take(&mut appends));
-                    }
-                    run_other(&mut conn, other);
+                Op::Append(row, reply) => batch.appends.push((row, reply)),
+                Op::Handled(handler, seq) => batch.handled.push((handler, seq)),
+                Op::Write(what, write, reply) => {
+                    std::mem::take(&mut batch).commit(&mut conn);
+                    let _ = reply.send(write(&mut conn).map_err(|e| format!("{what} failed: {e}")));
+                }
+                Op::Run(run) => {
+                    std::mem::take(&mut batch).commit(&mut conn);
+                    run(&mut conn);
                 }
             }
         }
-        if !appends.is_empty() {
-            commit_appends(&mut conn, appends);
-        }
+        batch.commit(&mut conn);
         if !retention.is_unbounded() && last_retention.elapsed() >= every {
             last_retention = Instant::now();
             if let Err(e) = retain(&mut conn, retention) {
@@ -117,16 +126,110 @@ pub(crate) fn run(
     }
 }
 
-fn commit_appends(conn: &mut Connection, batch: Vec<(Box<Row>, Reply<RawEnvelope>)>) {
-    let result = (|| -> rusqlite::Result<Vec<Stored>> {
-        let tx = conn.transaction()?;
-        let mut stored = Vec::with_capacity(batch.len());
-        for (row, _) in &batch {
-            stored.push(append_row(&tx, row)?);
+/// Consecutive appends and handled marks, committed in one transaction.
+#[derive(Default)]
+struct Batch {
+    appends: Vec<(Box<Row>, Reply<RawEnvelope>)>,
+    handled: Vec<(Arc<str>, u64)>,
+}
+
+impl Batch {
+    fn commit(self, conn: &mut Connection) {
+        if self.appends.is_empty() && self.handled.is_empty() {
+            return;
         }
-        tx.commit()?;
-        Ok(stored)
-    })();
+        let result = (|| -> rusqlite::Result<Vec<Stored>> {
+            let tx = conn.transaction()?;
+            let mut stored = Vec::with_capacity(self.appends.len());
+            for (row, _) in &self.appends {
+                stored.push(append_row(&tx, row)?);
+            }
+            for (handler, seq) in &self.handled {
+                mark_handled(&tx, handler, *seq)?;
+            }
+            tx.commit()?;
+            Ok(stored)
+        })();
+        if let Err(e) = &result
+            && !self.handled.is_empty()
+        {
+            // Only a redelivery after a crash needs the marks: without them
+            // it handles these events again, as at-least-once allows.
+            tracing::warn!(error = %e, marks = self.handled.len(), "recording handled events failed");
+        }
+        reply_appends(self.appends, result);
+    }
+}
+
+/// Records that `handler` finished the event `seq`; already recorded is fine.
+pub(crate) fn mark_handled(
+    tx: &rusqlite::Transaction<'_>,
+    handler: &str,
+    seq: u64,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached("INSERT OR IGNORE INTO handled (handler, seq) VALUES (?1, ?2)")?
+        .execute(params![handler, seq as i64])
+        .map(drop)
+}
+
+/// What a handler's transaction came to.
+pub(crate) enum TxOutcome<T> {
+    /// Committed, with the closure's value.
+    Committed(T),
+    /// The closure returned an error; rolled back.
+    Failed(rusqlite::Error),
+    /// The handler had already finished this seq; the closure did not run.
+    AlreadyHandled(u64),
+    /// Beginning, marking or committing failed; rolled back.
+    Store(rusqlite::Error),
+    /// The closure panicked; rolled back.
+    Panicked(Box<dyn std::any::Any + Send>),
+}
+
+/// Runs a handler's closure in one transaction that also marks the event
+/// handled (with `mark`). A panic is caught so that it rolls back and
+/// never takes the writer thread, and every publisher with it, down.
+pub(crate) fn handler_transaction<T, F>(
+    conn: &mut Connection,
+    mark: Option<(Arc<str>, u64)>,
+    f: F,
+) -> TxOutcome<T>
+where
+    F: FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+{
+    let tx = match conn.transaction() {
+        Ok(tx) => tx,
+        Err(e) => return TxOutcome::Store(e),
+    };
+    if let Some((handler, seq)) = &mark {
+        let done = tx
+            .prepare_cached("SELECT 1 FROM handled WHERE handler = ?1 AND seq = ?2")
+            .and_then(|mut stmt| stmt.exists(params![&**handler, *seq as i64]));
+        match done {
+            Ok(true) => return TxOutcome::AlreadyHandled(*seq),
+            Ok(false) => {}
+            Err(e) => return TxOutcome::Store(e),
+        }
+    }
+    let value = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&tx))) {
+        Ok(Ok(value)) => value,
+        Ok(Err(e)) => return TxOutcome::Failed(e),
+        Err(payload) => return TxOutcome::Panicked(payload),
+    };
+    let marked = match &mark {
+        Some((handler, seq)) => mark_handled(&tx, handler, *seq),
+        None => Ok(()),
+    };
+    match marked.and_then(|()| tx.commit()) {
+        Ok(()) => TxOutcome::Committed(value),
+        Err(e) => TxOutcome::Store(e),
+    }
+}
+
+fn reply_appends(
+    batch: Vec<(Box<Row>, Reply<RawEnvelope>)>,
+    result: rusqlite::Result<Vec<Stored>>,
+) {
     match result {
         Ok(stored) => {
             for ((row, reply), stored) in batch.into_iter().zip(stored) {
@@ -212,15 +315,6 @@ fn stored_by_id(tx: &rusqlite::Transaction<'_>, id: &str) -> rusqlite::Result<Op
                 .map_err(|reason| rusqlite::Error::UserFunctionError(reason.into()))
         })
         .transpose()
-}
-
-fn run_other(conn: &mut Connection, op: Op) {
-    match op {
-        Op::Append(row, reply) => commit_appends(conn, vec![(row, reply)]),
-        Op::Write(what, write, reply) => {
-            let _ = reply.send(write(conn).map_err(|e| format!("{what} failed: {e}")));
-        }
-    }
 }
 
 /// Deletes what retention does not keep; returns how many events went.

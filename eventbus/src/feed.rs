@@ -15,7 +15,8 @@
 //! again. `ctx.transaction` commits the record with the handler's own
 //! writes, which closes that window.
 
-use std::collections::BTreeSet;
+use std::collections::VecDeque;
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,24 +70,19 @@ pub(crate) async fn run(
         let concurrency = scope.handler.def.options.concurrency.max(1) as usize;
         let mut chunks = scope.bus.store().query(query).ready_chunks(concurrency);
         'reading: while let Some(chunk) = chunks.next().await {
+            let first = at.last + 1;
             let mut handlings = Vec::with_capacity(chunk.len());
             let mut failed_read = false;
             for item in chunk {
                 match item {
-                    Ok(env) if at.finished.remove(&env.seq()) => {
+                    Ok(env) if at.finished_before(env.seq()) => {
                         tracing::debug!(handler = %scope.handler.name, seq = env.seq(), "skipping an event handled before a restart");
                         at.last = at.last.max(env.seq());
                     }
                     Ok(env) => {
                         at.last = at.last.max(env.seq());
-                        let scope = &scope;
-                        handlings.push(async move {
-                            let seq = env.seq();
-                            // `deliver` records a final failure as a dead
-                            // letter, so either way the event is finished.
-                            let _ = delivery::deliver(scope, env, Mode::Live).await;
-                            scope.bus.store().record_handled(&scope.handler.name, seq);
-                        });
+                        // `deliver` records a final failure as a dead letter.
+                        handlings.push(delivery::deliver(&scope, env, Mode::Live));
                     }
                     Err(Error::BadRow { seq, reason }) => {
                         tracing::error!(handler = %scope.handler.name, seq, %reason, "skipping a stored event that cannot be read");
@@ -99,6 +95,15 @@ pub(crate) async fn run(
                 }
             }
             futures_util::future::join_all(handlings).await;
+            if at.last >= first {
+                // Everything up to `at.last` is finished (handled, skipped,
+                // dead-lettered or of other topics): one run, so the
+                // records stay few and contiguous from the checkpoint.
+                scope
+                    .bus
+                    .store()
+                    .record_handled(&scope.handler.name, first..=at.last);
+            }
             if failed_read {
                 break 'reading;
             }
@@ -128,9 +133,9 @@ pub(crate) async fn run(
 pub(crate) struct Position {
     last: u64,
     saved: u64,
-    /// Read once when the position is taken from the store; bounded by
-    /// what a run handles between two checkpoint saves.
-    finished: BTreeSet<u64>,
+    /// Read when the position is taken from the store, ordered by first
+    /// seq; bounded by what a run records between two checkpoint saves.
+    finished: VecDeque<RangeInclusive<u64>>,
 }
 
 impl Position {
@@ -145,8 +150,17 @@ impl Position {
         Ok(Position {
             last: seq,
             saved: seq,
-            finished: finished.into_iter().collect(),
+            finished: finished.into(),
         })
+    }
+
+    /// Whether the event `seq` was finished before a restart. Called in
+    /// seq order, so the runs that end before it are done with.
+    fn finished_before(&mut self, seq: u64) -> bool {
+        while self.finished.front().is_some_and(|run| *run.end() < seq) {
+            self.finished.pop_front();
+        }
+        self.finished.front().is_some_and(|run| run.contains(&seq))
     }
 }
 
@@ -166,7 +180,7 @@ impl Position {
                         Position {
                             last: seq,
                             saved: seq,
-                            finished: BTreeSet::new(),
+                            finished: VecDeque::new(),
                         }
                     }
                 };
@@ -197,7 +211,7 @@ pub(crate) async fn first_position(scope: &HandlerScope, start: Start) -> crate:
     Ok(Position {
         last: seq,
         saved: seq,
-        finished: BTreeSet::new(),
+        finished: VecDeque::new(),
     })
 }
 

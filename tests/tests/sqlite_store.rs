@@ -531,9 +531,9 @@ async fn a_version_1_file_is_migrated_in_place() {
         .await
         .unwrap();
     assert_eq!(id, 1);
-    store.record_handled(&"h".into(), 1);
+    store.record_handled(&"h".into(), 1..=1);
     // Writes run in order, so once this one is done the mark is stored.
     store.save_checkpoint("h", 0).await.unwrap();
-    assert_eq!(store.handled_after("h", 0).await.unwrap(), [1]);
+    assert_eq!(store.handled_after("h", 0).await.unwrap(), [1..=1]);
     store.close().await.unwrap();
 }

@@ -12,6 +12,7 @@ mod query;
 mod sqlite;
 
 use std::any::Any;
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use futures_core::Stream;
@@ -53,17 +54,22 @@ pub trait Store: Any + Send + Sync + 'static {
     /// recorded for that handler, so the events after it are handled again.
     fn save_checkpoint(&self, handler: &str, seq: u64) -> BoxFuture<'_, Result<()>>;
 
-    /// Records, without waiting, that the named handler finished the event
-    /// `seq` (possibly ahead of its checkpoint), so a redelivery after a
-    /// crash can skip it. A store whose handlers never see redeliveries
-    /// keeps nothing, which is the default.
-    fn record_handled(&self, handler: &Arc<str>, seq: u64) {
-        let _ = (handler, seq);
+    /// Records, without waiting, that the named handler finished the
+    /// events with seqs in `seqs` (ahead of its checkpoint), so that a
+    /// redelivery after a crash can skip them. A store whose handlers never
+    /// see redeliveries keeps nothing, which is the default.
+    fn record_handled(&self, handler: &Arc<str>, seqs: RangeInclusive<u64>) {
+        let _ = (handler, seqs);
     }
 
-    /// The seqs after `after` that the named handler is recorded to have
-    /// finished, in order.
-    fn handled_after(&self, handler: &str, after: u64) -> BoxFuture<'_, Result<Vec<u64>>> {
+    /// The runs of seqs the named handler is recorded to have finished
+    /// that end after `after`, ordered by their first seq (they may
+    /// overlap).
+    fn handled_after(
+        &self,
+        handler: &str,
+        after: u64,
+    ) -> BoxFuture<'_, Result<Vec<RangeInclusive<u64>>>> {
         let _ = (handler, after);
         Box::pin(async { Ok(Vec::new()) })
     }

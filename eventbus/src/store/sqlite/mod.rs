@@ -17,6 +17,7 @@ mod reader;
 mod schema;
 mod writer;
 
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
@@ -55,6 +56,7 @@ pub struct SqliteStore {
     retention: Retention,
     idempotency_window_ns: i64,
     writer: Mutex<Option<mpsc::Sender<Op>>>,
+    pending: Arc<writer::Pending>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Arc<Readers>,
 }
@@ -128,10 +130,14 @@ impl SqliteStore {
         let conn =
             opened.map_err(|e| store_error(format!("cannot open `{}`: {e}", path.display())))?;
         let (tx, rx) = mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("eventbus-sqlite-writer".into())
-            .spawn(move || writer::run(conn, rx, retention, RETENTION_EVERY))
-            .map_err(|e| store_error(format!("cannot start the writer thread: {e}")))?;
+        let pending = Arc::new(writer::Pending::default());
+        let thread = {
+            let pending = Arc::clone(&pending);
+            std::thread::Builder::new()
+                .name("eventbus-sqlite-writer".into())
+                .spawn(move || writer::run(conn, rx, pending, retention, RETENTION_EVERY))
+        }
+        .map_err(|e| store_error(format!("cannot start the writer thread: {e}")))?;
         let store = SqliteStore {
             readers: Arc::new(Readers::new(path.clone())),
             path,
@@ -139,6 +145,7 @@ impl SqliteStore {
             retention,
             idempotency_window_ns: idempotency_window.as_nanos().min(i64::MAX as u128) as i64,
             writer: Mutex::new(Some(tx)),
+            pending,
             writer_thread: Mutex::new(Some(thread)),
         };
         if !retention.is_unbounded() {
@@ -402,7 +409,9 @@ impl Store for SqliteStore {
             // move back, the ones above it would wrongly skip the events
             // the move asks to handle again.
             let rewind = old.is_some_and(|old| (seq as i64) < old);
-            tx.prepare_cached("DELETE FROM handled WHERE handler = ?1 AND (seq <= ?2 OR ?3)")?
+            tx.prepare_cached(
+                "DELETE FROM handled WHERE handler = ?1 AND (last_seq <= ?2 OR ?3)",
+            )?
                 .execute(params![handler, seq as i64, rewind])?;
             tx.prepare_cached(
                 "INSERT INTO checkpoints (handler, seq, updated_ns) VALUES (?1, ?2, ?3)
@@ -414,27 +423,35 @@ impl Store for SqliteStore {
         Box::pin(async move { done.await.map(drop) })
     }
 
-    fn record_handled(&self, handler: &Arc<str>, seq: u64) {
+    fn record_handled(&self, handler: &Arc<str>, seqs: RangeInclusive<u64>) {
+        if !self.pending.add(handler, seqs) {
+            return;
+        }
         let sender = self
             .writer
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        // A closed store takes no marks; the event is then handled again
-        // after a restart, as at-least-once allows.
+        // A closed store takes no records; those events are then handled
+        // again after a restart, as at-least-once allows.
         if let Some(sender) = sender {
-            let _ = sender.send(Op::Handled(Arc::clone(handler), seq));
+            let _ = sender.send(Op::Handled);
         }
     }
 
-    fn handled_after(&self, handler: &str, after: u64) -> BoxFuture<'_, Result<Vec<u64>>> {
+    fn handled_after(
+        &self,
+        handler: &str,
+        after: u64,
+    ) -> BoxFuture<'_, Result<Vec<RangeInclusive<u64>>>> {
         let handler = handler.to_owned();
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT seq FROM handled WHERE handler = ?1 AND seq > ?2 ORDER BY seq",
+                "SELECT first_seq, last_seq FROM handled WHERE handler = ?1 AND last_seq > ?2
+                 ORDER BY first_seq",
             )?;
             let rows = stmt.query_map(params![handler, after as i64], |r| {
-                r.get::<_, i64>(0).map(|s| s as u64)
+                Ok(r.get::<_, i64>(0)? as u64..=r.get::<_, i64>(1)? as u64)
             })?;
             rows.collect()
         })

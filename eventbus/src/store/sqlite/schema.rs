@@ -59,13 +59,14 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX events_by_idempotency_key ON events (idempotency_key, seq)
         WHERE idempotency_key IS NOT NULL;
     "#,
-    // 3 -> 4: events a handler finished after its checkpoint, so a
+    // 3 -> 4: runs of seqs a handler finished after its checkpoint, so a
     // redelivery after a crash skips them; pruned as the checkpoint passes.
     r#"
     CREATE TABLE handled (
-        handler TEXT    NOT NULL,
-        seq     INTEGER NOT NULL,
-        PRIMARY KEY (handler, seq)
+        handler   TEXT    NOT NULL,
+        first_seq INTEGER NOT NULL,
+        last_seq  INTEGER NOT NULL,
+        PRIMARY KEY (handler, first_seq)
     ) WITHOUT ROWID;
     "#,
 ];

@@ -7,7 +7,8 @@
 //! was syncing, so the batch grows with the load and nobody waits for a
 //! timer.
 
-use std::sync::{Arc, mpsc};
+use std::ops::RangeInclusive;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -51,9 +52,9 @@ pub(crate) type RunFn = Box<dyn FnOnce(&mut Connection) + Send>;
 
 pub(crate) enum Op {
     Append(Box<Row>, Reply<RawEnvelope>),
-    /// A handler finished the event with this seq: recorded in the next
-    /// group commit, with no reply, so handlers never wait for it.
-    Handled(Arc<str>, u64),
+    /// Handlers finished events: what [`Pending`] holds goes into the
+    /// next group commit, with no reply, so handlers never wait for it.
+    Handled,
     Write(&'static str, WriteFn, Reply<u64>),
     Run(RunFn),
 }
@@ -79,6 +80,7 @@ impl Retention {
 pub(crate) fn run(
     mut conn: Connection,
     ops: mpsc::Receiver<Op>,
+    pending: Arc<Pending>,
     retention: Retention,
     every: Duration,
 ) {
@@ -105,7 +107,7 @@ pub(crate) fn run(
         for op in queued.drain(..) {
             match op {
                 Op::Append(row, reply) => batch.appends.push((row, reply)),
-                Op::Handled(handler, seq) => batch.handled.push((handler, seq)),
+                Op::Handled => batch.handled.append(&mut pending.take()),
                 Op::Write(what, write, reply) => {
                     std::mem::take(&mut batch).commit(&mut conn);
                     let _ = reply.send(write(&mut conn).map_err(|e| format!("{what} failed: {e}")));
@@ -126,11 +128,39 @@ pub(crate) fn run(
     }
 }
 
-/// Consecutive appends and handled marks, committed in one transaction.
+/// Runs of seqs handlers finished, waiting for the writer. Adjacent runs
+/// of a handler merge, so a handler that keeps finishing events holds one
+/// entry here however far the writer is behind: memory stays bounded.
+#[derive(Default)]
+pub(crate) struct Pending(Mutex<Vec<(Arc<str>, RangeInclusive<u64>)>>);
+
+impl Pending {
+    /// Adds a run; true when it was empty, so the writer needs waking.
+    pub(crate) fn add(&self, handler: &Arc<str>, seqs: RangeInclusive<u64>) -> bool {
+        let mut runs = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let was_empty = runs.is_empty();
+        let adjacent = runs.iter_mut().find(|(h, run)| {
+            h == handler && *run.end() + 1 >= *seqs.start() && *seqs.end() + 1 >= *run.start()
+        });
+        match adjacent {
+            Some((_, run)) => {
+                *run = *run.start().min(seqs.start())..=*run.end().max(seqs.end());
+            }
+            None => runs.push((Arc::clone(handler), seqs)),
+        }
+        was_empty
+    }
+
+    fn take(&self) -> Vec<(Arc<str>, RangeInclusive<u64>)> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// Consecutive appends and handled runs, committed in one transaction.
 #[derive(Default)]
 struct Batch {
     appends: Vec<(Box<Row>, Reply<RawEnvelope>)>,
-    handled: Vec<(Arc<str>, u64)>,
+    handled: Vec<(Arc<str>, RangeInclusive<u64>)>,
 }
 
 impl Batch {
@@ -144,8 +174,8 @@ impl Batch {
             for (row, _) in &self.appends {
                 stored.push(append_row(&tx, row)?);
             }
-            for (handler, seq) in &self.handled {
-                mark_handled(&tx, handler, *seq)?;
+            for (handler, seqs) in &self.handled {
+                mark_handled(&tx, handler, seqs)?;
             }
             tx.commit()?;
             Ok(stored)
@@ -155,21 +185,24 @@ impl Batch {
         {
             // Only a redelivery after a crash needs the marks: without them
             // it handles these events again, as at-least-once allows.
-            tracing::warn!(error = %e, marks = self.handled.len(), "recording handled events failed");
+            tracing::warn!(error = %e, "recording handled events failed");
         }
         reply_appends(self.appends, result);
     }
 }
 
-/// Records that `handler` finished the event `seq`; already recorded is fine.
+/// Records that `handler` finished the events in `seqs`; runs may overlap.
 pub(crate) fn mark_handled(
     tx: &rusqlite::Transaction<'_>,
     handler: &str,
-    seq: u64,
+    seqs: &RangeInclusive<u64>,
 ) -> rusqlite::Result<()> {
-    tx.prepare_cached("INSERT OR IGNORE INTO handled (handler, seq) VALUES (?1, ?2)")?
-        .execute(params![handler, seq as i64])
-        .map(drop)
+    tx.prepare_cached(
+        "INSERT INTO handled (handler, first_seq, last_seq) VALUES (?1, ?2, ?3)
+         ON CONFLICT (handler, first_seq) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)",
+    )?
+    .execute(params![handler, *seqs.start() as i64, *seqs.end() as i64])
+    .map(drop)
 }
 
 /// What a handler's transaction came to.
@@ -203,7 +236,9 @@ where
     };
     if let Some((handler, seq)) = &mark {
         let done = tx
-            .prepare_cached("SELECT 1 FROM handled WHERE handler = ?1 AND seq = ?2")
+            .prepare_cached(
+                "SELECT 1 FROM handled WHERE handler = ?1 AND first_seq <= ?2 AND last_seq >= ?2",
+            )
             .and_then(|mut stmt| stmt.exists(params![&**handler, *seq as i64]));
         match done {
             Ok(true) => return TxOutcome::AlreadyHandled(*seq),
@@ -217,7 +252,7 @@ where
         Err(payload) => return TxOutcome::Panicked(payload),
     };
     let marked = match &mark {
-        Some((handler, seq)) => mark_handled(&tx, handler, *seq),
+        Some((handler, seq)) => mark_handled(&tx, handler, &(*seq..=*seq)),
         None => Ok(()),
     };
     match marked.and_then(|()| tx.commit()) {

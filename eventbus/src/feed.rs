@@ -18,7 +18,7 @@
 use std::collections::VecDeque;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use tokio::sync::watch;
@@ -37,9 +37,14 @@ pub enum Start {
     Earliest,
 }
 
-/// The most events handled between two checkpoint saves: each save is a
-/// commit, so saving per event would cost a sync per event.
+/// While busy, a handler saves its checkpoint once it is this many events
+/// ahead of the saved one and [`SAVE_INTERVAL`] has passed since the last
+/// save. Each save waits for a commit (an fsync), which a fast handler
+/// would otherwise wait for hundreds of times a second; between saves the
+/// handled records, which nobody waits for, keep a restart from handling
+/// finished events again.
 const SAVE_EVERY: u64 = 256;
+const SAVE_INTERVAL: Duration = Duration::from_millis(100);
 
 /// How often an idle handler looks at the store for events other
 /// processes wrote and for a checkpoint moved from outside.
@@ -107,7 +112,10 @@ pub(crate) async fn run(
             if failed_read {
                 break 'reading;
             }
-            if at.last >= at.saved + SAVE_EVERY && at.sync(&scope).await {
+            if at.last >= at.saved + SAVE_EVERY
+                && at.synced.elapsed() >= SAVE_INTERVAL
+                && at.sync(&scope).await
+            {
                 // Moved from outside: read again from the new position.
                 break 'reading;
             }
@@ -136,6 +144,8 @@ pub(crate) struct Position {
     /// Read when the position is taken from the store, ordered by first
     /// seq; bounded by what a run records between two checkpoint saves.
     finished: VecDeque<RangeInclusive<u64>>,
+    /// When the checkpoint was last saved or looked at.
+    synced: Instant,
 }
 
 impl Position {
@@ -151,6 +161,7 @@ impl Position {
             last: seq,
             saved: seq,
             finished: finished.into(),
+            synced: Instant::now(),
         })
     }
 
@@ -169,6 +180,7 @@ impl Position {
     /// the checkpoint since it was last saved: then that position is taken
     /// instead and `true` returned.
     async fn sync(&mut self, scope: &HandlerScope) -> bool {
+        self.synced = Instant::now();
         let name = &scope.handler.name;
         match scope.bus.store().load_checkpoint(name).await {
             Ok(Some(seq)) if seq != self.saved => {
@@ -181,6 +193,7 @@ impl Position {
                             last: seq,
                             saved: seq,
                             finished: VecDeque::new(),
+                            synced: Instant::now(),
                         }
                     }
                 };
@@ -212,6 +225,7 @@ pub(crate) async fn first_position(scope: &HandlerScope, start: Start) -> crate:
         last: seq,
         saved: seq,
         finished: VecDeque::new(),
+        synced: Instant::now(),
     })
 }
 

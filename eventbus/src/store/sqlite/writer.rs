@@ -168,6 +168,9 @@ impl Batch {
         if self.appends.is_empty() && self.handled.is_empty() {
             return;
         }
+        if self.appends.is_empty() {
+            return commit_records(conn, &self.handled);
+        }
         let result = (|| -> rusqlite::Result<Vec<Stored>> {
             let tx = conn.transaction()?;
             let mut stored = Vec::with_capacity(self.appends.len());
@@ -188,6 +191,35 @@ impl Batch {
             tracing::warn!(error = %e, "recording handled events failed");
         }
         reply_appends(self.appends, result);
+    }
+}
+
+/// Commits handled records on their own without an fsync: in WAL mode
+/// the commit still survives a crash of the process (the only crash a
+/// record guards against skipping work for), and the next synced commit
+/// makes it durable. Losing one to a power cut only means handling those
+/// events again, which at-least-once allows; waiting for the disk to
+/// record them would slow the whole store for no promise it makes.
+fn commit_records(conn: &mut Connection, handled: &[(Arc<str>, RangeInclusive<u64>)]) {
+    let result = (|| -> rusqlite::Result<()> {
+        let synchronous: i64 = conn.pragma_query_value(None, "synchronous", |r| r.get(0))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let committed = (|| {
+            let tx = conn.transaction()?;
+            for (handler, seqs) in handled {
+                mark_handled(&tx, handler, seqs)?;
+            }
+            tx.commit()
+        })();
+        if let Err(e) = conn.pragma_update(None, "synchronous", synchronous) {
+            tracing::error!(error = %e, "could not set `synchronous` back after recording handled events; later commits may not be synced");
+        }
+        committed
+    })();
+    if let Err(e) = result {
+        // Without the records a restart handles these events again, as
+        // at-least-once allows.
+        tracing::warn!(error = %e, "recording handled events failed");
     }
 }
 

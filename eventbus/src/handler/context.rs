@@ -148,7 +148,7 @@ impl Context {
     ///
     /// #[derive(Event, Clone, Debug)]
     /// #[event(topic = "order.placed")]
-    /// struct OrderPlaced { id: u64, cents: u64 }
+    /// struct OrderPlaced { id: i64, cents: i64 }
     ///
     /// #[handler(name = "docs.revenue")]
     /// async fn revenue(ev: Envelope<OrderPlaced>, ctx: Context) -> eventbus::Result<()> {

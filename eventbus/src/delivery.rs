@@ -170,9 +170,11 @@ pub(crate) async fn deliver(
 ) -> Result<(), Failure> {
     let handler = &*scope.handler;
     let attempts = handler.retries.saturating_add(1);
-    // Only a delivery from the handler's own feed records the event as
-    // handled in a `ctx.transaction`.
-    let committed = (mode == Mode::Live).then(|| Arc::new(AtomicBool::new(false)));
+    // Only a delivery from the handler's own feed in a durable store
+    // records the event as handled in a `ctx.transaction`; the pushed
+    // feeds of `memory://` skip the allocation.
+    let committed =
+        (mode == Mode::Live && scope.bus.store_fed()).then(|| Arc::new(AtomicBool::new(false)));
     let mut attempt = 1;
     loop {
         let started = scope.bus.metrics_on().then(std::time::Instant::now);

@@ -10,8 +10,16 @@
 //!   [`REPLAY_EVENTS`] events into a counting handler, against reading every
 //!   column of the same rows with rusqlite and deserializing the JSON data.
 //!
+//! - `sqlite_checkpoint`: a store-fed handler reading the same file from
+//!   the start (`Start::Earliest`) with its checkpoints and handled
+//!   records, against the same handler on the same file through a store
+//!   that keeps no checkpoints (every other call passed on), so the ratio
+//!   is what checkpointing costs.
+//!
 //! Each prints `ratio NAME: X.XX` as bus *throughput* / raw throughput (so
 //! higher is better, unlike the in-process bench), with events/s of both.
+//! `cargo bench -p benches --bench sqlite -- only_ratios` skips criterion's
+//! measurements (the filter matches none) and prints only the ratios.
 //! Every publish measurement writes a fresh file under cargo's target tmp
 //! dir (on the same disk as the build) and removes it afterwards.
 
@@ -25,7 +33,11 @@ use std::time::{Duration, Instant};
 use benches::median_ratio;
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group};
 use eventbus::prelude::*;
-use eventbus::store::{SqliteStore, Store};
+use eventbus::store::{
+    BoxStream, DeadLetter, DeadLetterQuery, NewDeadLetter, Query, SqliteStore, Store, TopicSummary,
+};
+use eventbus::topic::Pattern;
+use eventbus::{BoxFuture, RawEnvelope};
 use rusqlite::{Connection, OpenFlags, params};
 use tokio::runtime::Runtime;
 
@@ -509,6 +521,122 @@ fn raw_replay_round(conn: &Connection, events: u64) -> Duration {
 }
 
 // ---------------------------------------------------------------------------
+// Store-fed handler, with and without checkpoints
+
+/// A SQLite store that keeps no checkpoints and no handled records: a
+/// handler on it reads its feed exactly as on the real store, minus those
+/// writes. Every other call goes to the real store.
+struct NoCheckpoints(SqliteStore);
+
+impl Store for NoCheckpoints {
+    fn append(&self, draft: eventbus::Draft) -> BoxFuture<'_, eventbus::Result<RawEnvelope>> {
+        self.0.append(draft)
+    }
+    fn query(&self, query: Query) -> BoxStream<'static, eventbus::Result<RawEnvelope>> {
+        self.0.query(query)
+    }
+    fn load_checkpoint(&self, _handler: &str) -> BoxFuture<'_, eventbus::Result<Option<u64>>> {
+        Box::pin(async { Ok(None) })
+    }
+    fn save_checkpoint(&self, _handler: &str, _seq: u64) -> BoxFuture<'_, eventbus::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn clear(&self, pattern: &Pattern) -> BoxFuture<'_, eventbus::Result<u64>> {
+        self.0.clear(pattern)
+    }
+    fn close(&self) -> BoxFuture<'_, eventbus::Result<()>> {
+        self.0.close()
+    }
+    fn add_dead_letter(&self, dead: NewDeadLetter) -> BoxFuture<'_, eventbus::Result<u64>> {
+        self.0.add_dead_letter(dead)
+    }
+    fn dead_letters(
+        &self,
+        query: DeadLetterQuery,
+    ) -> BoxFuture<'_, eventbus::Result<Vec<DeadLetter>>> {
+        self.0.dead_letters(query)
+    }
+    fn request_retry(&self, id: u64) -> BoxFuture<'_, eventbus::Result<bool>> {
+        self.0.request_retry(id)
+    }
+    fn record_retry_failure(
+        &self,
+        id: u64,
+        error: String,
+        attempts: u32,
+    ) -> BoxFuture<'_, eventbus::Result<()>> {
+        self.0.record_retry_failure(id, error, attempts)
+    }
+    fn remove_dead_letter(&self, id: u64) -> BoxFuture<'_, eventbus::Result<bool>> {
+        self.0.remove_dead_letter(id)
+    }
+    fn purge_dead_letters(&self, handler: Option<&str>) -> BoxFuture<'_, eventbus::Result<u64>> {
+        self.0.purge_dead_letters(handler)
+    }
+    fn checkpoints(&self) -> BoxFuture<'_, eventbus::Result<Vec<(String, u64)>>> {
+        self.0.checkpoints()
+    }
+    fn topics(&self) -> BoxFuture<'_, eventbus::Result<Vec<TopicSummary>>> {
+        self.0.topics()
+    }
+    fn size_bytes(&self) -> Option<u64> {
+        self.0.size_bytes()
+    }
+    fn durable(&self) -> bool {
+        self.0.durable()
+    }
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+}
+
+/// A store-fed handler reads all `events` of the file at `path` from the
+/// start; returns the time from building its bus to its last handling.
+/// With `checkpoints`, each round uses a new handler name, so that it
+/// starts from the beginning with no checkpoint of its own.
+fn feed_round(rt: &Runtime, path: &Path, round: u64, checkpoints: bool, events: u64) -> Duration {
+    rt.block_on(async {
+        let real = SqliteStore::open(&sqlite_url(path))
+            .await
+            .expect("store opens");
+        let store: Arc<dyn Store> = if checkpoints {
+            Arc::new(real)
+        } else {
+            Arc::new(NoCheckpoints(real))
+        };
+        let handled = Arc::new(AtomicU64::new(0));
+        let all = Arc::new(tokio::sync::Notify::new());
+        let handler = {
+            let (handled, all) = (Arc::clone(&handled), Arc::clone(&all));
+            FnHandler::new(
+                format!("feed-{round}"),
+                move |ev: Envelope<Placed>, _ctx: Context| {
+                    std::hint::black_box(ev.cents);
+                    if handled.fetch_add(1, Ordering::Relaxed) + 1 == events {
+                        all.notify_one();
+                    }
+                    async {}
+                },
+            )
+            .start(eventbus::Start::Earliest)
+        };
+        let start = Instant::now();
+        let bus = Bus::builder()
+            .only_handlers(Vec::<String>::new())
+            .handler(handler)
+            .store_impl(store)
+            .build()
+            .await
+            .expect("bus builds");
+        all.notified().await;
+        let elapsed = start.elapsed();
+        bus.shutdown().await.expect("shutdown");
+        assert_eq!(handled.load(Ordering::Relaxed), events);
+        elapsed
+    })
+}
+
+// ---------------------------------------------------------------------------
 
 /// Prints `ratio NAME: X.XX` as bus throughput / raw throughput, with the
 /// absolute rates; `times` is `median_ratio`'s (bus/raw time, bus, raw).
@@ -596,6 +724,23 @@ fn sqlite(c: &mut Criterion) {
         || raw_replay_round(&raw_conn, REPLAY_EVENTS),
     );
     print_throughput_ratio("sqlite_replay", times, REPLAY_EVENTS, "");
+
+    let mut round = 0;
+    let (time_ratio, with, without) = median_ratio(
+        RATIO_ROUNDS,
+        || {
+            round += 1;
+            feed_round(&rt, &replay_path, round, true, REPLAY_EVENTS)
+        },
+        || feed_round(&rt, &replay_path, 0, false, REPLAY_EVENTS),
+    );
+    let rate = |d: Duration| REPLAY_EVENTS as f64 / d.as_secs_f64();
+    println!(
+        "ratio sqlite_checkpoint: {:.2}   (store-fed handler with checkpoints {:.0} events/s, without {:.0} events/s)",
+        1.0 / time_ratio,
+        rate(with),
+        rate(without)
+    );
 
     drop(raw_conn);
     rt.block_on(replay.bus.shutdown()).expect("shutdown");

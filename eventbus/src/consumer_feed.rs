@@ -96,7 +96,7 @@ async fn handle(scope: &Arc<HandlerScope>, delivery: Delivery) {
         let outcome = with_progress(
             progress_every,
             ack.as_ref(),
-            delivery::attempt_once(scope, &env, attempt),
+            delivery::attempt_once(scope, &env, attempt, None),
         )
         .await;
         if let Some(started) = started {

@@ -10,7 +10,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::FutureExt;
@@ -170,10 +170,15 @@ pub(crate) async fn deliver(
 ) -> Result<(), Failure> {
     let handler = &*scope.handler;
     let attempts = handler.retries.saturating_add(1);
+    // Only a delivery from the handler's own feed in a durable store
+    // records the event as handled in a `ctx.transaction`; the pushed
+    // feeds of `memory://` skip the allocation.
+    let committed =
+        (mode == Mode::Live && scope.bus.store_fed()).then(|| Arc::new(AtomicBool::new(false)));
     let mut attempt = 1;
     loop {
         let started = scope.bus.metrics_on().then(std::time::Instant::now);
-        let outcome = attempt_once(scope, &env, attempt).await;
+        let outcome = attempt_once(scope, &env, attempt, committed.clone()).await;
         if let Some(started) = started {
             metrics::handled(env.topic(), &handler.name, started.elapsed());
         }
@@ -185,6 +190,20 @@ pub(crate) async fn deliver(
             }
             Err(error) => error,
         };
+        if committed
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Acquire))
+        {
+            // Its transaction is stored: a retry would apply it twice.
+            tracing::warn!(
+                handler = %handler.name, topic = env.topic(), event_id = %env.id(), seq = env.seq(),
+                attempt, %error,
+                "handler failed after its transaction committed; the event counts as handled and is not retried"
+            );
+            handler.counters.handled.fetch_add(1, Ordering::Relaxed);
+            scope.count(&env, metrics::Outcome::Delivered);
+            return Ok(());
+        }
         if matches!(error, HandlingError::Panicked(_)) {
             handler.counters.panicked.fetch_add(1, Ordering::Relaxed);
         }
@@ -227,8 +246,9 @@ pub(crate) async fn attempt_once(
     scope: &Arc<HandlerScope>,
     env: &RawEnvelope,
     attempt: u32,
+    committed: Option<Arc<AtomicBool>>,
 ) -> Result<(), HandlingError> {
-    let ctx = Context::new(Arc::clone(scope), env.clone(), attempt);
+    let ctx = Context::new(Arc::clone(scope), env.clone(), attempt, committed);
     let next = Next::new(scope.bus.middleware(), &scope.handler.def.call, ctx);
     match AssertUnwindSafe(next.run(env.clone())).catch_unwind().await {
         Ok(outcome) => outcome,

@@ -117,6 +117,38 @@ pub enum Error {
         "the bus must be built inside a tokio runtime (`#[tokio::main]` or `Runtime::block_on`)"
     )]
     NoRuntime,
+    /// The closure given to [`Context::transaction`](crate::Context::transaction)
+    /// returned an error; the transaction was rolled back.
+    #[error(
+        "the transaction of handler `{handler}` failed and was rolled back, so none of its writes are stored: {source}"
+    )]
+    Transaction {
+        /// The handler whose transaction it was.
+        handler: String,
+        /// The closure's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A handler asked for a second transaction for an event it already
+    /// committed one for.
+    #[error(
+        "handler `{handler}` already committed a transaction for event seq {seq}; a handling commits at most one, so put all its writes in one `ctx.transaction` closure"
+    )]
+    AlreadyHandled {
+        /// The handler.
+        handler: String,
+        /// The event's seq.
+        seq: u64,
+    },
+    /// [`Context::transaction`](crate::Context::transaction) was called on
+    /// a bus whose store is not SQLite.
+    #[error(
+        "`ctx.transaction` needs a `sqlite://` store, but this bus runs on `{store}`; build the bus with `.store(\"sqlite://...\")`, or apply the effect without a transaction"
+    )]
+    TransactionNeedsSqlite {
+        /// The store the bus runs on.
+        store: String,
+    },
     /// Shutdown gave up waiting for handlers.
     #[error("shutdown timed out after {seconds:.1}s with handlers still running: {}", .handlers.join(", "))]
     ShutdownTimedOut {

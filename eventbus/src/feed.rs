@@ -8,11 +8,17 @@
 //! order is the store's order, and a checkpoint moved from outside (such as
 //! `eventbus replay --to-handler`) is noticed and followed.
 //!
-//! Delivery is at least once: events handled after the last saved
-//! checkpoint are handled again after a crash.
+//! Each finished event is also recorded (in the store's next group commit,
+//! without waiting for it), so after a crash the handler skips what it
+//! finished after its checkpoint. Delivery is at least once: an event whose
+//! handling finished but whose record was not yet committed is handled
+//! again. `ctx.transaction` commits the record with the handler's own
+//! writes, which closes that window.
 
+use std::collections::VecDeque;
+use std::ops::RangeInclusive;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use tokio::sync::watch;
@@ -31,9 +37,14 @@ pub enum Start {
     Earliest,
 }
 
-/// The most events handled between two checkpoint saves: each save is a
-/// commit, so saving per event would cost a sync per event.
+/// While busy, a handler saves its checkpoint once it is this many events
+/// ahead of the saved one and [`SAVE_INTERVAL`] has passed since the last
+/// save. Each save waits for a commit (an fsync), which a fast handler
+/// would otherwise wait for hundreds of times a second; between saves the
+/// handled records, which nobody waits for, keep a restart from handling
+/// finished events again.
 const SAVE_EVERY: u64 = 256;
+const SAVE_INTERVAL: Duration = Duration::from_millis(100);
 
 /// How often an idle handler looks at the store for events other
 /// processes wrote and for a checkpoint moved from outside.
@@ -64,10 +75,15 @@ pub(crate) async fn run(
         let concurrency = scope.handler.def.options.concurrency.max(1) as usize;
         let mut chunks = scope.bus.store().query(query).ready_chunks(concurrency);
         'reading: while let Some(chunk) = chunks.next().await {
+            let first = at.last + 1;
             let mut handlings = Vec::with_capacity(chunk.len());
             let mut failed_read = false;
             for item in chunk {
                 match item {
+                    Ok(env) if at.finished_before(env.seq()) => {
+                        tracing::debug!(handler = %scope.handler.name, seq = env.seq(), "skipping an event handled before a restart");
+                        at.last = at.last.max(env.seq());
+                    }
                     Ok(env) => {
                         at.last = at.last.max(env.seq());
                         // `deliver` records a final failure as a dead letter.
@@ -84,10 +100,22 @@ pub(crate) async fn run(
                 }
             }
             futures_util::future::join_all(handlings).await;
+            if at.last >= first {
+                // Everything up to `at.last` is finished (handled, skipped,
+                // dead-lettered or of other topics): one run, so the
+                // records stay few and contiguous from the checkpoint.
+                scope
+                    .bus
+                    .store()
+                    .record_handled(&scope.handler.name, first..=at.last);
+            }
             if failed_read {
                 break 'reading;
             }
-            if at.last >= at.saved + SAVE_EVERY && at.sync(&scope).await {
+            if at.last >= at.saved + SAVE_EVERY
+                && at.synced.elapsed() >= SAVE_INTERVAL
+                && at.sync(&scope).await
+            {
                 // Moved from outside: read again from the new position.
                 break 'reading;
             }
@@ -108,10 +136,43 @@ pub(crate) async fn run(
     }
 }
 
-/// Where a handler is: the last seq it handled and the last one saved.
+/// Where a handler is: the last seq it handled, the last one saved, and
+/// the events after that which it finished before a restart.
 pub(crate) struct Position {
     last: u64,
     saved: u64,
+    /// Read when the position is taken from the store, ordered by first
+    /// seq; bounded by what a run records between two checkpoint saves.
+    finished: VecDeque<RangeInclusive<u64>>,
+    /// When the checkpoint was last saved or looked at.
+    synced: Instant,
+}
+
+impl Position {
+    /// The position at a saved checkpoint, with what the handler is
+    /// recorded to have finished after it.
+    async fn at_checkpoint(scope: &HandlerScope, seq: u64) -> crate::Result<Self> {
+        let finished = scope
+            .bus
+            .store()
+            .handled_after(&scope.handler.name, seq)
+            .await?;
+        Ok(Position {
+            last: seq,
+            saved: seq,
+            finished: finished.into(),
+            synced: Instant::now(),
+        })
+    }
+
+    /// Whether the event `seq` was finished before a restart. Called in
+    /// seq order, so the runs that end before it are done with.
+    fn finished_before(&mut self, seq: u64) -> bool {
+        while self.finished.front().is_some_and(|run| *run.end() < seq) {
+            self.finished.pop_front();
+        }
+        self.finished.front().is_some_and(|run| run.contains(&seq))
+    }
 }
 
 impl Position {
@@ -119,11 +180,23 @@ impl Position {
     /// the checkpoint since it was last saved: then that position is taken
     /// instead and `true` returned.
     async fn sync(&mut self, scope: &HandlerScope) -> bool {
+        self.synced = Instant::now();
         let name = &scope.handler.name;
         match scope.bus.store().load_checkpoint(name).await {
             Ok(Some(seq)) if seq != self.saved => {
                 tracing::info!(handler = %name, from = self.last, to = seq, "checkpoint moved from outside; following it");
-                (self.last, self.saved) = (seq, seq);
+                *self = match Position::at_checkpoint(scope, seq).await {
+                    Ok(at) => at,
+                    Err(e) => {
+                        tracing::warn!(handler = %name, error = %e, "could not read which events were handled; handling all after the checkpoint");
+                        Position {
+                            last: seq,
+                            saved: seq,
+                            finished: VecDeque::new(),
+                            synced: Instant::now(),
+                        }
+                    }
+                };
                 return true;
             }
             Ok(_) => {}
@@ -143,12 +216,7 @@ impl Position {
 pub(crate) async fn first_position(scope: &HandlerScope, start: Start) -> crate::Result<Position> {
     let store = scope.bus.store();
     let seq = match store.load_checkpoint(&scope.handler.name).await? {
-        Some(seq) => {
-            return Ok(Position {
-                last: seq,
-                saved: seq,
-            });
-        }
+        Some(seq) => return Position::at_checkpoint(scope, seq).await,
         None if start == Start::Earliest => 0,
         None => newest_seq(scope).await?,
     };
@@ -156,6 +224,8 @@ pub(crate) async fn first_position(scope: &HandlerScope, start: Start) -> crate:
     Ok(Position {
         last: seq,
         saved: seq,
+        finished: VecDeque::new(),
+        synced: Instant::now(),
     })
 }
 

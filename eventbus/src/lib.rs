@@ -82,6 +82,10 @@ pub use replay::{Replay, ReplayReport};
 
 pub use eventbus_macros::{Event, handler, topic};
 
+/// The rusqlite that [`Context::transaction`] hands its closure, so a
+/// handler's SQL uses the same version as the store.
+pub use rusqlite;
+
 /// The names most programs need: `use eventbus::prelude::*;`.
 pub mod prelude {
     pub use crate::{

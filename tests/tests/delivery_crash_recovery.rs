@@ -1,7 +1,8 @@
 //! At-least-once across crashes: a consuming process is SIGKILLed mid-load
-//! several times and restarted; every event is handled, and the only
-//! events handled twice are those after the checkpoint saved before the
-//! kill (the ones in flight).
+//! several times and restarted; every event is handled, a restarted run
+//! skips what the killed one recorded as handled after its checkpoint, and
+//! the only events handled twice are those in flight at the kill (handled,
+//! but neither checkpointed nor recorded yet).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -143,7 +144,8 @@ async fn a_killed_consumer_resumes_after_its_checkpoint_and_misses_nothing() {
         .unwrap()
         .subsec_nanos();
     println!("kill delays seeded with {seed}");
-    let mut checkpoints_at_kill = Vec::new();
+    // At each kill: the saved checkpoint and the seqs recorded as handled after it.
+    let mut at_kill: Vec<(u64, Vec<u64>)> = Vec::new();
     for kill in 0..KILLS {
         let before: usize = sessions(&log).iter().map(Vec::len).sum();
         let mut child = Consumer::spawn(&url, &log);
@@ -156,13 +158,20 @@ async fn a_killed_consumer_resumes_after_its_checkpoint_and_misses_nothing() {
         tokio::time::sleep(Duration::from_millis(extra)).await;
         child.kill();
         let store = SqliteStore::open(&url).await.unwrap();
-        checkpoints_at_kill.push(
-            store
-                .load_checkpoint("consumer")
-                .await
-                .unwrap()
-                .unwrap_or(0),
-        );
+        let checkpoint = store
+            .load_checkpoint("consumer")
+            .await
+            .unwrap()
+            .unwrap_or(0);
+        let recorded = store
+            .handled_after("consumer", checkpoint)
+            .await
+            .unwrap()
+            .into_iter()
+            .flatten()
+            .filter(|seq| *seq > checkpoint)
+            .collect();
+        at_kill.push((checkpoint, recorded));
         store.close().await.unwrap();
     }
 
@@ -193,23 +202,44 @@ async fn a_killed_consumer_resumes_after_its_checkpoint_and_misses_nothing() {
         (1..=EVENTS).collect::<Vec<u64>>(),
         "every event handled at least once"
     );
-    // A run after a kill starts right after the checkpoint saved before it,
-    // so an event is handled twice only if a killed run handled it after
-    // its last saved checkpoint: it was in flight at the kill.
-    for (kill, checkpoint) in checkpoints_at_kill.iter().enumerate() {
+    // A run after a kill starts at the first event after the checkpoint
+    // saved before it that the killed run had not recorded as handled, and
+    // handles none of the recorded ones: an event is handled twice only if
+    // a killed run handled it without either being saved.
+    for (kill, (checkpoint, recorded)) in at_kill.iter().enumerate() {
+        let resume = (checkpoint + 1..)
+            .find(|seq| !recorded.contains(seq))
+            .unwrap();
         assert_eq!(
             sessions[kill + 1].first().copied(),
-            Some(checkpoint + 1),
-            "run {} resumes after checkpoint {checkpoint}",
+            Some(resume),
+            "run {} resumes after checkpoint {checkpoint} and the {} events recorded after it",
+            kill + 1,
+            recorded.len()
+        );
+        let again: Vec<&u64> = sessions[kill + 1]
+            .iter()
+            .filter(|seq| recorded.contains(seq))
+            .collect();
+        assert!(
+            again.is_empty(),
+            "run {} handled recorded events again: {again:?}",
             kill + 1
         );
     }
+    let recorded: usize = at_kill.iter().map(|(_, r)| r.len()).sum();
+    assert!(
+        recorded > 0,
+        "no kill found events recorded after the checkpoint, so skipping them went untested"
+    );
     for (seq, count) in &times {
         if *count > 1 {
-            let in_flight = checkpoints_at_kill
+            let in_flight = at_kill
                 .iter()
                 .enumerate()
-                .any(|(kill, checkpoint)| seq > checkpoint && sessions[kill].contains(seq));
+                .any(|(kill, (checkpoint, recorded))| {
+                    seq > checkpoint && !recorded.contains(seq) && sessions[kill].contains(seq)
+                });
             assert!(
                 in_flight,
                 "seq {seq} was handled {count} times without being in flight at a kill"
@@ -217,6 +247,8 @@ async fn a_killed_consumer_resumes_after_its_checkpoint_and_misses_nothing() {
         }
     }
     let duplicates = times.values().filter(|c| **c > 1).count();
-    println!("{KILLS} kills, {duplicates} events handled more than once");
+    println!(
+        "{KILLS} kills, {recorded} events skipped as recorded, {duplicates} handled more than once"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

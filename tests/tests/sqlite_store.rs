@@ -128,7 +128,7 @@ async fn the_file_is_private_wal_and_versioned() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     assert_eq!(
         bus.store().describe(),
         format!("sqlite://{}?synchronous=full", dir.db().display())
@@ -503,7 +503,8 @@ async fn a_version_1_file_is_migrated_in_place() {
     // Turn the file back into what version 1 wrote.
     raw_conn(&dir.db())
         .execute_batch(
-            "DROP TABLE dead_letters; DROP INDEX events_by_idempotency_key; PRAGMA user_version = 1;",
+            "DROP TABLE dead_letters; DROP INDEX events_by_idempotency_key; DROP TABLE handled;
+             PRAGMA user_version = 1;",
         )
         .unwrap();
 
@@ -511,7 +512,7 @@ async fn a_version_1_file_is_migrated_in_place() {
     let version: i64 = raw_conn(&dir.db())
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     let kept: Vec<RawEnvelope> = store
         .query(Default::default())
         .collect::<Vec<_>>()
@@ -530,5 +531,9 @@ async fn a_version_1_file_is_migrated_in_place() {
         .await
         .unwrap();
     assert_eq!(id, 1);
+    store.record_handled(&"h".into(), 1..=1);
+    // Writes run in order, so once this one is done the mark is stored.
+    store.save_checkpoint("h", 0).await.unwrap();
+    assert_eq!(store.handled_after("h", 0).await.unwrap(), [1..=1]);
     store.close().await.unwrap();
 }

@@ -282,6 +282,11 @@ impl Bus {
         self.inner.metrics
     }
 
+    /// Whether handlers read their feeds from the store (a durable one).
+    pub(crate) fn store_fed(&self) -> bool {
+        self.inner.store_fed
+    }
+
     pub(crate) fn middleware(&self) -> &[Arc<dyn Middleware>] {
         &self.inner.middleware
     }

@@ -2,12 +2,14 @@
 
 use std::any::{Any, TypeId};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::bus::{Bus, Publish};
 use crate::delivery::HandlerScope;
 use crate::envelope::RawEnvelope;
 use crate::error::{Error, Result};
 use crate::event::Event;
+use crate::store::SqliteStore;
 
 /// The handling context: publish follow-ups, read metadata, the attempt
 /// number and shared state. Cheap to clone.
@@ -46,14 +48,23 @@ pub struct Context {
     scope: Arc<HandlerScope>,
     envelope: RawEnvelope,
     attempt: u32,
+    /// For a delivery from the handler's own feed: set once a transaction
+    /// committed the event as handled, shared by all its attempts.
+    committed: Option<Arc<AtomicBool>>,
 }
 
 impl Context {
-    pub(crate) fn new(scope: Arc<HandlerScope>, envelope: RawEnvelope, attempt: u32) -> Self {
+    pub(crate) fn new(
+        scope: Arc<HandlerScope>,
+        envelope: RawEnvelope,
+        attempt: u32,
+        committed: Option<Arc<AtomicBool>>,
+    ) -> Self {
         Context {
             scope,
             envelope,
             attempt,
+            committed,
         }
     }
 
@@ -97,6 +108,97 @@ impl Context {
     /// correlation over.
     pub fn bus(&self) -> &Bus {
         &self.scope.bus
+    }
+
+    /// Runs `f` in one SQLite transaction, in the store's own file, that
+    /// also records this event as handled by this handler: the handler's
+    /// writes and that record commit together or not at all. After a
+    /// crash, an event whose transaction committed is never handled again
+    /// by this handler, and one whose transaction did not commit left no
+    /// trace; the effect happens exactly once.
+    ///
+    /// `f` runs on the store's writer thread, between group commits of
+    /// publishes, so keep it to a few statements and do nothing slow in it
+    /// (no network, no waiting). It sees the events stored so far.
+    ///
+    /// A handling commits at most one transaction. Once it has, the event
+    /// counts as handled: an error or panic after it ends the handling
+    /// without a retry (the writes are stored and cannot be undone). An
+    /// error or panic inside `f` rolls everything back, and the attempt
+    /// fails and is retried as usual. In a replay or a retry from the
+    /// dead letters, `f` runs in a transaction of its own without that
+    /// record.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TransactionNeedsSqlite`] when the bus does not run on a
+    /// `sqlite://` store; [`Error::Transaction`] carrying `f`'s error;
+    /// [`Error::AlreadyHandled`] when this handling already committed a
+    /// transaction; [`Error::Store`] when beginning or committing failed.
+    ///
+    /// # Panics
+    ///
+    /// A panic in `f` is resumed here, after the rollback.
+    ///
+    /// # Examples
+    ///
+    /// ```standalone_crate
+    /// use eventbus::prelude::*;
+    /// use eventbus::rusqlite::params;
+    ///
+    /// #[derive(Event, Clone, Debug)]
+    /// #[event(topic = "order.placed")]
+    /// struct OrderPlaced { id: i64, cents: i64 }
+    ///
+    /// #[handler(name = "docs.revenue")]
+    /// async fn revenue(ev: Envelope<OrderPlaced>, ctx: Context) -> eventbus::Result<()> {
+    ///     let (id, cents) = (ev.id, ev.cents);
+    ///     ctx.transaction(move |tx| {
+    ///         tx.execute("INSERT INTO revenue (order_id, cents) VALUES (?1, ?2)", params![id, cents])
+    ///     })
+    ///     .await?;
+    ///     Ok(())
+    /// }
+    ///
+    /// #[tokio::main]
+    /// async fn main() -> eventbus::Result<()> {
+    ///     # let dir = std::env::temp_dir().join(format!("eventbus-doc-{}", std::process::id()));
+    ///     # std::fs::create_dir_all(&dir).unwrap();
+    ///     # let file = dir.join("shop.db");
+    ///     // The handler's table lives in the store's own file.
+    ///     let bus = Bus::builder().store(format!("sqlite://{}", file.display())).build().await?;
+    ///     let db = eventbus::rusqlite::Connection::open(&file).expect("open");
+    ///     db.execute("CREATE TABLE revenue (order_id INTEGER PRIMARY KEY, cents INTEGER)", [])
+    ///         .expect("create");
+    ///     bus.publish(OrderPlaced { id: 7, cents: 1250 }).await?;
+    ///     bus.shutdown().await?;              // handles what was stored before it
+    ///     let total: i64 = db.query_row("SELECT sum(cents) FROM revenue", [], |r| r.get(0))
+    ///         .expect("query");
+    ///     assert_eq!(total, 1250);
+    ///     # std::fs::remove_dir_all(&dir).unwrap();
+    ///     Ok(())
+    /// }
+    /// ```
+    pub async fn transaction<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let store = self.scope.bus.store();
+        let any: &dyn Any = &**store;
+        let Some(sqlite) = any.downcast_ref::<SqliteStore>() else {
+            return Err(Error::TransactionNeedsSqlite {
+                store: store.describe(),
+            });
+        };
+        let mark = self.committed.as_ref().map(|_| self.envelope.seq());
+        let value = sqlite
+            .handler_transaction(Arc::clone(&self.scope.handler.name), mark, f)
+            .await?;
+        if let Some(committed) = &self.committed {
+            committed.store(true, Ordering::Release);
+        }
+        Ok(value)
     }
 
     /// Shared state given to the builder with `.state(value)`.

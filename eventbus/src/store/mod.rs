@@ -13,6 +13,8 @@ mod nats;
 mod query;
 mod sqlite;
 
+use std::any::Any;
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use futures_core::Stream;
@@ -38,7 +40,10 @@ pub type BoxStream<'a, T> = Pin<Box<dyn Stream<Item = T> + Send + 'a>>;
 /// Implementations must assign strictly increasing seqs in append order and
 /// return from [`Store::append`] only once the event is as durable as the
 /// store promises.
-pub trait Store: Send + Sync + 'static {
+///
+/// `Any` lets the bus reach a concrete store's own features, such as the
+/// transactions [`SqliteStore`] offers handlers.
+pub trait Store: Any + Send + Sync + 'static {
     /// Stores one event and returns it sealed with its seq.
     fn append(&self, draft: Draft) -> BoxFuture<'_, Result<RawEnvelope>>;
 
@@ -49,7 +54,29 @@ pub trait Store: Send + Sync + 'static {
     fn load_checkpoint(&self, handler: &str) -> BoxFuture<'_, Result<Option<u64>>>;
 
     /// Records that the named handler finished everything up to `seq`.
+    /// Moving a checkpoint back forgets what [`Store::record_handled`]
+    /// recorded for that handler, so the events after it are handled again.
     fn save_checkpoint(&self, handler: &str, seq: u64) -> BoxFuture<'_, Result<()>>;
+
+    /// Records, without waiting, that the named handler finished the
+    /// events with seqs in `seqs` (ahead of its checkpoint), so that a
+    /// redelivery after a crash can skip them. A store whose handlers never
+    /// see redeliveries keeps nothing, which is the default.
+    fn record_handled(&self, handler: &Arc<str>, seqs: RangeInclusive<u64>) {
+        let _ = (handler, seqs);
+    }
+
+    /// The runs of seqs the named handler is recorded to have finished
+    /// that end after `after`, ordered by their first seq (they may
+    /// overlap).
+    fn handled_after(
+        &self,
+        handler: &str,
+        after: u64,
+    ) -> BoxFuture<'_, Result<Vec<RangeInclusive<u64>>>> {
+        let _ = (handler, after);
+        Box::pin(async { Ok(Vec::new()) })
+    }
 
     /// Deletes every event whose topic matches `pattern` and returns how
     /// many were deleted. Checkpoints are kept.

@@ -17,6 +17,7 @@ mod reader;
 mod schema;
 mod writer;
 
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
@@ -33,7 +34,7 @@ use crate::error::{Error, Result};
 use crate::handler::BoxFuture;
 use crate::topic::Pattern;
 use reader::Readers;
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 use schema::Synchronous;
 use writer::{Op, Retention, Row};
 
@@ -55,6 +56,7 @@ pub struct SqliteStore {
     retention: Retention,
     idempotency_window_ns: i64,
     writer: Mutex<Option<mpsc::Sender<Op>>>,
+    pending: Arc<writer::Pending>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Arc<Readers>,
 }
@@ -128,10 +130,14 @@ impl SqliteStore {
         let conn =
             opened.map_err(|e| store_error(format!("cannot open `{}`: {e}", path.display())))?;
         let (tx, rx) = mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("eventbus-sqlite-writer".into())
-            .spawn(move || writer::run(conn, rx, retention, RETENTION_EVERY))
-            .map_err(|e| store_error(format!("cannot start the writer thread: {e}")))?;
+        let pending = Arc::new(writer::Pending::default());
+        let thread = {
+            let pending = Arc::clone(&pending);
+            std::thread::Builder::new()
+                .name("eventbus-sqlite-writer".into())
+                .spawn(move || writer::run(conn, rx, pending, retention, RETENTION_EVERY))
+        }
+        .map_err(|e| store_error(format!("cannot start the writer thread: {e}")))?;
         let store = SqliteStore {
             readers: Arc::new(Readers::new(path.clone())),
             path,
@@ -139,6 +145,7 @@ impl SqliteStore {
             retention,
             idempotency_window_ns: idempotency_window.as_nanos().min(i64::MAX as u128) as i64,
             writer: Mutex::new(Some(tx)),
+            pending,
             writer_thread: Mutex::new(Some(thread)),
         };
         if !retention.is_unbounded() {
@@ -162,6 +169,40 @@ impl SqliteStore {
         let retention = self.retention;
         self.write("retention", move |conn| writer::retain(conn, retention))
             .await
+    }
+
+    /// Runs `f` in one transaction on the writer thread and, with `mark`,
+    /// records in that same transaction that `handler` finished the event
+    /// with that seq: the handler's effect and its mark commit together or
+    /// not at all. A panic in `f` rolls back and is resumed in the caller.
+    pub(crate) async fn handler_transaction<T, F>(
+        &self,
+        handler: Arc<str>,
+        mark: Option<u64>,
+        f: F,
+    ) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let marker = mark.map(|seq| (Arc::clone(&handler), seq));
+        let outcome = self
+            .call(move |reply| {
+                Op::Run(Box::new(move |conn| {
+                    let _ = reply.send(Ok(writer::handler_transaction(conn, marker, f)));
+                }))
+            })
+            .await?;
+        let handler = handler.to_string();
+        match outcome {
+            writer::TxOutcome::Committed(value) => Ok(value),
+            writer::TxOutcome::Failed(source) => Err(Error::Transaction { handler, source }),
+            writer::TxOutcome::AlreadyHandled(seq) => Err(Error::AlreadyHandled { handler, seq }),
+            writer::TxOutcome::Store(e) => Err(store_error(format!(
+                "the transaction of handler `{handler}` could not be committed and was rolled back: {e}"
+            ))),
+            writer::TxOutcome::Panicked(payload) => std::panic::resume_unwind(payload),
+        }
     }
 
     /// Runs a read on the blocking pool.
@@ -346,7 +387,6 @@ impl Store for SqliteStore {
     fn load_checkpoint(&self, handler: &str) -> BoxFuture<'_, Result<Option<u64>>> {
         let handler = handler.to_owned();
         self.read(move |conn| {
-            use rusqlite::OptionalExtension;
             conn.query_row(
                 "SELECT seq FROM checkpoints WHERE handler = ?1",
                 [&handler],
@@ -360,14 +400,61 @@ impl Store for SqliteStore {
     fn save_checkpoint(&self, handler: &str, seq: u64) -> BoxFuture<'_, Result<()>> {
         let handler = handler.to_owned();
         let done = self.write("saving a checkpoint", move |conn| {
-            conn.prepare_cached(
+            let tx = conn.transaction()?;
+            let old: Option<i64> = tx
+                .prepare_cached("SELECT seq FROM checkpoints WHERE handler = ?1")?
+                .query_row([&handler], |r| r.get(0))
+                .optional()?;
+            // Marks at or below the checkpoint say nothing more; after a
+            // move back, the ones above it would wrongly skip the events
+            // the move asks to handle again.
+            let rewind = old.is_some_and(|old| (seq as i64) < old);
+            tx.prepare_cached(
+                "DELETE FROM handled WHERE handler = ?1 AND (last_seq <= ?2 OR ?3)",
+            )?
+                .execute(params![handler, seq as i64, rewind])?;
+            tx.prepare_cached(
                 "INSERT INTO checkpoints (handler, seq, updated_ns) VALUES (?1, ?2, ?3)
                  ON CONFLICT (handler) DO UPDATE SET seq = excluded.seq, updated_ns = excluded.updated_ns",
             )?
-            .execute(params![handler, seq as i64, writer::now_ns()])
-            .map(|n| n as u64)
+            .execute(params![handler, seq as i64, writer::now_ns()])?;
+            tx.commit().map(|()| 0)
         });
         Box::pin(async move { done.await.map(drop) })
+    }
+
+    fn record_handled(&self, handler: &Arc<str>, seqs: RangeInclusive<u64>) {
+        if !self.pending.add(handler, seqs) {
+            return;
+        }
+        let sender = self
+            .writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        // A closed store takes no records; those events are then handled
+        // again after a restart, as at-least-once allows.
+        if let Some(sender) = sender {
+            let _ = sender.send(Op::Handled);
+        }
+    }
+
+    fn handled_after(
+        &self,
+        handler: &str,
+        after: u64,
+    ) -> BoxFuture<'_, Result<Vec<RangeInclusive<u64>>>> {
+        let handler = handler.to_owned();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT first_seq, last_seq FROM handled WHERE handler = ?1 AND last_seq > ?2
+                 ORDER BY first_seq",
+            )?;
+            let rows = stmt.query_map(params![handler, after as i64], |r| {
+                Ok(r.get::<_, i64>(0)? as u64..=r.get::<_, i64>(1)? as u64)
+            })?;
+            rows.collect()
+        })
     }
 
     fn clear(&self, pattern: &Pattern) -> BoxFuture<'_, Result<u64>> {

@@ -9,7 +9,7 @@ use rusqlite::functions::FunctionFlags;
 use rusqlite::{Connection, TransactionBehavior};
 
 /// The schema version this build writes and reads.
-pub(crate) const SCHEMA_VERSION: i64 = 3;
+pub(crate) const SCHEMA_VERSION: i64 = 4;
 
 /// Each entry migrates from version `index` to `index + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -58,6 +58,16 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX events_by_idempotency_key ON events (idempotency_key, seq)
         WHERE idempotency_key IS NOT NULL;
+    "#,
+    // 3 -> 4: runs of seqs a handler finished after its checkpoint, so a
+    // redelivery after a crash skips them; pruned as the checkpoint passes.
+    r#"
+    CREATE TABLE handled (
+        handler   TEXT    NOT NULL,
+        first_seq INTEGER NOT NULL,
+        last_seq  INTEGER NOT NULL,
+        PRIMARY KEY (handler, first_seq)
+    ) WITHOUT ROWID;
     "#,
 ];
 

@@ -7,7 +7,8 @@
 //! was syncing, so the batch grows with the load and nobody waits for a
 //! timer.
 
-use std::sync::mpsc;
+use std::ops::RangeInclusive;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -45,9 +46,17 @@ pub(crate) type Reply<T> = oneshot::Sender<Result<T, String>>;
 /// A write other than an append, run on the writer thread in arrival order.
 pub(crate) type WriteFn = Box<dyn FnOnce(&mut Connection) -> rusqlite::Result<u64> + Send>;
 
+/// Work run on the writer thread that answers on its own channel: a
+/// handler's transaction, whose result type the writer does not know.
+pub(crate) type RunFn = Box<dyn FnOnce(&mut Connection) + Send>;
+
 pub(crate) enum Op {
     Append(Box<Row>, Reply<RawEnvelope>),
+    /// Handlers finished events: what [`Pending`] holds goes into the
+    /// next group commit, with no reply, so handlers never wait for it.
+    Handled,
     Write(&'static str, WriteFn, Reply<u64>),
+    Run(RunFn),
 }
 
 /// What retention keeps: events younger than `max_age_ns` and the newest
@@ -71,6 +80,7 @@ impl Retention {
 pub(crate) fn run(
     mut conn: Connection,
     ops: mpsc::Receiver<Op>,
+    pending: Arc<Pending>,
     retention: Retention,
     every: Duration,
 ) {
@@ -93,21 +103,22 @@ pub(crate) fn run(
                 Err(_) => break,
             }
         }
-        let mut appends = Vec::new();
+        let mut batch = Batch::default();
         for op in queued.drain(..) {
             match op {
-                Op::Append(row, reply) => appends.push((row, reply)),
-                other => {
-                    if !appends.is_empty() {
-                        commit_appends(&mut conn, std::mem::take(&mut appends));
-                    }
-                    run_other(&mut conn, other);
+                Op::Append(row, reply) => batch.appends.push((row, reply)),
+                Op::Handled => batch.handled.append(&mut pending.take()),
+                Op::Write(what, write, reply) => {
+                    std::mem::take(&mut batch).commit(&mut conn);
+                    let _ = reply.send(write(&mut conn).map_err(|e| format!("{what} failed: {e}")));
+                }
+                Op::Run(run) => {
+                    std::mem::take(&mut batch).commit(&mut conn);
+                    run(&mut conn);
                 }
             }
         }
-        if !appends.is_empty() {
-            commit_appends(&mut conn, appends);
-        }
+        batch.commit(&mut conn);
         if !retention.is_unbounded() && last_retention.elapsed() >= every {
             last_retention = Instant::now();
             if let Err(e) = retain(&mut conn, retention) {
@@ -117,16 +128,175 @@ pub(crate) fn run(
     }
 }
 
-fn commit_appends(conn: &mut Connection, batch: Vec<(Box<Row>, Reply<RawEnvelope>)>) {
-    let result = (|| -> rusqlite::Result<Vec<Stored>> {
-        let tx = conn.transaction()?;
-        let mut stored = Vec::with_capacity(batch.len());
-        for (row, _) in &batch {
-            stored.push(append_row(&tx, row)?);
+/// Runs of seqs handlers finished, waiting for the writer. Adjacent runs
+/// of a handler merge, so a handler that keeps finishing events holds one
+/// entry here however far the writer is behind: memory stays bounded.
+#[derive(Default)]
+pub(crate) struct Pending(Mutex<Vec<(Arc<str>, RangeInclusive<u64>)>>);
+
+impl Pending {
+    /// Adds a run; true when it was empty, so the writer needs waking.
+    pub(crate) fn add(&self, handler: &Arc<str>, seqs: RangeInclusive<u64>) -> bool {
+        let mut runs = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let was_empty = runs.is_empty();
+        let adjacent = runs.iter_mut().find(|(h, run)| {
+            h == handler && *run.end() + 1 >= *seqs.start() && *seqs.end() + 1 >= *run.start()
+        });
+        match adjacent {
+            Some((_, run)) => {
+                *run = *run.start().min(seqs.start())..=*run.end().max(seqs.end());
+            }
+            None => runs.push((Arc::clone(handler), seqs)),
         }
-        tx.commit()?;
-        Ok(stored)
+        was_empty
+    }
+
+    fn take(&self) -> Vec<(Arc<str>, RangeInclusive<u64>)> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// Consecutive appends and handled runs, committed in one transaction.
+#[derive(Default)]
+struct Batch {
+    appends: Vec<(Box<Row>, Reply<RawEnvelope>)>,
+    handled: Vec<(Arc<str>, RangeInclusive<u64>)>,
+}
+
+impl Batch {
+    fn commit(self, conn: &mut Connection) {
+        if self.appends.is_empty() && self.handled.is_empty() {
+            return;
+        }
+        if self.appends.is_empty() {
+            return commit_records(conn, &self.handled);
+        }
+        let result = (|| -> rusqlite::Result<Vec<Stored>> {
+            let tx = conn.transaction()?;
+            let mut stored = Vec::with_capacity(self.appends.len());
+            for (row, _) in &self.appends {
+                stored.push(append_row(&tx, row)?);
+            }
+            for (handler, seqs) in &self.handled {
+                mark_handled(&tx, handler, seqs)?;
+            }
+            tx.commit()?;
+            Ok(stored)
+        })();
+        if let Err(e) = &result
+            && !self.handled.is_empty()
+        {
+            // Only a redelivery after a crash needs the marks: without them
+            // it handles these events again, as at-least-once allows.
+            tracing::warn!(error = %e, "recording handled events failed");
+        }
+        reply_appends(self.appends, result);
+    }
+}
+
+/// Commits handled records on their own without an fsync: in WAL mode
+/// the commit still survives a crash of the process (the only crash a
+/// record guards against skipping work for), and the next synced commit
+/// makes it durable. Losing one to a power cut only means handling those
+/// events again, which at-least-once allows; waiting for the disk to
+/// record them would slow the whole store for no promise it makes.
+fn commit_records(conn: &mut Connection, handled: &[(Arc<str>, RangeInclusive<u64>)]) {
+    let result = (|| -> rusqlite::Result<()> {
+        let synchronous: i64 = conn.pragma_query_value(None, "synchronous", |r| r.get(0))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let committed = (|| {
+            let tx = conn.transaction()?;
+            for (handler, seqs) in handled {
+                mark_handled(&tx, handler, seqs)?;
+            }
+            tx.commit()
+        })();
+        if let Err(e) = conn.pragma_update(None, "synchronous", synchronous) {
+            tracing::error!(error = %e, "could not set `synchronous` back after recording handled events; later commits may not be synced");
+        }
+        committed
     })();
+    if let Err(e) = result {
+        // Without the records a restart handles these events again, as
+        // at-least-once allows.
+        tracing::warn!(error = %e, "recording handled events failed");
+    }
+}
+
+/// Records that `handler` finished the events in `seqs`; runs may overlap.
+pub(crate) fn mark_handled(
+    tx: &rusqlite::Transaction<'_>,
+    handler: &str,
+    seqs: &RangeInclusive<u64>,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO handled (handler, first_seq, last_seq) VALUES (?1, ?2, ?3)
+         ON CONFLICT (handler, first_seq) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)",
+    )?
+    .execute(params![handler, *seqs.start() as i64, *seqs.end() as i64])
+    .map(drop)
+}
+
+/// What a handler's transaction came to.
+pub(crate) enum TxOutcome<T> {
+    /// Committed, with the closure's value.
+    Committed(T),
+    /// The closure returned an error; rolled back.
+    Failed(rusqlite::Error),
+    /// The handler had already finished this seq; the closure did not run.
+    AlreadyHandled(u64),
+    /// Beginning, marking or committing failed; rolled back.
+    Store(rusqlite::Error),
+    /// The closure panicked; rolled back.
+    Panicked(Box<dyn std::any::Any + Send>),
+}
+
+/// Runs a handler's closure in one transaction that also marks the event
+/// handled (with `mark`). A panic is caught so that it rolls back and
+/// never takes the writer thread, and every publisher with it, down.
+pub(crate) fn handler_transaction<T, F>(
+    conn: &mut Connection,
+    mark: Option<(Arc<str>, u64)>,
+    f: F,
+) -> TxOutcome<T>
+where
+    F: FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+{
+    let tx = match conn.transaction() {
+        Ok(tx) => tx,
+        Err(e) => return TxOutcome::Store(e),
+    };
+    if let Some((handler, seq)) = &mark {
+        let done = tx
+            .prepare_cached(
+                "SELECT 1 FROM handled WHERE handler = ?1 AND first_seq <= ?2 AND last_seq >= ?2",
+            )
+            .and_then(|mut stmt| stmt.exists(params![&**handler, *seq as i64]));
+        match done {
+            Ok(true) => return TxOutcome::AlreadyHandled(*seq),
+            Ok(false) => {}
+            Err(e) => return TxOutcome::Store(e),
+        }
+    }
+    let value = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&tx))) {
+        Ok(Ok(value)) => value,
+        Ok(Err(e)) => return TxOutcome::Failed(e),
+        Err(payload) => return TxOutcome::Panicked(payload),
+    };
+    let marked = match &mark {
+        Some((handler, seq)) => mark_handled(&tx, handler, &(*seq..=*seq)),
+        None => Ok(()),
+    };
+    match marked.and_then(|()| tx.commit()) {
+        Ok(()) => TxOutcome::Committed(value),
+        Err(e) => TxOutcome::Store(e),
+    }
+}
+
+fn reply_appends(
+    batch: Vec<(Box<Row>, Reply<RawEnvelope>)>,
+    result: rusqlite::Result<Vec<Stored>>,
+) {
     match result {
         Ok(stored) => {
             for ((row, reply), stored) in batch.into_iter().zip(stored) {
@@ -212,15 +382,6 @@ fn stored_by_id(tx: &rusqlite::Transaction<'_>, id: &str) -> rusqlite::Result<Op
                 .map_err(|reason| rusqlite::Error::UserFunctionError(reason.into()))
         })
         .transpose()
-}
-
-fn run_other(conn: &mut Connection, op: Op) {
-    match op {
-        Op::Append(row, reply) => commit_appends(conn, vec![(row, reply)]),
-        Op::Write(what, write, reply) => {
-            let _ = reply.send(write(conn).map_err(|e| format!("{what} failed: {e}")));
-        }
-    }
 }
 
 /// Deletes what retention does not keep; returns how many events went.

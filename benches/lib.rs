@@ -33,3 +33,22 @@ pub fn print_ratio(name: &str, per_event: (f64, Duration, Duration), events: u64
         ns(raw)
     );
 }
+
+/// Prints `ratio NAME: X.XX` as bus *throughput* / raw throughput (higher
+/// is better), with the absolute rates; `times` is [`median_ratio`]'s
+/// (bus/raw time, bus, raw) and `note` is appended inside the parentheses.
+pub fn print_throughput_ratio(
+    name: &str,
+    times: (f64, Duration, Duration),
+    events: u64,
+    note: &str,
+) {
+    let (time_ratio, bus, raw) = times;
+    let rate = |d: Duration| events as f64 / d.as_secs_f64();
+    println!(
+        "ratio {name}: {:.2}   (bus {:.0} events/s, raw {:.0} events/s{note})",
+        1.0 / time_ratio,
+        rate(bus),
+        rate(raw)
+    );
+}

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer::pull};
-use benches::median_ratio;
+use benches::{median_ratio, print_throughput_ratio};
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group};
 use eventbus::Start;
 use eventbus::prelude::*;
@@ -207,17 +207,6 @@ async fn raw_consume_round(s: &Setup, round: u64) -> Duration {
         handled += 1;
     }
     start.elapsed()
-}
-
-fn print_throughput_ratio(name: &str, times: (f64, Duration, Duration), events: u64, note: &str) {
-    let (time_ratio, bus, raw) = times;
-    let rate = |d: Duration| events as f64 / d.as_secs_f64();
-    println!(
-        "ratio {name}: {:.2}   (bus {:.0} events/s, raw {:.0} events/s{note})",
-        1.0 / time_ratio,
-        rate(bus),
-        rate(raw)
-    );
 }
 
 fn nats(c: &mut Criterion) {

@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use benches::median_ratio;
+use benches::{median_ratio, print_throughput_ratio};
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group};
 use eventbus::prelude::*;
 use eventbus::store::{
@@ -637,19 +637,6 @@ fn feed_round(rt: &Runtime, path: &Path, round: u64, checkpoints: bool, events: 
 }
 
 // ---------------------------------------------------------------------------
-
-/// Prints `ratio NAME: X.XX` as bus throughput / raw throughput, with the
-/// absolute rates; `times` is `median_ratio`'s (bus/raw time, bus, raw).
-fn print_throughput_ratio(name: &str, times: (f64, Duration, Duration), events: u64, note: &str) {
-    let (time_ratio, bus, raw) = times;
-    let rate = |d: Duration| events as f64 / d.as_secs_f64();
-    println!(
-        "ratio {name}: {:.2}   (bus {:.0} events/s, raw {:.0} events/s{note})",
-        1.0 / time_ratio,
-        rate(bus),
-        rate(raw)
-    );
-}
 
 fn sqlite(c: &mut Criterion) {
     let rt = runtime();

@@ -15,7 +15,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -106,31 +105,17 @@ async fn handle(scope: &Arc<HandlerScope>, delivery: Delivery) {
     };
     let error = match outcome {
         Ok(()) => {
-            handler.counters.handled.fetch_add(1, Ordering::Relaxed);
-            scope.count(&env, metrics::Outcome::Delivered);
+            delivery::succeeded(scope, &env);
             settle(&env, ack.ack().await);
             return;
         }
         Err(error) => error,
     };
-    if matches!(error, HandlingError::Panicked(_)) {
-        handler.counters.panicked.fetch_add(1, Ordering::Relaxed);
-    }
-    let retryable = !matches!(error, HandlingError::Decode(_));
-    if retryable && attempt < attempts {
-        handler.counters.retried.fetch_add(1, Ordering::Relaxed);
-        scope.count(&env, metrics::Outcome::Retried);
-        let delay = handler.backoff.delay(attempt);
-        tracing::warn!(
-            handler = %handler.name, topic = env.topic(), event_id = %env.id(), seq = env.seq(),
-            attempt, retry_in_ms = delay.as_millis() as u64, %error,
-            "handler failed; the server delivers it again"
-        );
+    // The server waits out the delay, so a crash meanwhile loses no retry.
+    if let Some(delay) = delivery::failed(scope, &env, &error, attempt, attempts) {
         settle(&env, ack.retry_after(delay).await);
         return;
     }
-    handler.counters.failed.fetch_add(1, Ordering::Relaxed);
-    scope.count(&env, metrics::Outcome::Failed);
     // Settled only once the dead letter is stored: a crash in between
     // brings the event back, and burying it again finds the same one.
     if crate::bus::bury(&scope.bus, handler, &env, &error, attempt.min(attempts)).await {

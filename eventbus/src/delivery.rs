@@ -184,8 +184,7 @@ pub(crate) async fn deliver(
         }
         let error = match outcome {
             Ok(()) => {
-                handler.counters.handled.fetch_add(1, Ordering::Relaxed);
-                scope.count(&env, metrics::Outcome::Delivered);
+                succeeded(scope, &env);
                 return Ok(());
             }
             Err(error) => error,
@@ -200,30 +199,14 @@ pub(crate) async fn deliver(
                 attempt, %error,
                 "handler failed after its transaction committed; the event counts as handled and is not retried"
             );
-            handler.counters.handled.fetch_add(1, Ordering::Relaxed);
-            scope.count(&env, metrics::Outcome::Delivered);
+            succeeded(scope, &env);
             return Ok(());
         }
-        if matches!(error, HandlingError::Panicked(_)) {
-            handler.counters.panicked.fetch_add(1, Ordering::Relaxed);
-        }
-        // Retrying cannot fix data that does not decode.
-        let retryable = !matches!(error, HandlingError::Decode(_));
-        if retryable && attempt < attempts {
-            handler.counters.retried.fetch_add(1, Ordering::Relaxed);
-            scope.count(&env, metrics::Outcome::Retried);
-            let delay = handler.backoff.delay(attempt);
-            tracing::warn!(
-                handler = %handler.name, topic = env.topic(), event_id = %env.id(), seq = env.seq(),
-                attempt, retry_in_ms = delay.as_millis() as u64, %error,
-                "handler failed; retrying"
-            );
+        if let Some(delay) = failed(scope, &env, &error, attempt, attempts) {
             tokio::time::sleep(delay).await;
             attempt += 1;
             continue;
         }
-        handler.counters.failed.fetch_add(1, Ordering::Relaxed);
-        scope.count(&env, metrics::Outcome::Failed);
         if mode == Mode::Live {
             // A dead letter that cannot be stored is logged by `bury`.
             let _ = crate::bus::bury(&scope.bus, handler, &env, &error, attempt).await;
@@ -239,6 +222,48 @@ pub(crate) async fn deliver(
             attempts: attempt,
         });
     }
+}
+
+/// Counts a successful handling.
+pub(crate) fn succeeded(scope: &HandlerScope, env: &RawEnvelope) {
+    scope
+        .handler
+        .counters
+        .handled
+        .fetch_add(1, Ordering::Relaxed);
+    scope.count(env, metrics::Outcome::Delivered);
+}
+
+/// Counts and logs a failed attempt (number `attempt` of `attempts`) and
+/// returns the delay before the next one, or `None` when the handler
+/// gives up on the event.
+pub(crate) fn failed(
+    scope: &HandlerScope,
+    env: &RawEnvelope,
+    error: &HandlingError,
+    attempt: u32,
+    attempts: u32,
+) -> Option<Duration> {
+    let handler = &*scope.handler;
+    if matches!(error, HandlingError::Panicked(_)) {
+        handler.counters.panicked.fetch_add(1, Ordering::Relaxed);
+    }
+    // Retrying cannot fix data that does not decode.
+    let retryable = !matches!(error, HandlingError::Decode(_));
+    if retryable && attempt < attempts {
+        handler.counters.retried.fetch_add(1, Ordering::Relaxed);
+        scope.count(env, metrics::Outcome::Retried);
+        let delay = handler.backoff.delay(attempt);
+        tracing::warn!(
+            handler = %handler.name, topic = env.topic(), event_id = %env.id(), seq = env.seq(),
+            attempt, retry_in_ms = delay.as_millis() as u64, %error,
+            "handler failed; retrying"
+        );
+        return Some(delay);
+    }
+    handler.counters.failed.fetch_add(1, Ordering::Relaxed);
+    scope.count(env, metrics::Outcome::Failed);
+    None
 }
 
 /// One attempt, through the middleware, with a panic turned into an error.

@@ -181,6 +181,16 @@ impl Draft {
         self.payload.to_json()
     }
 
+    /// The event data as JSON text, without the check and copy that
+    /// [`Draft::data_json`] makes of a freshly encoded value: for stores
+    /// that only write the bytes.
+    pub(crate) fn data_bytes(&self) -> Result<Cow<'_, [u8]>, CodecError> {
+        match &self.payload {
+            Payload::Json(raw) => Ok(Cow::Borrowed(raw.get().as_bytes())),
+            Payload::Typed(value) => value.encode().map(Cow::Owned),
+        }
+    }
+
     /// Seals the draft into a stored envelope with its seq.
     pub fn seal(self, seq: u64) -> RawEnvelope {
         let mut meta = self.meta;

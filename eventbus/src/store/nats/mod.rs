@@ -90,7 +90,7 @@ impl NatsStore {
         let (headers, body) = wire::encode(&draft).map_err(nats_error("encoding an event"))?;
         let subject = s.config.subject(draft.topic());
         let ack =
-            s.js.publish_with_headers(subject, headers, body.into())
+            s.js.publish_with_headers(subject, headers, body)
                 .await
                 .map_err(nats_error("publishing"))?
                 .await

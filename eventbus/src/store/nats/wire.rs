@@ -19,7 +19,8 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use async_nats::HeaderMap;
+use async_nats::{HeaderMap, HeaderName};
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
 use uuid::Uuid;
@@ -31,33 +32,49 @@ const MSG_ID: &str = "Nats-Msg-Id";
 /// The source of events published by plain NATS clients.
 pub(crate) const FOREIGN_SOURCE: &str = "nats";
 
+// Names made once, without the check and copy a `&str` name costs per
+// publish.
+const H_MSG_ID: HeaderName = HeaderName::from_static(MSG_ID);
+const H_SPECVERSION: HeaderName = HeaderName::from_static("ce-specversion");
+const H_ID: HeaderName = HeaderName::from_static("ce-id");
+const H_SOURCE: HeaderName = HeaderName::from_static("ce-source");
+const H_TYPE: HeaderName = HeaderName::from_static("ce-type");
+const H_TIME: HeaderName = HeaderName::from_static("ce-time");
+const H_CONTENT_TYPE: HeaderName = HeaderName::from_static("content-type");
+const H_EVENTNAME: HeaderName = HeaderName::from_static("ce-eventname");
+const H_EVENTVERSION: HeaderName = HeaderName::from_static("ce-eventversion");
+const H_CORRELATION: HeaderName = HeaderName::from_static("ce-correlationid");
+const H_CAUSATION: HeaderName = HeaderName::from_static("ce-causationid");
+const H_IDEMPOTENCY: HeaderName = HeaderName::from_static("ce-idempotencykey");
+
 /// The headers and body for a draft; `Nats-Msg-Id` is the idempotency key
 /// or, without one, the event id, so the server's duplicate window drops a
 /// repeated publish.
-pub(crate) fn encode(draft: &Draft) -> Result<(HeaderMap, Vec<u8>), String> {
+pub(crate) fn encode(draft: &Draft) -> Result<(HeaderMap, Bytes), String> {
     let m = &draft.meta;
     let mut h = HeaderMap::new();
     let id = m.id.to_string();
-    h.insert(MSG_ID, m.idempotency_key.as_deref().unwrap_or(&id));
-    h.insert("ce-specversion", "1.0");
-    h.insert("ce-id", id.as_str());
-    h.insert("ce-source", escape(&m.source).as_ref());
-    h.insert("ce-type", m.topic.as_ref());
+    h.insert(H_MSG_ID, m.idempotency_key.as_deref().unwrap_or(&id));
+    h.insert(H_SPECVERSION, "1.0");
+    h.insert(H_ID, id);
+    h.insert(H_SOURCE, escape(&m.source).as_ref());
+    h.insert(H_TYPE, m.topic.as_ref());
     h.insert(
-        "ce-time",
-        m.time
-            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
-            .as_str(),
+        H_TIME,
+        m.time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
     );
-    h.insert("content-type", "application/json");
+    h.insert(H_CONTENT_TYPE, "application/json");
     if !m.event_name.is_empty() {
-        h.insert("ce-eventname", m.event_name.as_ref());
+        h.insert(H_EVENTNAME, m.event_name.as_ref());
     }
-    h.insert("ce-eventversion", m.event_version.to_string().as_str());
+    // 1 is what a reader assumes when the header is absent.
+    if m.event_version != 1 {
+        h.insert(H_EVENTVERSION, m.event_version.to_string());
+    }
     for (name, value) in [
-        ("ce-correlationid", &m.correlation_id),
-        ("ce-causationid", &m.causation_id),
-        ("ce-idempotencykey", &m.idempotency_key),
+        (H_CORRELATION, &m.correlation_id),
+        (H_CAUSATION, &m.causation_id),
+        (H_IDEMPOTENCY, &m.idempotency_key),
     ] {
         if let Some(v) = value {
             h.insert(name, escape(v).as_ref());
@@ -66,8 +83,11 @@ pub(crate) fn encode(draft: &Draft) -> Result<(HeaderMap, Vec<u8>), String> {
     for (name, value) in &m.headers {
         h.insert(format!("{CE}{name}").as_str(), escape(value).as_ref());
     }
-    let data = draft.data_json().map_err(|e| e.to_string())?;
-    Ok((h, data.get().as_bytes().to_vec()))
+    let body = match draft.data_bytes().map_err(|e| e.to_string())? {
+        Cow::Owned(bytes) => Bytes::from(bytes),
+        Cow::Borrowed(bytes) => Bytes::copy_from_slice(bytes),
+    };
+    Ok((h, body))
 }
 
 /// An envelope from a stored message.
@@ -261,6 +281,27 @@ mod tests {
         for v in ["plain", "50%", "a\r\nb", "%25 literal", "%"] {
             assert_eq!(unescape(&escape(v)), v);
         }
+    }
+
+    #[test]
+    fn cloudevents_headers_are_read_and_defaults_filled() {
+        let id = Uuid::now_v7();
+        let mut h = HeaderMap::new();
+        h.insert("ce-specversion", "1.0");
+        h.insert("ce-id", id.to_string().as_str());
+        h.insert("ce-source", "billing");
+        h.insert("ce-type", "order.placed");
+        h.insert("ce-tenant", "acme%0Aco");
+        let env = decode("order.placed", 3, Utc::now(), Some(&h), b"{}").unwrap();
+        assert_eq!((env.id(), env.source(), env.seq()), (id, "billing", 3));
+        assert_eq!(env.event_version(), 1, "absent means version 1");
+        assert_eq!(env.header("tenant"), Some("acme\nco"));
+        h.insert("ce-eventversion", "3");
+        let env = decode("order.placed", 3, Utc::now(), Some(&h), b"{}").unwrap();
+        assert_eq!(env.event_version(), 3);
+        h.insert("ce-id", "not-a-uuid");
+        let err = decode("order.placed", 3, Utc::now(), Some(&h), b"{}").unwrap_err();
+        assert!(err.contains("`ce-id`"), "{err}");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
@@ -132,6 +132,10 @@ async fn with_progress<T>(
     work: impl Future<Output = T>,
 ) -> T {
     let mut work = std::pin::pin!(work);
+    // Most handlings finish without waiting on anything: no timer for them.
+    if let Some(out) = work.as_mut().now_or_never() {
+        return out;
+    }
     let every = every.max(Duration::from_millis(100));
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {

@@ -534,3 +534,35 @@ async fn nats_a_long_handling_signals_progress_and_is_not_redelivered() {
     assert_eq!(*calls.lock().unwrap(), [(sent.seq(), 1)]);
     bus.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+#[ignore = "needs NATS at EVENTBUS_NATS_URL"]
+async fn nats_a_history_tail_follows_what_other_processes_publish() {
+    let scope = NatsScope::new("follow");
+    let reader = isolated().store(scope.url("")).build().await.unwrap();
+    let writer = isolated().store(scope.url("")).build().await.unwrap();
+    writer.publish(OrderEvent::Shipped { id: 1 }).await.unwrap();
+    let mut tail = reader
+        .history()
+        .topic("order.*")
+        .follow(Duration::from_millis(20));
+    assert_eq!(next_seq(&mut tail).await, 1);
+    writer.publish(OrderEvent::Shipped { id: 2 }).await.unwrap();
+    writer.publish(OrderEvent::Shipped { id: 3 }).await.unwrap();
+    assert_eq!(next_seq(&mut tail).await, 2);
+    assert_eq!(next_seq(&mut tail).await, 3);
+    writer.shutdown().await.unwrap();
+    reader.shutdown().await.unwrap();
+}
+
+async fn next_seq(
+    tail: &mut eventbus::store::BoxStream<'static, eventbus::Result<RawEnvelope>>,
+) -> u64 {
+    use futures_util::StreamExt;
+    tokio::time::timeout(Duration::from_secs(10), tail.next())
+        .await
+        .expect("the tail yields within 10 s")
+        .expect("the tail goes on")
+        .expect("a readable event")
+        .seq()
+}

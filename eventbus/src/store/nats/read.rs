@@ -84,6 +84,10 @@ async fn produce(shared: &Shared, out: &mut Output) -> Result<()> {
     let before = q.before_seq.unwrap_or(u64::MAX);
     let last = state.last_sequence.min(before.saturating_sub(1));
     let after = q.after_seq.unwrap_or(0);
+    // Nothing new: a tail polling an idle stream makes no consumer.
+    if last <= after {
+        return Ok(());
+    }
     match q.order {
         Order::Oldest => {
             let start = match (q.after_seq, q.since) {

@@ -24,13 +24,18 @@ struct Server {
 
 impl Server {
     fn start(port: u16, dir: &Path) -> Self {
+        Server::start_with(port, dir, &["-js", "-sd"])
+    }
+
+    fn start_with(port: u16, dir: &Path, flags: &[&str]) -> Self {
         let binary = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
             .into_iter()
             .find(|p| Path::new(p).exists())
             .unwrap_or("nats-server");
         let child = Command::new(binary)
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(dir)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .args(flags)
+            .args(flags.contains(&"-sd").then_some(dir))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -191,4 +196,21 @@ async fn nats_server_restart_loses_no_acknowledged_event() {
     }
     bus.shutdown().await.unwrap();
     drop(scope);
+}
+
+#[tokio::test]
+#[ignore = "needs NATS at EVENTBUS_NATS_URL"]
+async fn nats_a_server_without_jetstream_is_named_as_the_problem() {
+    let dir = std::env::temp_dir().join(format!(
+        "eventbus-nats-nojs-{}",
+        uuid::Uuid::now_v7().simple()
+    ));
+    let server = Server::start_with(free_port(), &dir, &[]);
+    let err = eventbus::store::open(&format!("nats://127.0.0.1:{}", server.port))
+        .await
+        .err()
+        .expect("no JetStream, no store")
+        .to_string();
+    assert!(err.contains("is JetStream enabled"), "{err}");
+    assert!(err.contains("EVENTBUS"), "{err}");
 }

@@ -207,7 +207,14 @@ async fn ensure_stream(js: &jetstream::Context, config: &NatsConfig) -> Result<s
                 .await
                 .map_err(nats_error("creating the stream"))
         }
-        Err(e) => Err(nats_error("looking up the stream")(e)),
+        Err(e) => Err(Error::Store {
+            store: "nats",
+            message: format!(
+                "looking up stream `{}`: {e}; is JetStream enabled on the server \
+                 (`nats-server -js`)?",
+                config.stream
+            ),
+        }),
     }
 }
 

@@ -566,3 +566,76 @@ async fn next_seq(
         .expect("a readable event")
         .seq()
 }
+
+#[tokio::test]
+#[ignore = "needs NATS at EVENTBUS_NATS_URL"]
+async fn nats_a_retry_requested_elsewhere_is_made_by_the_bus_running_the_handler() {
+    let scope = NatsScope::new("dlqrequest");
+    let broken = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let handled = Arc::new(Mutex::new(0));
+    let handler = {
+        let (broken, handled) = (Arc::clone(&broken), Arc::clone(&handled));
+        FnHandler::new("ship", move |_ev: Envelope<OrderEvent>, _ctx: Context| {
+            let fail = broken.load(std::sync::atomic::Ordering::SeqCst);
+            if !fail {
+                *handled.lock().unwrap() += 1;
+            }
+            async move {
+                if fail {
+                    Err(std::io::Error::other("down"))
+                } else {
+                    Ok(())
+                }
+            }
+        })
+        .retry(0)
+    };
+    let bus = isolated()
+        .store(scope.url(""))
+        .handler(handler)
+        .dead_letter_poll(Duration::from_millis(50))
+        .build()
+        .await
+        .unwrap();
+    bus.publish(OrderEvent::Shipped { id: 1 }).await.unwrap();
+    bus.publish(OrderEvent::Shipped { id: 2 }).await.unwrap();
+    eventually("two dead letters", Duration::from_secs(10), || {
+        bus.stats()[0].dead_lettered == 2
+    })
+    .await;
+    broken.store(false, std::sync::atomic::Ordering::SeqCst);
+    // As `eventbus dlq retry` does, from another connection.
+    let operator = eventbus::store::open(&scope.url("")).await.unwrap();
+    let dead = operator.dead_letters(DeadLetterQuery::all()).await.unwrap();
+    assert!(operator.request_retry(dead[0].id).await.unwrap());
+    let marked = operator
+        .dead_letters(DeadLetterQuery::all().retry_requested())
+        .await
+        .unwrap();
+    assert_eq!(
+        marked.iter().map(|d| d.id).collect::<Vec<_>>(),
+        [dead[0].id]
+    );
+    eventually("the marked one is retried", Duration::from_secs(10), || {
+        *handled.lock().unwrap() == 1
+    })
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = operator.dead_letters(DeadLetterQuery::all()).await.unwrap();
+        if left.len() == 1 {
+            assert_eq!(left[0].id, dead[1].id, "only the unmarked one is left");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{left:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        operator
+            .dead_letters(DeadLetterQuery::all().retry_requested())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    bus.shutdown().await.unwrap();
+}

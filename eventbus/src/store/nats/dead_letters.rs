@@ -6,7 +6,8 @@
 //! Keys: `d.<id>` holds a dead letter as JSON (its envelope in CloudEvents
 //! form); `i.<consumer>.<seq>` maps a handler's failed event to its dead
 //! letter, so a redelivery after a crash between burying and settling
-//! finds the first one instead of adding a second; `next` is the id
+//! finds the first one instead of adding a second; `r.<id>` marks one
+//! whose retry was requested; `next` is the id
 //! counter, advanced by compare-and-set so that processes sharing the
 //! bucket never hand out one id twice.
 
@@ -165,10 +166,13 @@ impl Bucket {
                     .keys()
                     .await
                     .map_err(nats_error("listing dead letters"))?;
+                // Only the marked ones are read when that is all the
+                // query wants: the bus polls for them every few seconds.
+                let prefix = if query.retry_requested { "r." } else { "d." };
                 let mut ids = Vec::new();
                 while let Some(key) = keys.next().await {
                     let key = key.map_err(nats_error("listing dead letters"))?;
-                    if let Some(id) = key.strip_prefix("d.").and_then(|i| i.parse().ok()) {
+                    if let Some(id) = key.strip_prefix(prefix).and_then(|i| i.parse().ok()) {
                         ids.push(id);
                     }
                 }
@@ -216,7 +220,7 @@ impl Bucket {
     }
 
     /// Changes a dead letter; false when there is none with that id.
-    pub(super) async fn modify(&self, id: u64, change: impl Fn(&mut DeadLetter)) -> Result<bool> {
+    async fn modify(&self, id: u64, change: impl Fn(&mut DeadLetter)) -> Result<bool> {
         loop {
             let Some((mut dead, revision)) = self.get(id).await? else {
                 return Ok(false);
@@ -242,12 +246,39 @@ impl Bucket {
         }
     }
 
+    /// Marks a dead letter for retry: the flag in it, and an `r.<id>` key
+    /// so that finding the marked ones reads no others.
+    pub(super) async fn request_retry(&self, id: u64) -> Result<bool> {
+        if !self.modify(id, |d| d.retry_requested = true).await? {
+            return Ok(false);
+        }
+        self.kv
+            .put(format!("r.{id}"), Bytes::new())
+            .await
+            .map_err(nats_error("marking a dead letter for retry"))?;
+        Ok(true)
+    }
+
+    /// Records a failed retry and clears the retry mark.
+    pub(super) async fn retry_failed(&self, id: u64, error: String, attempts: u32) -> Result<()> {
+        self.modify(id, move |d| {
+            d.error = error.clone();
+            d.attempts = d.attempts.saturating_add(attempts);
+            d.retry_requested = false;
+        })
+        .await?;
+        self.kv
+            .purge(format!("r.{id}"))
+            .await
+            .map_err(nats_error("clearing a dead letter's retry mark"))
+    }
+
     pub(super) async fn remove(&self, id: u64) -> Result<bool> {
         let Some((dead, _)) = self.get(id).await? else {
             return Ok(false);
         };
         let index = format!("i.{}.{}", consumer_name(&dead.handler), dead.envelope.seq());
-        for key in [format!("d.{id}"), index] {
+        for key in [format!("d.{id}"), format!("r.{id}"), index] {
             self.kv
                 .purge(key)
                 .await

@@ -337,7 +337,7 @@ impl Store for NatsStore {
     }
 
     fn request_retry(&self, id: u64) -> BoxFuture<'_, Result<bool>> {
-        Box::pin(self.shared.dead.modify(id, |d| d.retry_requested = true))
+        Box::pin(self.shared.dead.request_retry(id))
     }
 
     fn record_retry_failure(
@@ -346,17 +346,7 @@ impl Store for NatsStore {
         error: String,
         attempts: u32,
     ) -> BoxFuture<'_, Result<()>> {
-        Box::pin(async move {
-            self.shared
-                .dead
-                .modify(id, move |d| {
-                    d.error = error.clone();
-                    d.attempts = d.attempts.saturating_add(attempts);
-                    d.retry_requested = false;
-                })
-                .await
-                .map(drop)
-        })
+        Box::pin(self.shared.dead.retry_failed(id, error, attempts))
     }
 
     fn remove_dead_letter(&self, id: u64) -> BoxFuture<'_, Result<bool>> {

@@ -3,6 +3,7 @@
 //! durable consumers, retries and dead letters. Each test works in a
 //! stream and subject prefix of its own.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -252,16 +253,15 @@ async fn nats_handlers_retry_with_naks_and_end_in_the_dead_letters() {
     bus.shutdown().await.unwrap();
 }
 
-#[tokio::test]
-#[ignore = "needs NATS at EVENTBUS_NATS_URL"]
-async fn nats_retry_from_the_dead_letters_delivers_again() {
-    let scope = NatsScope::new("dlqretry");
-    let broken = Arc::new(std::sync::atomic::AtomicBool::new(true));
+/// A handler named `ship` that gives up at once while `broken` is set, and
+/// records the seqs it handled once it is not.
+fn switchable() -> (FnHandler, Arc<AtomicBool>, Arc<Mutex<Vec<u64>>>) {
+    let broken = Arc::new(AtomicBool::new(true));
     let handled = Arc::new(Mutex::new(Vec::new()));
     let handler = {
         let (broken, handled) = (Arc::clone(&broken), Arc::clone(&handled));
         FnHandler::new("ship", move |ev: Envelope<OrderEvent>, _ctx: Context| {
-            let fail = broken.load(std::sync::atomic::Ordering::SeqCst);
+            let fail = broken.load(Ordering::SeqCst);
             if !fail {
                 handled.lock().unwrap().push(ev.seq());
             }
@@ -275,6 +275,14 @@ async fn nats_retry_from_the_dead_letters_delivers_again() {
         })
         .retry(0)
     };
+    (handler, broken, handled)
+}
+
+#[tokio::test]
+#[ignore = "needs NATS at EVENTBUS_NATS_URL"]
+async fn nats_retry_from_the_dead_letters_delivers_again() {
+    let scope = NatsScope::new("dlqretry");
+    let (handler, broken, handled) = switchable();
     let bus = isolated()
         .store(scope.url(""))
         .handler(handler)
@@ -292,7 +300,7 @@ async fn nats_retry_from_the_dead_letters_delivers_again() {
         .await
         .unwrap()[0]
         .id;
-    broken.store(false, std::sync::atomic::Ordering::SeqCst);
+    broken.store(false, Ordering::SeqCst);
     assert!(bus.dead_letters().retry(id).await.unwrap());
     assert_eq!(*handled.lock().unwrap(), [sent.seq()]);
     assert!(
@@ -571,25 +579,7 @@ async fn next_seq(
 #[ignore = "needs NATS at EVENTBUS_NATS_URL"]
 async fn nats_a_retry_requested_elsewhere_is_made_by_the_bus_running_the_handler() {
     let scope = NatsScope::new("dlqrequest");
-    let broken = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let handled = Arc::new(Mutex::new(0));
-    let handler = {
-        let (broken, handled) = (Arc::clone(&broken), Arc::clone(&handled));
-        FnHandler::new("ship", move |_ev: Envelope<OrderEvent>, _ctx: Context| {
-            let fail = broken.load(std::sync::atomic::Ordering::SeqCst);
-            if !fail {
-                *handled.lock().unwrap() += 1;
-            }
-            async move {
-                if fail {
-                    Err(std::io::Error::other("down"))
-                } else {
-                    Ok(())
-                }
-            }
-        })
-        .retry(0)
-    };
+    let (handler, broken, handled) = switchable();
     let bus = isolated()
         .store(scope.url(""))
         .handler(handler)
@@ -603,7 +593,7 @@ async fn nats_a_retry_requested_elsewhere_is_made_by_the_bus_running_the_handler
         bus.stats()[0].dead_lettered == 2
     })
     .await;
-    broken.store(false, std::sync::atomic::Ordering::SeqCst);
+    broken.store(false, Ordering::SeqCst);
     // As `eventbus dlq retry` does, from another connection.
     let operator = eventbus::store::open(&scope.url("")).await.unwrap();
     let dead = operator.dead_letters(DeadLetterQuery::all()).await.unwrap();
@@ -617,7 +607,7 @@ async fn nats_a_retry_requested_elsewhere_is_made_by_the_bus_running_the_handler
         [dead[0].id]
     );
     eventually("the marked one is retried", Duration::from_secs(10), || {
-        *handled.lock().unwrap() == 1
+        handled.lock().unwrap().len() == 1
     })
     .await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

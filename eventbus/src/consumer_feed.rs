@@ -58,6 +58,14 @@ pub(crate) async fn run(
         });
         while running.try_join_next().is_some() {}
     }
+    // A delivery already pulled but not started goes back to the server
+    // now, for another process, rather than after the ack wait.
+    while let Some(Some(waiting)) = deliveries.next().now_or_never() {
+        settle(
+            &waiting.envelope,
+            waiting.ack.retry_after(Duration::ZERO).await,
+        );
+    }
     drop(deliveries);
     while running.join_next().await.is_some() {}
 }

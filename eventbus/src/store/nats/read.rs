@@ -22,6 +22,8 @@ use crate::store::{BoxStream, Order, Query, TopicSummary};
 const BUFFER: usize = 512;
 /// Sequences read per window when reading newest first.
 const WINDOW: u64 = 1024;
+/// How far a publisher's clock may run ahead of the server's.
+const CLOCK_SLACK: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
 
 /// Streams the events matching `query`.
 pub(super) fn query(shared: Arc<Shared>, query: Query) -> BoxStream<'static, Result<RawEnvelope>> {
@@ -94,7 +96,12 @@ async fn produce(shared: &Shared, out: &mut Output) -> Result<()> {
                 (Some(seq), _) => DeliverPolicy::ByStartSequence {
                     start_sequence: seq + 1,
                 },
-                (None, Some(time)) => DeliverPolicy::ByStartTime { start_time: time },
+                // The server starts by its own receive time, the filter
+                // goes by the publisher's clock: a minute of slack keeps a
+                // publisher whose clock runs ahead from being skipped.
+                (None, Some(time)) => DeliverPolicy::ByStartTime {
+                    start_time: time - CLOCK_SLACK,
+                },
                 (None, None) => DeliverPolicy::All,
             };
             read_range(shared, &filter, start, last, out, false)

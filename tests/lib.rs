@@ -61,6 +61,67 @@ pub async fn eventually(what: &str, timeout: Duration, mut done: impl FnMut() ->
     }
 }
 
+/// Waits until the async `check` holds, checking every 10 ms, failing the
+/// test after `timeout`: for conditions only a store or server can answer.
+pub async fn eventually_async<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The seqs a [`recorder`] handled, in order.
+pub type Seen = std::sync::Arc<std::sync::Mutex<Vec<u64>>>;
+
+/// A handler of `OrderEvent` that records each seq it handles in `seen`.
+pub fn recorder(name: &'static str, seen: &Seen) -> FnHandler {
+    let seen = std::sync::Arc::clone(seen);
+    FnHandler::new(name, move |ev: Envelope<OrderEvent>, _ctx: Context| {
+        seen.lock().unwrap().push(ev.seq());
+        async {}
+    })
+}
+
+/// This test binary re-executed to run one test (a child that does its
+/// part only when `env` is set), killed when dropped so a failing test
+/// leaves no process behind.
+pub struct TestChild(std::process::Child);
+
+impl TestChild {
+    /// Runs the test named `test` with `env` set, its stdout discarded.
+    pub fn spawn<V: AsRef<std::ffi::OsStr>>(test: &str, env: &[(&str, V)]) -> Self {
+        let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+        command
+            .args([test, "--exact", "--nocapture", "--test-threads=1"])
+            .stdout(std::process::Stdio::null());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        TestChild(command.spawn().unwrap())
+    }
+
+    /// SIGKILL, and wait until it is gone.
+    pub fn kill(&mut self) {
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
+    }
+}
+
+impl Drop for TestChild {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The NATS server the `nats_` tests use: `EVENTBUS_NATS_URL`, or the local
 /// default.
 pub fn nats_server() -> String {

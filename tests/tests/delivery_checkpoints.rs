@@ -9,7 +9,7 @@ use std::time::Duration;
 use eventbus::prelude::*;
 use eventbus::store::SqliteStore;
 use eventbus::{Start, store::Store};
-use tests::{OrderEvent, eventually, isolated};
+use tests::{OrderEvent, Seen, eventually, isolated, recorder};
 
 struct TempDb(std::path::PathBuf);
 
@@ -32,16 +32,6 @@ impl Drop for TempDb {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-type Seen = Arc<Mutex<Vec<u64>>>;
-
-fn recorder(name: &'static str, seen: &Seen) -> FnHandler {
-    let seen = Arc::clone(seen);
-    FnHandler::new(name, move |ev: Envelope<OrderEvent>, _ctx: Context| {
-        seen.lock().unwrap().push(ev.seq());
-        async {}
-    })
 }
 
 fn seen(seen: &Seen) -> Vec<u64> {

@@ -7,14 +7,13 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use eventbus::Start;
 use eventbus::prelude::*;
 use eventbus::store::{SqliteStore, Store};
-use tests::{OrderEvent, isolated};
+use tests::{OrderEvent, TestChild, isolated};
 
 const EVENTS: u64 = 3000;
 const KILLS: usize = 6;
@@ -78,38 +77,15 @@ fn sessions(log: &Path) -> Vec<Vec<u64>> {
     out
 }
 
-/// A consumer process, killed when dropped so a failing test leaves none.
-struct Consumer(Child);
-
-impl Consumer {
-    fn spawn(url: &str, log: &Path) -> Self {
-        let child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "consumer_child",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("EVENTBUS_CONSUMER_DB", url)
-            .env("EVENTBUS_CONSUMER_LOG", log)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        Consumer(child)
-    }
-
-    /// SIGKILL, and wait until it is gone.
-    fn kill(&mut self) {
-        self.0.kill().unwrap();
-        self.0.wait().unwrap();
-    }
-}
-
-impl Drop for Consumer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// A consumer process running `consumer_child` on the store at `url`.
+fn spawn_consumer(url: &str, log: &Path) -> TestChild {
+    TestChild::spawn(
+        "consumer_child",
+        &[
+            ("EVENTBUS_CONSUMER_DB", Path::new(url)),
+            ("EVENTBUS_CONSUMER_LOG", log),
+        ],
+    )
 }
 
 async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
@@ -148,7 +124,7 @@ async fn a_killed_consumer_resumes_after_its_checkpoint_and_misses_nothing() {
     let mut at_kill: Vec<(u64, Vec<u64>)> = Vec::new();
     for kill in 0..KILLS {
         let before: usize = sessions(&log).iter().map(Vec::len).sum();
-        let mut child = Consumer::spawn(&url, &log);
+        let mut child = spawn_consumer(&url, &log);
         // Let it handle a few events, then kill it at a varying moment.
         wait_for("the consumer to make progress", || {
             sessions(&log).iter().map(Vec::len).sum::<usize>() >= before + 50
@@ -176,7 +152,7 @@ async fn a_killed_consumer_resumes_after_its_checkpoint_and_misses_nothing() {
     }
 
     // The last run goes to the end.
-    let mut child = Consumer::spawn(&url, &log);
+    let mut child = spawn_consumer(&url, &log);
     wait_for("every event to be handled", || {
         sessions(&log)
             .last()

@@ -9,14 +9,13 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
 use std::time::Duration;
 
 use eventbus::Start;
 use eventbus::prelude::*;
 use eventbus::rusqlite::{self, params};
 use eventbus::store::Store;
-use tests::{OrderEvent, isolated};
+use tests::{OrderEvent, TestChild, isolated};
 
 const EVENTS: u64 = 2000;
 const KILLS: usize = 8;
@@ -64,35 +63,6 @@ async fn effects_child() {
         .unwrap();
     std::future::pending::<()>().await;
     drop(bus);
-}
-
-/// A consumer process, killed when dropped so a failing test leaves none.
-struct Consumer(Child);
-
-impl Consumer {
-    fn spawn(url: &str) -> Self {
-        let child = Command::new(std::env::current_exe().unwrap())
-            .args(["effects_child", "--exact", "--test-threads=1"])
-            .env("EVENTBUS_EFFECTS_DB", url)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        Consumer(child)
-    }
-
-    /// SIGKILL, and wait until it is gone.
-    fn kill(&mut self) {
-        self.0.kill().unwrap();
-        self.0.wait().unwrap();
-    }
-}
-
-impl Drop for Consumer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// xorshift64: enough randomness for kill points, replayable from a seed.
@@ -176,12 +146,12 @@ async fn a_transactional_handler_applies_each_event_exactly_once_across_kills() 
     let mut rng = Rng(seed);
     for _ in 0..KILLS {
         let before = effects(&db);
-        let mut child = Consumer::spawn(&url);
+        let mut child = TestChild::spawn("effects_child", &[("EVENTBUS_EFFECTS_DB", &url)]);
         wait_for_effects(&db, before + 1 + rng.below(150)).await;
         tokio::time::sleep(Duration::from_micros(rng.below(10_000))).await;
         child.kill();
     }
-    let mut child = Consumer::spawn(&url);
+    let mut child = TestChild::spawn("effects_child", &[("EVENTBUS_EFFECTS_DB", &url)]);
     wait_for_effects(&db, EVENTS).await;
     // A duplicate would be one more row: give the consumer time to make
     // one, if it wrongly handles anything again, by waiting until its

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use eventbus::Start;
 use eventbus::prelude::*;
-use tests::{NatsScope, OrderEvent, isolated};
+use tests::{NatsScope, OrderEvent, eventually, isolated};
 
 struct Server {
     child: Child,
@@ -136,14 +136,9 @@ async fn nats_server_restart_loses_no_acknowledged_event() {
     }
     let acked_count = || acked.lock().unwrap().len();
     let wait = |target: usize, what: &'static str| {
-        let acked = Arc::clone(&acked);
-        async move {
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-            while acked.lock().unwrap().len() < target {
-                assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        }
+        eventually(what, Duration::from_secs(60), move || {
+            acked_count() >= target
+        })
     };
     wait(300, "acks before the restart").await;
     server.kill();
@@ -179,21 +174,15 @@ async fn nats_server_restart_loses_no_acknowledged_event() {
         );
     }
     // The handler's consumer resumed: it sees every acknowledged event.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let missing = acked
-            .iter()
-            .filter(|(seq, _)| !handled.lock().unwrap().contains_key(seq))
-            .count();
-        if missing == 0 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{missing} acknowledged events never reached the handler"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        "every acknowledged event to reach the handler",
+        Duration::from_secs(60),
+        || {
+            let handled = handled.lock().unwrap();
+            acked.iter().all(|(seq, _)| handled.contains_key(seq))
+        },
+    )
+    .await;
     bus.shutdown().await.unwrap();
     drop(scope);
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use eventbus::Start;
 use eventbus::prelude::*;
 use eventbus::store::DeadLetterQuery;
-use tests::{NatsScope, OrderEvent, eventually, isolated};
+use tests::{NatsScope, OrderEvent, Seen, eventually, eventually_async, isolated, recorder};
 
 #[tokio::test]
 #[ignore = "needs NATS at EVENTBUS_NATS_URL"]
@@ -367,14 +367,7 @@ async fn nats_undecodable_messages_go_to_the_dead_letters_at_once() {
 #[ignore = "needs NATS at EVENTBUS_NATS_URL"]
 async fn nats_a_handler_resumes_after_its_ack_floor() {
     let scope = NatsScope::new("resume");
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let make = |seen: &Arc<Mutex<Vec<u64>>>| {
-        let seen = Arc::clone(seen);
-        FnHandler::new("audit", move |ev: Envelope<OrderEvent>, _ctx: Context| {
-            seen.lock().unwrap().push(ev.seq());
-            async {}
-        })
-    };
+    let seen = Seen::default();
     let publisher = isolated().store(scope.url("")).build().await.unwrap();
     publisher
         .publish(OrderEvent::Shipped { id: 0 })
@@ -384,7 +377,7 @@ async fn nats_a_handler_resumes_after_its_ack_floor() {
     // First run: starts at `latest`, so the event before it is not seen.
     let bus = isolated()
         .store(scope.url(""))
-        .handler(make(&seen))
+        .handler(recorder("audit", &seen))
         .build()
         .await
         .unwrap();
@@ -407,7 +400,7 @@ async fn nats_a_handler_resumes_after_its_ack_floor() {
     assert_eq!(store.load_checkpoint("audit").await.unwrap(), Some(2));
     let bus = isolated()
         .store(scope.url(""))
-        .handler(make(&seen))
+        .handler(recorder("audit", &seen))
         .build()
         .await
         .unwrap();
@@ -417,14 +410,12 @@ async fn nats_a_handler_resumes_after_its_ack_floor() {
     .await;
     assert_eq!(*seen.lock().unwrap(), [2, 3, 4, 5]);
     // Acks travel on their own: wait for the server to count the last one.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while store.load_checkpoint("audit").await.unwrap() != Some(5) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the ack floor never reached 5"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually_async(
+        "the ack floor to reach 5",
+        Duration::from_secs(10),
+        || async { store.load_checkpoint("audit").await.unwrap() == Some(5) },
+    )
+    .await;
     bus.shutdown().await.unwrap();
     publisher.shutdown().await.unwrap();
 }
@@ -534,11 +525,10 @@ async fn nats_a_long_handling_signals_progress_and_is_not_redelivered() {
         .unwrap();
     let sent = bus.publish(OrderEvent::Shipped { id: 1 }).await.unwrap();
     let store = eventbus::store::open(&url).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while store.load_checkpoint("slow").await.unwrap() != Some(sent.seq()) {
-        assert!(tokio::time::Instant::now() < deadline, "never acknowledged");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually_async("the ack", Duration::from_secs(20), || async {
+        store.load_checkpoint("slow").await.unwrap() == Some(sent.seq())
+    })
+    .await;
     assert_eq!(*calls.lock().unwrap(), [(sent.seq(), 1)]);
     bus.shutdown().await.unwrap();
 }
@@ -610,16 +600,21 @@ async fn nats_a_retry_requested_elsewhere_is_made_by_the_bus_running_the_handler
         handled.lock().unwrap().len() == 1
     })
     .await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let left = operator.dead_letters(DeadLetterQuery::all()).await.unwrap();
-        if left.len() == 1 {
-            assert_eq!(left[0].id, dead[1].id, "only the unmarked one is left");
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{left:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually_async(
+        "the retried one to leave",
+        Duration::from_secs(10),
+        || async {
+            operator
+                .dead_letters(DeadLetterQuery::all())
+                .await
+                .unwrap()
+                .len()
+                == 1
+        },
+    )
+    .await;
+    let left = operator.dead_letters(DeadLetterQuery::all()).await.unwrap();
+    assert_eq!(left[0].id, dead[1].id, "only the unmarked one is left");
     assert!(
         operator
             .dead_letters(DeadLetterQuery::all().retry_requested())

@@ -6,13 +6,12 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use eventbus::Start;
 use eventbus::prelude::*;
-use tests::{NatsScope, OrderEvent, isolated};
+use tests::{NatsScope, OrderEvent, TestChild, eventually, eventually_async, isolated};
 
 /// A worker: handles `order.*` with the shared handler name, one line per
 /// handling, until killed. Runs only when re-executed with
@@ -55,21 +54,21 @@ async fn nats_worker_child() {
     drop(bus);
 }
 
-/// A worker process, killed when dropped so a failing test leaves none.
+/// A worker process and the log it writes.
 struct Worker {
-    child: Child,
+    child: TestChild,
     log: PathBuf,
 }
 
 impl Worker {
     fn spawn(url: &str, log: PathBuf) -> Self {
-        let child = Command::new(std::env::current_exe().unwrap())
-            .args(["nats_worker_child", "--exact", "--nocapture"])
-            .env("EVENTBUS_NATS_WORKER_URL", url)
-            .env("EVENTBUS_NATS_WORKER_LOG", &log)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let child = TestChild::spawn(
+            "nats_worker_child",
+            &[
+                ("EVENTBUS_NATS_WORKER_URL", Path::new(url)),
+                ("EVENTBUS_NATS_WORKER_LOG", &log),
+            ],
+        );
         Worker { child, log }
     }
 
@@ -80,18 +79,6 @@ impl Worker {
     fn handled(&self) -> Vec<u64> {
         read(&self.log).1
     }
-
-    fn kill(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn read(log: &Path) -> (bool, Vec<u64>) {
@@ -100,27 +87,19 @@ fn read(log: &Path) -> (bool, Vec<u64>) {
     (ready, text.lines().filter_map(|l| l.parse().ok()).collect())
 }
 
-async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !done() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+/// Waits up to a minute: worker processes start and drain at their own pace.
+async fn wait_for(what: &str, done: impl FnMut() -> bool) {
+    eventually(what, Duration::from_secs(60), done).await;
 }
 
 async fn wait_for_ack_floor(url: &str, seq: u64) {
     let store = eventbus::store::open(url).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while store.load_checkpoint("shared-worker").await.unwrap() != Some(seq) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the ack floor never reached {seq}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually_async(
+        &format!("the ack floor to reach {seq}"),
+        Duration::from_secs(60),
+        || async { store.load_checkpoint("shared-worker").await.unwrap() == Some(seq) },
+    )
+    .await;
 }
 
 fn temp_dir(test: &str) -> PathBuf {
@@ -194,7 +173,7 @@ async fn nats_a_killed_worker_loses_no_event() {
         publisher.publish(OrderEvent::Shipped { id }).await.unwrap();
     }
     wait_for("worker a to be mid-load", || a.handled().len() >= 50).await;
-    a.kill();
+    a.child.kill();
     let killed_with = a.handled().len();
     wait_for("every event to be handled", || {
         counts(&[&a, &b]).len() as u64 == EVENTS

@@ -41,9 +41,11 @@ async fn consumer_child() {
         FnHandler::new(
             "consumer",
             move |ev: Envelope<OrderEvent>, _ctx: Context| {
-                // An unbuffered write: the kernel keeps it even when the
-                // process is killed right after.
-                writeln!(file.lock().unwrap(), "{}", ev.seq()).unwrap();
+                // One unbuffered write per line: the kernel keeps it even
+                // when the process is killed right after, and a kill never
+                // splits a line (`writeln!` may take two writes).
+                let line = format!("{}\n", ev.seq());
+                file.lock().unwrap().write_all(line.as_bytes()).unwrap();
                 // Slow enough that every kill lands mid-load (a test child
                 // may block its own runtime).
                 std::thread::sleep(Duration::from_micros(500));

@@ -35,8 +35,10 @@ async fn nats_worker_child() {
         FnHandler::new(
             "shared-worker",
             move |ev: Envelope<OrderEvent>, _ctx: Context| {
-                // Unbuffered: the kernel keeps the line when the process is killed.
-                writeln!(file.lock().unwrap(), "{}", ev.seq()).unwrap();
+                // One unbuffered write per line: the kernel keeps it when the
+                // process is killed, and a kill never splits a line.
+                let line = format!("{}\n", ev.seq());
+                file.lock().unwrap().write_all(line.as_bytes()).unwrap();
                 async { tokio::time::sleep(Duration::from_millis(2)).await }
             },
         )

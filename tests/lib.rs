@@ -108,6 +108,22 @@ impl TestChild {
         TestChild(command.spawn().unwrap())
     }
 
+    /// Waits for the child to exit by itself, for at most `timeout`; an
+    /// error names how it ended when that was not a success.
+    pub fn wait_success(&mut self, timeout: std::time::Duration) -> Result<(), String> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            match self.0.try_wait().map_err(|e| e.to_string())? {
+                Some(status) if status.success() => return Ok(()),
+                Some(status) => return Err(format!("the child process ended with {status}")),
+                None if std::time::Instant::now() >= deadline => {
+                    return Err(format!("the child process still runs after {timeout:?}"));
+                }
+                None => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        }
+    }
+
     /// SIGKILL, and wait until it is gone.
     pub fn kill(&mut self) {
         self.0.kill().unwrap();

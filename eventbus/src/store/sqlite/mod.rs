@@ -223,7 +223,7 @@ impl SqliteStore {
     fn write(
         &self,
         what: &'static str,
-        f: impl FnOnce(&mut rusqlite::Connection) -> rusqlite::Result<u64> + Send + 'static,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<u64> + Send + 'static,
     ) -> BoxFuture<'_, Result<u64>> {
         Box::pin(self.call(move |reply| Op::Write(what, Box::new(f), reply)))
     }
@@ -311,8 +311,13 @@ fn open_writer(
     {
         return Err(format!("directory `{}` does not exist", dir.display()));
     }
-    if !path.exists() {
-        create_private(path).map_err(|e| e.to_string())?;
+    // Another process may create the file between the look and the
+    // creation; then it is there, which is all that is asked.
+    if !path.exists()
+        && let Err(e) = create_private(path)
+        && e.kind() != std::io::ErrorKind::AlreadyExists
+    {
+        return Err(e.to_string());
     }
     let mut conn = rusqlite::Connection::open(path).map_err(|e| e.to_string())?;
     schema::configure(&conn, synchronous).map_err(|e| e.to_string())?;
@@ -399,8 +404,7 @@ impl Store for SqliteStore {
 
     fn save_checkpoint(&self, handler: &str, seq: u64) -> BoxFuture<'_, Result<()>> {
         let handler = handler.to_owned();
-        let done = self.write("saving a checkpoint", move |conn| {
-            let tx = conn.transaction()?;
+        let done = self.write("saving a checkpoint", move |tx| {
             let old: Option<i64> = tx
                 .prepare_cached("SELECT seq FROM checkpoints WHERE handler = ?1")?
                 .query_row([&handler], |r| r.get(0))
@@ -417,8 +421,8 @@ impl Store for SqliteStore {
                 "INSERT INTO checkpoints (handler, seq, updated_ns) VALUES (?1, ?2, ?3)
                  ON CONFLICT (handler) DO UPDATE SET seq = excluded.seq, updated_ns = excluded.updated_ns",
             )?
-            .execute(params![handler, seq as i64, writer::now_ns()])?;
-            tx.commit().map(|()| 0)
+            .execute(params![handler, seq as i64, writer::now_ns()])
+            .map(|_| 0)
         });
         Box::pin(async move { done.await.map(drop) })
     }

@@ -11,7 +11,7 @@ use std::ops::RangeInclusive;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
 use super::reader;
@@ -43,8 +43,9 @@ enum Stored {
 
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, String>>;
 
-/// A write other than an append, run on the writer thread in arrival order.
-pub(crate) type WriteFn = Box<dyn FnOnce(&mut Connection) -> rusqlite::Result<u64> + Send>;
+/// A write other than an append, run on the writer thread in arrival order,
+/// inside a transaction of its own that the writer commits.
+pub(crate) type WriteFn = Box<dyn FnOnce(&Transaction<'_>) -> rusqlite::Result<u64> + Send>;
 
 /// Work run on the writer thread that answers on its own channel: a
 /// handler's transaction, whose result type the writer does not know.
@@ -110,7 +111,8 @@ pub(crate) fn run(
                 Op::Handled => batch.handled.append(&mut pending.take()),
                 Op::Write(what, write, reply) => {
                     std::mem::take(&mut batch).commit(&mut conn);
-                    let _ = reply.send(write(&mut conn).map_err(|e| format!("{what} failed: {e}")));
+                    let done = in_transaction(&mut conn, write);
+                    let _ = reply.send(done.map_err(|e| format!("{what} failed: {e}")));
                 }
                 Op::Run(run) => {
                     std::mem::take(&mut batch).commit(&mut conn);
@@ -121,11 +123,31 @@ pub(crate) fn run(
         batch.commit(&mut conn);
         if !retention.is_unbounded() && last_retention.elapsed() >= every {
             last_retention = Instant::now();
-            if let Err(e) = retain(&mut conn, retention) {
+            if let Err(e) = in_transaction(&mut conn, |tx| retain(tx, retention)) {
                 tracing::warn!(error = %e, "sqlite retention failed; will try again");
             }
         }
     }
+}
+
+/// Begins a write transaction the way every write here must: `IMMEDIATE`,
+/// taking the file's write lock at `BEGIN`. A deferred transaction that
+/// reads first and then writes cannot wait for another process holding the
+/// lock (SQLite returns `SQLITE_BUSY` at once to avoid a deadlock); one
+/// that asks for the lock up front waits its turn within the busy timeout.
+pub(crate) fn begin(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+}
+
+/// Runs `write` in one [`begin`]-ed transaction and commits it.
+fn in_transaction<T>(
+    conn: &mut Connection,
+    write: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    let tx = begin(conn)?;
+    let value = write(&tx)?;
+    tx.commit()?;
+    Ok(value)
 }
 
 /// Runs of seqs handlers finished, waiting for the writer. Adjacent runs
@@ -172,7 +194,7 @@ impl Batch {
             return commit_records(conn, &self.handled);
         }
         let result = (|| -> rusqlite::Result<Vec<Stored>> {
-            let tx = conn.transaction()?;
+            let tx = begin(conn)?;
             let mut stored = Vec::with_capacity(self.appends.len());
             for (row, _) in &self.appends {
                 stored.push(append_row(&tx, row)?);
@@ -205,7 +227,7 @@ fn commit_records(conn: &mut Connection, handled: &[(Arc<str>, RangeInclusive<u6
         let synchronous: i64 = conn.pragma_query_value(None, "synchronous", |r| r.get(0))?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         let committed = (|| {
-            let tx = conn.transaction()?;
+            let tx = begin(conn)?;
             for (handler, seqs) in handled {
                 mark_handled(&tx, handler, seqs)?;
             }
@@ -262,7 +284,7 @@ pub(crate) fn handler_transaction<T, F>(
 where
     F: FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
 {
-    let tx = match conn.transaction() {
+    let tx = match begin(conn) {
         Ok(tx) => tx,
         Err(e) => return TxOutcome::Store(e),
     };
@@ -385,7 +407,7 @@ fn stored_by_id(tx: &rusqlite::Transaction<'_>, id: &str) -> rusqlite::Result<Op
 }
 
 /// Deletes what retention does not keep; returns how many events went.
-pub(crate) fn retain(conn: &mut Connection, retention: Retention) -> rusqlite::Result<u64> {
+pub(crate) fn retain(conn: &Connection, retention: Retention) -> rusqlite::Result<u64> {
     let mut removed = 0;
     if let Some(age) = retention.max_age_ns {
         removed += conn.execute(

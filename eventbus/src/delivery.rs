@@ -82,6 +82,9 @@ pub(crate) struct HandlerRuntime {
     pub(crate) feed: mpsc::Sender<RawEnvelope>,
     /// Wakes a store-fed handler when this process stored an event for it.
     pub(crate) wake: tokio::sync::Notify,
+    /// Whether this bus holds the handler's lease on a shared store, so
+    /// its store-read feed may run (see [`crate::lease`]).
+    pub(crate) lease: watch::Sender<bool>,
     pub(crate) counters: HandlerCounters,
 }
 

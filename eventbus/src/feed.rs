@@ -25,6 +25,7 @@ use tokio::sync::watch;
 
 use crate::delivery::{self, HandlerScope, Mode};
 use crate::error::Error;
+use crate::lease;
 use crate::store::{Order, Query};
 
 /// Where a handler seen for the first time starts reading.
@@ -52,13 +53,27 @@ pub(crate) const POLL: Duration = Duration::from_millis(250);
 
 /// Reads and handles one handler's feed until shutdown; at shutdown it
 /// handles what was stored up to then, and saves its checkpoint.
+///
+/// It runs only while this bus holds the handler's lease (see
+/// [`lease`](crate::lease)); without it, it stands by, and when it takes
+/// the lease over it starts from the checkpoint the last holder saved.
 pub(crate) async fn run(
     scope: Arc<HandlerScope>,
     mut at: Position,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut lease = scope.handler.lease.subscribe();
     let mut stopping = false;
     loop {
+        if !*lease.borrow_and_update() {
+            tracing::info!(handler = %scope.handler.name, "another process runs this handler on this store; standing by");
+            tokio::select! {
+                held = lease::held(&mut lease) => if !held { return },
+                _ = shutdown.changed() => return,
+            }
+            tracing::info!(handler = %scope.handler.name, "took the handler over; resuming after its checkpoint");
+            at = Position::current(&scope).await;
+        }
         let query = Query {
             topics: scope
                 .handler
@@ -109,7 +124,7 @@ pub(crate) async fn run(
                     .store()
                     .record_handled(&scope.handler.name, first..=at.last);
             }
-            if failed_read {
+            if failed_read || !*lease.borrow() {
                 break 'reading;
             }
             if at.last >= at.saved + SAVE_EVERY
@@ -131,6 +146,7 @@ pub(crate) async fn run(
         tokio::select! {
             () = scope.handler.wake.notified() => {}
             () = tokio::time::sleep(POLL) => {}
+            _ = lease.changed() => {}
             _ = shutdown.changed() => stopping = true,
         }
     }
@@ -176,36 +192,79 @@ impl Position {
 }
 
 impl Position {
-    /// Saves the position, unless someone else (a CLI, an operator) moved
-    /// the checkpoint since it was last saved: then that position is taken
-    /// instead and `true` returned.
+    /// Saves the position, unless someone else (a CLI, an operator, a
+    /// process that took the handler over) moved the checkpoint since it
+    /// was last saved: then that position is taken instead and `true`
+    /// returned.
     async fn sync(&mut self, scope: &HandlerScope) -> bool {
         self.synced = Instant::now();
+        let store = scope.bus.store();
         let name = &scope.handler.name;
-        match scope.bus.store().load_checkpoint(name).await {
+        if self.last != self.saved {
+            match store.advance_checkpoint(name, self.saved, self.last).await {
+                Ok(true) => {
+                    self.saved = self.last;
+                    return false;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(handler = %name, seq = self.last, error = %e, "could not save the checkpoint");
+                    return false;
+                }
+            }
+        }
+        match store.load_checkpoint(name).await {
             Ok(Some(seq)) if seq != self.saved => {
                 tracing::info!(handler = %name, from = self.last, to = seq, "checkpoint moved from outside; following it");
-                *self = match Position::at_checkpoint(scope, seq).await {
-                    Ok(at) => at,
-                    Err(e) => {
-                        tracing::warn!(handler = %name, error = %e, "could not read which events were handled; handling all after the checkpoint");
-                        Position {
-                            last: seq,
-                            saved: seq,
-                            finished: VecDeque::new(),
-                            synced: Instant::now(),
-                        }
-                    }
-                };
-                return true;
+                *self = Position::at_or_after(scope, seq).await;
+                true
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(handler = %name, error = %e, "could not read the checkpoint"),
+            Ok(Some(_)) => false,
+            Ok(None) => {
+                // Deleted from outside: this handler's position stands.
+                if save(scope, self.last).await {
+                    self.saved = self.last;
+                }
+                false
+            }
+            Err(e) => {
+                tracing::warn!(handler = %name, error = %e, "could not read the checkpoint");
+                false
+            }
         }
-        if self.last != self.saved && save(scope, self.last).await {
-            self.saved = self.last;
+    }
+
+    /// The position the store holds now, for a handler taken over from
+    /// another process; from the start when it holds none.
+    async fn current(scope: &HandlerScope) -> Self {
+        match scope.bus.store().load_checkpoint(&scope.handler.name).await {
+            Ok(seq) => Position::at_or_after(scope, seq.unwrap_or(0)).await,
+            Err(e) => {
+                tracing::warn!(handler = %scope.handler.name, error = %e, "could not read the checkpoint; handling everything stored");
+                Position::bare(0)
+            }
         }
-        false
+    }
+
+    /// The position at `seq` with what was recorded handled after it; if
+    /// those records cannot be read, everything after `seq` is handled.
+    async fn at_or_after(scope: &HandlerScope, seq: u64) -> Self {
+        match Position::at_checkpoint(scope, seq).await {
+            Ok(at) => at,
+            Err(e) => {
+                tracing::warn!(handler = %scope.handler.name, error = %e, "could not read which events were handled; handling all after the checkpoint");
+                Position::bare(seq)
+            }
+        }
+    }
+
+    fn bare(seq: u64) -> Self {
+        Position {
+            last: seq,
+            saved: seq,
+            finished: VecDeque::new(),
+            synced: Instant::now(),
+        }
     }
 }
 
@@ -221,12 +280,7 @@ pub(crate) async fn first_position(scope: &HandlerScope, start: Start) -> crate:
         None => newest_seq(scope).await?,
     };
     store.save_checkpoint(&scope.handler.name, seq).await?;
-    Ok(Position {
-        last: seq,
-        saved: seq,
-        finished: VecDeque::new(),
-        synced: Instant::now(),
-    })
+    Ok(Position::bare(seq))
 }
 
 async fn newest_seq(scope: &HandlerScope) -> crate::Result<u64> {

@@ -54,6 +54,7 @@ mod event;
 mod feed;
 mod handler;
 mod history;
+mod lease;
 mod metrics;
 pub mod middleware;
 mod replay;

@@ -54,8 +54,11 @@ async fn consumer_child() {
         )
         .start(Start::Earliest)
     };
+    // A restarted consumer waits for its killed predecessor's lease to
+    // expire; a short one keeps the test quick.
     let bus = isolated()
         .store(url)
+        .handler_lease(Duration::from_secs(1))
         .handler(handler)
         .build()
         .await

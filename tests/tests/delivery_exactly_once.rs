@@ -55,8 +55,11 @@ async fn effects_child() {
     .retry(3)
     .concurrency(4)
     .start(Start::Earliest);
+    // A restarted consumer waits for its killed predecessor's lease to
+    // expire; a short one keeps the test quick.
     let bus = isolated()
         .store(url)
+        .handler_lease(Duration::from_secs(1))
         .handler(handler)
         .build()
         .await

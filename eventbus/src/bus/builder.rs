@@ -15,6 +15,7 @@ use crate::delivery::{self, Backoff, HandlerCounters, HandlerRuntime, HandlerSco
 use crate::error::{Error, Result};
 use crate::feed::{self, Start};
 use crate::handler::{FnHandler, HandlerDef, HandlerRegistration};
+use crate::lease::{self, LeaseKeeper};
 use crate::middleware::{Middleware, TracingLayer};
 use crate::store::{self, BoxStream, ConsumerSpec, Delivery, Store};
 
@@ -53,6 +54,7 @@ pub struct BusBuilder {
     metrics: bool,
     default_start: Start,
     lag: LagPolicy,
+    lease_ttl: Duration,
     errors: Vec<Error>,
 }
 
@@ -76,6 +78,7 @@ impl BusBuilder {
             metrics: false,
             default_start: Start::Latest,
             lag: LagPolicy::Block,
+            lease_ttl: lease::DEFAULT_TTL,
             errors: Vec::new(),
         }
     }
@@ -225,6 +228,21 @@ impl BusBuilder {
         self
     }
 
+    /// How long a handler's lease on a shared SQLite file lasts without
+    /// renewal (default 5 s; renewed every third of it). Of several
+    /// processes running one handler on one file, one holds the lease and
+    /// runs it; when that process dies, another takes over within this
+    /// time plus a third of it.
+    pub fn handler_lease(mut self, ttl: Duration) -> Self {
+        if ttl < Duration::from_millis(300) {
+            self.errors.push(Error::Config(format!(
+                "handler lease {ttl:?} is too short to be renewed in time; use 300ms or more"
+            )));
+        }
+        self.lease_ttl = ttl;
+        self
+    }
+
     /// Opens the store, collects the handlers, checks them and starts them.
     ///
     /// # Errors
@@ -269,6 +287,7 @@ impl BusBuilder {
                 topics,
                 feed: tx,
                 wake: tokio::sync::Notify::new(),
+                lease: watch::Sender::new(true),
                 counters: HandlerCounters::default(),
                 def,
             }));
@@ -298,6 +317,7 @@ impl BusBuilder {
                 metrics: self.metrics,
                 shutdown,
                 workers: Mutex::new(Vec::new()),
+                leases: tokio::sync::Mutex::new(None),
                 shutdown_timeout: self.shutdown_timeout,
                 runtime,
             }),
@@ -322,6 +342,19 @@ impl BusBuilder {
                 FeedSource::Pushed
             };
             sources.push(source);
+        }
+        let read: Vec<Arc<HandlerRuntime>> = bus
+            .inner
+            .handlers
+            .iter()
+            .zip(&sources)
+            .filter(|(_, source)| matches!(source, FeedSource::Read(_)))
+            .map(|(handler, _)| Arc::clone(handler))
+            .collect();
+        if !read.is_empty() {
+            let keeper =
+                LeaseKeeper::start(Arc::clone(&bus.inner.store), read, self.lease_ttl).await?;
+            *bus.inner.leases.lock().await = Some(keeper);
         }
         let mut workers = Vec::with_capacity(bus.inner.handlers.len() + 1);
         for ((handler, feed), source) in bus.inner.handlers.iter().zip(feeds).zip(sources) {

@@ -211,11 +211,6 @@ pub(crate) async fn retry_requested(
     every: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mine: Vec<Arc<str>> = bus
-        .handler_runtimes()
-        .iter()
-        .map(|h| Arc::clone(&h.name))
-        .collect();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
@@ -232,10 +227,14 @@ pub(crate) async fn retry_requested(
                 continue;
             }
         };
-        for dead in marked
-            .into_iter()
-            .filter(|d| mine.iter().any(|m| **m == *d.handler))
-        {
+        // Of processes sharing a store, the one running the handler
+        // (holding its lease) retries its dead letters.
+        let runs = |name: &str| {
+            bus.handler_runtimes()
+                .iter()
+                .any(|h| *h.name == *name && *h.lease.borrow())
+        };
+        for dead in marked.into_iter().filter(|d| runs(&d.handler)) {
             match DeadLetters::new(bus.clone()).retry(dead.id).await {
                 Ok(handled) => {
                     tracing::info!(dead_letter_id = dead.id, handler = %dead.handler, handled, "retried a dead letter on request")

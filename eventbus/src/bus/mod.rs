@@ -82,6 +82,9 @@ pub(crate) struct Inner {
     metrics: bool,
     shutdown: watch::Sender<bool>,
     workers: Mutex<Vec<(Arc<str>, JoinHandle<()>)>>,
+    /// Renews the leases of handlers read from a shared store; released
+    /// once those handlers have drained at shutdown.
+    leases: tokio::sync::Mutex<Option<crate::lease::LeaseKeeper>>,
     shutdown_timeout: Duration,
     runtime: tokio::runtime::Handle,
 }
@@ -258,6 +261,9 @@ impl Bus {
                 worker.abort();
                 stuck.push(name.to_string());
             }
+        }
+        if let Some(keeper) = self.inner.leases.lock().await.take() {
+            keeper.release().await;
         }
         self.inner.store.close().await?;
         if stuck.is_empty() {

@@ -16,6 +16,7 @@ mod sqlite;
 use std::any::Any;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_core::Stream;
 use std::pin::Pin;
@@ -57,6 +58,55 @@ pub trait Store: Any + Send + Sync + 'static {
     /// Moving a checkpoint back forgets what [`Store::record_handled`]
     /// recorded for that handler, so the events after it are handled again.
     fn save_checkpoint(&self, handler: &str, seq: u64) -> BoxFuture<'_, Result<()>>;
+
+    /// Saves the named handler's checkpoint at `seq` only if it is still at
+    /// `expected` (where this handler last saved or read it), and returns
+    /// whether it did: `false` means someone else (an operator, the CLI, a
+    /// process that took the handler over) moved it meanwhile, and the
+    /// caller should follow the new position instead of overwriting it.
+    ///
+    /// The default looks and then saves, which a store that several
+    /// processes write should replace with one atomic step.
+    fn advance_checkpoint(
+        &self,
+        handler: &str,
+        expected: u64,
+        seq: u64,
+    ) -> BoxFuture<'_, Result<bool>> {
+        let handler = handler.to_owned();
+        Box::pin(async move {
+            if self.load_checkpoint(&handler).await?.unwrap_or(0) != expected {
+                return Ok(false);
+            }
+            self.save_checkpoint(&handler, seq).await.map(|()| true)
+        })
+    }
+
+    /// Takes or renews, for `holder`, the lease on running each named
+    /// handler, for `ttl` from now, unless another holder's lease on it
+    /// has not expired; returns, per handler, whether `holder` has it.
+    ///
+    /// Processes that share a durable store through the bus's own feeds
+    /// (SQLite) use leases so that one handler name runs in one process at
+    /// a time, the others standing by. A store whose handlers cannot be
+    /// shared that way (it lives in one process, or its server hands out
+    /// the events itself) grants every lease, which is the default.
+    fn renew_leases(
+        &self,
+        holder: &str,
+        handlers: &[Arc<str>],
+        ttl: Duration,
+    ) -> BoxFuture<'_, Result<Vec<bool>>> {
+        let _ = (holder, ttl);
+        let all = vec![true; handlers.len()];
+        Box::pin(async move { Ok(all) })
+    }
+
+    /// Gives up every lease `holder` has, so a standby takes over at once.
+    fn release_leases(&self, holder: &str) -> BoxFuture<'_, Result<()>> {
+        let _ = holder;
+        Box::pin(async { Ok(()) })
+    }
 
     /// Records, without waiting, that the named handler finished the
     /// events with seqs in `seqs` (ahead of its checkpoint), so that a

@@ -228,6 +228,15 @@ impl SqliteStore {
         Box::pin(self.call(move |reply| Op::Write(what, Box::new(f), reply)))
     }
 
+    /// Runs a write on the writer thread that commits without an fsync.
+    fn write_unsynced(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<u64> + Send + 'static,
+    ) -> BoxFuture<'_, Result<u64>> {
+        Box::pin(self.call(move |reply| Op::WriteUnsynced(what, Box::new(f), reply)))
+    }
+
     /// Sends one operation to the writer thread and waits for its reply.
     async fn call<T>(&self, op: impl FnOnce(writer::Reply<T>) -> Op) -> Result<T> {
         let (reply, answer) = oneshot::channel();
@@ -423,6 +432,74 @@ impl Store for SqliteStore {
             )?
             .execute(params![handler, seq as i64, writer::now_ns()])
             .map(|_| 0)
+        });
+        Box::pin(async move { done.await.map(drop) })
+    }
+
+    fn advance_checkpoint(
+        &self,
+        handler: &str,
+        expected: u64,
+        seq: u64,
+    ) -> BoxFuture<'_, Result<bool>> {
+        let handler = handler.to_owned();
+        let done = self.write("saving a checkpoint", move |tx| {
+            let moved = tx
+                .prepare_cached(
+                    "UPDATE checkpoints SET seq = ?2, updated_ns = ?3 WHERE handler = ?1 AND seq = ?4",
+                )?
+                .execute(params![handler, seq as i64, writer::now_ns(), expected as i64])?;
+            if moved == 1 {
+                tx.prepare_cached("DELETE FROM handled WHERE handler = ?1 AND last_seq <= ?2")?
+                    .execute(params![handler, seq as i64])?;
+            }
+            Ok(moved as u64)
+        });
+        Box::pin(async move { done.await.map(|moved| moved == 1) })
+    }
+
+    fn renew_leases(
+        &self,
+        holder: &str,
+        handlers: &[Arc<str>],
+        ttl: Duration,
+    ) -> BoxFuture<'_, Result<Vec<bool>>> {
+        let holder = holder.to_owned();
+        let handlers = handlers.to_vec();
+        let ttl_ns = i64::try_from(ttl.as_nanos()).unwrap_or(i64::MAX);
+        let (reply, answer) = oneshot::channel();
+        // A lost renewal costs a standby's takeover, never an event, so it
+        // does not wait for the disk.
+        let done = self.write_unsynced("renewing handler leases", move |tx| {
+            let now = writer::now_ns();
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO leases (handler, holder, expires_ns) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (handler) DO UPDATE
+                     SET holder = excluded.holder, expires_ns = excluded.expires_ns
+                     WHERE leases.holder = excluded.holder OR leases.expires_ns < ?4",
+            )?;
+            let mut held = Vec::with_capacity(handlers.len());
+            for handler in &handlers {
+                let changed =
+                    stmt.execute(params![&**handler, holder, now.saturating_add(ttl_ns), now])?;
+                held.push(changed == 1);
+            }
+            let _ = reply.send(held);
+            Ok(0)
+        });
+        Box::pin(async move {
+            done.await?;
+            answer
+                .await
+                .map_err(|_| store_error("the lease renewal gave no answer".into()))
+        })
+    }
+
+    fn release_leases(&self, holder: &str) -> BoxFuture<'_, Result<()>> {
+        let holder = holder.to_owned();
+        let done = self.write("releasing handler leases", move |tx| {
+            tx.execute("DELETE FROM leases WHERE holder = ?1", [holder])
+                .map(|n| n as u64)
         });
         Box::pin(async move { done.await.map(drop) })
     }

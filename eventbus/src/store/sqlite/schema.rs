@@ -9,7 +9,7 @@ use rusqlite::functions::FunctionFlags;
 use rusqlite::{Connection, TransactionBehavior};
 
 /// The schema version this build writes and reads.
-pub(crate) const SCHEMA_VERSION: i64 = 4;
+pub(crate) const SCHEMA_VERSION: i64 = 5;
 
 /// Each entry migrates from version `index` to `index + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -67,6 +67,15 @@ const MIGRATIONS: &[&str] = &[
         first_seq INTEGER NOT NULL,
         last_seq  INTEGER NOT NULL,
         PRIMARY KEY (handler, first_seq)
+    ) WITHOUT ROWID;
+    "#,
+    // 4 -> 5: which process runs each handler, until when; renewed while
+    // it runs, taken over by a standby once expired.
+    r#"
+    CREATE TABLE leases (
+        handler    TEXT    PRIMARY KEY,
+        holder     TEXT    NOT NULL,
+        expires_ns INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
 ];

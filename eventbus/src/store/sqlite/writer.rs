@@ -57,6 +57,9 @@ pub(crate) enum Op {
     /// next group commit, with no reply, so handlers never wait for it.
     Handled,
     Write(&'static str, WriteFn, Reply<u64>),
+    /// A write whose loss in a power cut costs nothing but redone work
+    /// (a lease renewal), committed without waiting for the disk.
+    WriteUnsynced(&'static str, WriteFn, Reply<u64>),
     Run(RunFn),
 }
 
@@ -112,6 +115,11 @@ pub(crate) fn run(
                 Op::Write(what, write, reply) => {
                     std::mem::take(&mut batch).commit(&mut conn);
                     let done = in_transaction(&mut conn, write);
+                    let _ = reply.send(done.map_err(|e| format!("{what} failed: {e}")));
+                }
+                Op::WriteUnsynced(what, write, reply) => {
+                    std::mem::take(&mut batch).commit(&mut conn);
+                    let done = unsynced(&mut conn, |conn| in_transaction(conn, write));
                     let _ = reply.send(done.map_err(|e| format!("{what} failed: {e}")));
                 }
                 Op::Run(run) => {
@@ -223,26 +231,34 @@ impl Batch {
 /// events again, which at-least-once allows; waiting for the disk to
 /// record them would slow the whole store for no promise it makes.
 fn commit_records(conn: &mut Connection, handled: &[(Arc<str>, RangeInclusive<u64>)]) {
-    let result = (|| -> rusqlite::Result<()> {
-        let synchronous: i64 = conn.pragma_query_value(None, "synchronous", |r| r.get(0))?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let committed = (|| {
-            let tx = begin(conn)?;
+    let result = unsynced(conn, |conn| {
+        in_transaction(conn, |tx| {
             for (handler, seqs) in handled {
-                mark_handled(&tx, handler, seqs)?;
+                mark_handled(tx, handler, seqs)?;
             }
-            tx.commit()
-        })();
-        if let Err(e) = conn.pragma_update(None, "synchronous", synchronous) {
-            tracing::error!(error = %e, "could not set `synchronous` back after recording handled events; later commits may not be synced");
-        }
-        committed
-    })();
+            Ok(())
+        })
+    });
     if let Err(e) = result {
         // Without the records a restart handles these events again, as
         // at-least-once allows.
         tracing::warn!(error = %e, "recording handled events failed");
     }
+}
+
+/// Runs `write` with `synchronous=NORMAL`, so its commit does not wait
+/// for an fsync, and sets the connection's own level back afterwards.
+fn unsynced<T>(
+    conn: &mut Connection,
+    write: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    let synchronous: i64 = conn.pragma_query_value(None, "synchronous", |r| r.get(0))?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    let done = write(conn);
+    if let Err(e) = conn.pragma_update(None, "synchronous", synchronous) {
+        tracing::error!(error = %e, "could not set `synchronous` back after an unsynced write; later commits may not be synced");
+    }
+    done
 }
 
 /// Records that `handler` finished the events in `seqs`; runs may overlap.

@@ -1,14 +1,15 @@
 //! `eventbus topics`, `eventbus stats` (totals, per-handler checkpoints,
-//! lag and dead letters, size) and `eventbus clear PATTERN`.
+//! lag and dead letters, size), `eventbus clear PATTERN` and `eventbus
+//! backup FILE`.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use anyhow::{Context as _, Result};
-use eventbus::store::{DeadLetterQuery, Order, Query, Store};
+use anyhow::{Context as _, Result, bail};
+use eventbus::store::{DeadLetterQuery, Order, Query, SqliteStore, Store};
 use serde_json::json;
 
-use crate::cli::{ClearArgs, StatsArgs, TopicsArgs};
+use crate::cli::{BackupArgs, ClearArgs, StatsArgs, TopicsArgs};
 use crate::open;
 use crate::output::{self, Table};
 use crate::prompt;
@@ -179,5 +180,29 @@ pub(crate) async fn clear(url: &str, args: ClearArgs) -> Result<()> {
     let deleted = deleted.with_context(|| format!("clearing `{pattern}`"))?;
     open::close(&*store).await?;
     println!("deleted {deleted} event(s) matching `{pattern}`");
+    Ok(())
+}
+
+/// Only SQLite files are copied by the CLI: a NATS stream is backed up by
+/// the server's own tools (`nats stream backup`).
+pub(crate) async fn backup(url: &str, args: BackupArgs) -> Result<()> {
+    if !url.starts_with("sqlite://") {
+        bail!(
+            "backup copies sqlite:// stores; this store is {}; for NATS use `nats stream backup`",
+            url.split_once("://").map_or(url, |(scheme, _)| scheme)
+        );
+    }
+    if let Some(path) = open::sqlite_path(url)
+        && !std::path::Path::new(path).exists()
+    {
+        bail!("store file {path} does not exist (check --store or EVENTBUS_URL)");
+    }
+    let store = SqliteStore::open(url).await?;
+    let bar = prompt::spinner(&format!("backing up to {}", args.file.display()));
+    let copied = store.backup(&args.file).await;
+    bar.finish_and_clear();
+    open::close(&store).await?;
+    copied?;
+    println!("backed up {} to {}", store.describe(), args.file.display());
     Ok(())
 }

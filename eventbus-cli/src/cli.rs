@@ -52,6 +52,8 @@ pub(crate) enum Command {
     Import(ImportArgs),
     /// Delete every event whose topic matches a pattern.
     Clear(ClearArgs),
+    /// Copy a `sqlite://` store, while it is in use, into a new file.
+    Backup(BackupArgs),
 }
 
 #[derive(Debug, Args)]
@@ -213,6 +215,12 @@ pub(crate) struct ClearArgs {
     /// Do not ask for confirmation (needed when stdin is not a terminal).
     #[arg(long, short = 'y')]
     pub(crate) yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BackupArgs {
+    /// The new file (never overwritten); `sqlite://FILE` opens the copy.
+    pub(crate) file: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

@@ -59,6 +59,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stats(args) => admin::stats(url, args).await,
         Command::Dlq(command) => dlq::run(url, command).await,
         Command::Clear(args) => admin::clear(url, args).await,
+        Command::Backup(args) => admin::backup(url, args).await,
         Command::Export(args) => transfer::export(url, args).await,
         Command::Import(args) => transfer::import(url, args).await,
     }

@@ -24,7 +24,7 @@ pub(crate) async fn or_create(url: &str) -> Result<Arc<dyn Store>> {
 }
 
 /// The file a `sqlite://PATH?options` URL names, if it names one.
-fn sqlite_path(url: &str) -> Option<&str> {
+pub(crate) fn sqlite_path(url: &str) -> Option<&str> {
     let rest = url.strip_prefix("sqlite://")?;
     let path = rest.split_once('?').map_or(rest, |(path, _)| path);
     (!path.is_empty()).then_some(path)

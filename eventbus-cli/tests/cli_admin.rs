@@ -170,3 +170,67 @@ fn stats_counts_dead_letters_per_handler() {
     assert_eq!(json["handlers"][1]["checkpoint"], Value::Null);
     assert_eq!(json["handlers"][1]["dead_letters"], 1);
 }
+
+fn sidecars(db: &std::path::Path) -> Vec<String> {
+    ["-wal", "-shm"]
+        .iter()
+        .map(|suffix| format!("{}{suffix}", db.display()))
+        .filter(|name| std::path::Path::new(name).exists())
+        .collect()
+}
+
+#[test]
+fn commands_leave_the_db_file_alone_holding_everything() {
+    let s = Scratch::new();
+    seed(&s);
+    assert_eq!(sidecars(&s.path), Vec::<String>::new(), "left by publish");
+    for args in [
+        &["history"][..],
+        &["topics"],
+        &["stats"],
+        &["dlq", "list"],
+        &["export"],
+    ] {
+        s.ok(args);
+        assert_eq!(sidecars(&s.path), Vec::<String>::new(), "left by {args:?}");
+    }
+    // The .db alone is a complete store.
+    let (copy_url, copy) = s.other("copy.db");
+    std::fs::copy(&s.path, &copy).expect("copy");
+    let mut cmd = support::bin();
+    let out = cmd
+        .args(["--store", &copy_url, "history", "--json"])
+        .output()
+        .expect("runs");
+    assert_eq!(ndjson(&String::from_utf8_lossy(&out.stdout)).len(), 4);
+}
+
+#[test]
+fn backup_copies_the_store_into_a_new_file() {
+    let s = Scratch::new();
+    seed(&s);
+    let (copy_url, copy) = s.other("backup.db");
+    let out = s.ok(&["backup", copy.to_str().expect("utf-8")]);
+    assert!(out.starts_with("backed up"), "{out}");
+    let mut cmd = support::bin();
+    let out = cmd
+        .args(["--store", &copy_url, "history", "--json"])
+        .output()
+        .expect("runs");
+    assert_eq!(
+        ndjson(&String::from_utf8_lossy(&out.stdout)),
+        s.history_json(&[])
+    );
+
+    let again = s
+        .cmd()
+        .args(["backup", copy.to_str().expect("utf-8")])
+        .output()
+        .expect("runs");
+    assert!(assert_error(&again, 1).contains("exists already"));
+    let missing = support::bin()
+        .args(["--store", "sqlite:///nonexistent/x.db", "backup", "y.db"])
+        .output()
+        .expect("runs");
+    assert!(assert_error(&missing, 1).contains("does not exist"));
+}

@@ -171,6 +171,25 @@ impl SqliteStore {
             .await
     }
 
+    /// Copies the store, as it is at one moment, into a new file at
+    /// `destination`, while the store stays in use (by this process and
+    /// others): SQLite's online backup, read in one snapshot. The copy is
+    /// a complete store file of its own (mode 0600), which
+    /// `sqlite://DESTINATION` opens.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when `destination` exists already (a backup never
+    /// overwrites), its directory is missing, or the copy fails; a
+    /// partial copy is removed.
+    pub async fn backup(&self, destination: impl AsRef<Path>) -> Result<()> {
+        let (source, destination) = (self.path.clone(), destination.as_ref().to_owned());
+        tokio::task::spawn_blocking(move || backup_file(&source, &destination))
+            .await
+            .map_err(|e| store_error(format!("the backup panicked: {e}")))?
+            .map_err(store_error)
+    }
+
     /// Runs `f` in one transaction on the writer thread and, with `mark`,
     /// records in that same transaction that `handler` finished the event
     /// with that seq: the handler's effect and its mark commit together or
@@ -330,8 +349,72 @@ fn open_writer(
     }
     let mut conn = rusqlite::Connection::open(path).map_err(|e| e.to_string())?;
     schema::configure(&conn, synchronous).map_err(|e| e.to_string())?;
+    // Deleted rows (`clear`, retention) are zeroed where that costs no
+    // extra write, and freed pages leave the file through incremental
+    // vacuum, so a copy of the file made after a `clear` holds no trace
+    // of what was cleared.
+    conn.pragma_update(None, "secure_delete", "FAST")
+        .map_err(|e| e.to_string())?;
     schema::migrate(&mut conn)?;
     Ok(conn)
+}
+
+/// The online backup of `source` into a new file at `destination`.
+fn backup_file(source: &Path, destination: &Path) -> std::result::Result<(), String> {
+    let to = destination.display();
+    if let Some(dir) = destination.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.is_dir()
+    {
+        return Err(format!(
+            "cannot back up to {to}: directory `{}` does not exist",
+            dir.display()
+        ));
+    }
+    create_private(destination).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => {
+            format!("{to} exists already; a backup never overwrites, so name a new file")
+        }
+        _ => format!("cannot create {to}: {e}"),
+    })?;
+    let copied = (|| {
+        let from = rusqlite::Connection::open_with_flags(
+            source,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )?;
+        from.busy_timeout(Duration::from_secs(10))?;
+        let mut into = rusqlite::Connection::open(destination)?;
+        {
+            let backup = rusqlite::backup::Backup::new(&from, &mut into)?;
+            // All pages in one step: one read snapshot, which in WAL mode
+            // never holds writers back, and never restarts because a
+            // writer changed the file half-way.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                match backup.step(-1)? {
+                    rusqlite::backup::StepResult::Done => break,
+                    // Another connection holds a lock the copy needs.
+                    _ if std::time::Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    _ => {
+                        return Err(rusqlite::Error::SqliteFailure(
+                            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                            Some("the store stayed locked for 10 s".into()),
+                        ));
+                    }
+                }
+            }
+        }
+        into.close().map_err(|(_, e)| e)
+    })();
+    copied.map_err(|e: rusqlite::Error| {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = destination.as_os_str().to_owned();
+            name.push(suffix);
+            let _ = std::fs::remove_file(name);
+        }
+        format!("backing up {} to {to} failed: {e}", source.display())
+    })
 }
 
 #[cfg(unix)]
@@ -552,6 +635,10 @@ impl Store for SqliteStore {
 
     fn close(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
+            // Readers close first, so the writer is the file's last
+            // connection in this process: its close checkpoints the WAL
+            // into the file and removes `-wal` and `-shm`.
+            self.readers.close();
             // Dropping the sender lets the writer finish its queue and exit.
             drop(self.writer.lock().unwrap_or_else(|e| e.into_inner()).take());
             let thread = self

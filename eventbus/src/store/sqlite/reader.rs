@@ -20,10 +20,12 @@ use crate::store::{Order, Query};
 pub(crate) const COLUMNS: &str = "seq, id, topic, time_ns, source, correlation_id, causation_id, \
                        idempotency_key, headers, event_name, event_version, data";
 
-/// Read connections, opened on demand and reused.
+/// Read connections, opened on demand and reused until the store closes.
 pub(crate) struct Readers {
     path: PathBuf,
-    idle: Mutex<Vec<Connection>>,
+    /// `None` once closed: a read still running then drops its connection
+    /// when done instead of keeping it.
+    idle: Mutex<Option<Vec<Connection>>>,
 }
 
 /// One page of a query: the rows (each may fail on its own) and the seq to
@@ -37,8 +39,14 @@ impl Readers {
     pub(crate) fn new(path: PathBuf) -> Self {
         Readers {
             path,
-            idle: Mutex::new(Vec::new()),
+            idle: Mutex::new(Some(Vec::new())),
         }
+    }
+
+    /// Closes the idle connections; later reads open and close their own.
+    pub(crate) fn close(&self) {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).take();
+        drop(idle);
     }
 
     /// Runs `f` on an idle connection (or a new one), blocking.
@@ -46,7 +54,12 @@ impl Readers {
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> rusqlite::Result<T> {
-        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+            .and_then(Vec::pop);
         let conn = match idle {
             Some(conn) => conn,
             None => {
@@ -59,10 +72,9 @@ impl Readers {
             }
         };
         let out = f(&conn);
-        self.idle
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(conn);
+        if let Some(idle) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            idle.push(conn);
+        }
         out
     }
 

@@ -77,6 +77,27 @@ impl Retention {
     }
 }
 
+/// Moves everything from the WAL into the database file and empties the
+/// WAL before closing, so that after a clean close the `.db` file alone
+/// holds every event (a user copies it, not its `-wal`). When no other
+/// connection has the file open, closing also deletes the `-wal` and
+/// `-shm` files; when one has, its last close does that.
+fn close(conn: Connection) {
+    let truncated = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+        row.get::<_, i64>(0)
+    });
+    match truncated {
+        Ok(0) => {}
+        // Busy: another process is reading or writing; the WAL it left
+        // is carried over by the next checkpoint.
+        Ok(_) => tracing::debug!("the WAL is in use by another connection; left for it"),
+        Err(e) => tracing::warn!(error = %e, "checkpointing the WAL at close failed"),
+    }
+    if let Err((_, e)) = conn.close() {
+        tracing::warn!(error = %e, "closing the SQLite file failed");
+    }
+}
+
 /// Runs until every sender is gone, then closes the connection.
 ///
 /// Operations run in arrival order; consecutive appends share a
@@ -99,7 +120,7 @@ pub(crate) fn run(
         match first {
             Ok(op) => queued.push(op),
             Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            Err(mpsc::RecvTimeoutError::Disconnected) => return close(conn),
         }
         while !queued.is_empty() && queued.len() < MAX_BATCH {
             match ops.try_recv() {

@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 
-use eventbus::prelude::*;
 use eventbus::store::{SqliteStore, Store};
 use tests::{EntityCreated, OrderEvent, isolated};
 

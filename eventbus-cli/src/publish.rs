@@ -18,10 +18,10 @@ pub(crate) async fn run(url: &str, args: PublishArgs) -> Result<()> {
     let data = read_data(&args.data)?;
     let draft = draft(&args, data)?;
     let store = open::or_create(url).await?;
-    let id = draft.id();
+    let id = draft.id().clone();
     let stored = store.append(draft).await.context("publishing")?;
     open::close(&*store).await?;
-    let what = if stored.id() == id {
+    let what = if *stored.id() == id {
         "published"
     } else {
         // The store already had an event with this idempotency key.

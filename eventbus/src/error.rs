@@ -27,6 +27,12 @@ pub enum Error {
     /// An event could not be encoded or decoded.
     #[error(transparent)]
     Codec(#[from] CodecError),
+    /// An event cannot be stored as it is; nothing was stored.
+    #[error("the event cannot be stored: {reason}")]
+    InvalidEvent {
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A store URL could not be understood.
     #[error("invalid store URL `{url}`: {reason}")]
     InvalidStoreUrl {

@@ -58,6 +58,12 @@ impl HistoryQuery {
         self
     }
 
+    /// Only events with this CloudEvents `subject` (such as an entity id).
+    pub fn subject(mut self, subject: impl Into<String>) -> Self {
+        self.query.subject = Some(subject.into());
+        self
+    }
+
     /// Only events published at or after `time`.
     pub fn since(mut self, time: DateTime<Utc>) -> Self {
         self.query.since = Some(time);

@@ -70,7 +70,7 @@ pub use bus::{
     Subscription, SubscriptionError,
 };
 pub use delivery::Backoff;
-pub use envelope::{Draft, Envelope, RawEnvelope};
+pub use envelope::{Draft, Envelope, EventId, HeaderKind, HeaderValue, RawEnvelope};
 pub use error::{Error, Result};
 pub use event::{CodecError, Event};
 pub use feed::Start;

@@ -116,7 +116,13 @@ async fn a_transactional_handler_applies_each_event_exactly_once_across_kills() 
             tokio::spawn(async move {
                 let mut ids = Vec::new();
                 for id in (p..EVENTS).step_by(8) {
-                    ids.push(bus.publish(OrderEvent::Shipped { id }).await.unwrap().id());
+                    ids.push(
+                        bus.publish(OrderEvent::Shipped { id })
+                            .await
+                            .unwrap()
+                            .id()
+                            .clone(),
+                    );
                 }
                 ids
             })

@@ -106,7 +106,7 @@ async fn nats_server_restart_loses_no_acknowledged_event() {
 
     // Four publishers, each recording what was acknowledged and what failed.
     let stop = Arc::new(AtomicBool::new(false));
-    let acked = Arc::new(Mutex::new(Vec::<(u64, uuid::Uuid)>::new()));
+    let acked = Arc::new(Mutex::new(Vec::<(u64, eventbus::envelope::EventId)>::new()));
     let failed = Arc::new(Mutex::new(Vec::<String>::new()));
     let mut publishers = Vec::new();
     for p in 0..4u64 {
@@ -124,7 +124,7 @@ async fn nats_server_restart_loses_no_acknowledged_event() {
                     id: p * 1_000_000 + n,
                 });
                 match tokio::time::timeout(Duration::from_secs(30), publish).await {
-                    Ok(Ok(env)) => acked.lock().unwrap().push((env.seq(), env.id())),
+                    Ok(Ok(env)) => acked.lock().unwrap().push((env.seq(), env.id().clone())),
                     Ok(Err(e)) => {
                         failed.lock().unwrap().push(e.to_string());
                         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -158,13 +158,13 @@ async fn nats_server_restart_loses_no_acknowledged_event() {
         acked.len(),
         failed.lock().unwrap().len()
     );
-    let stored: BTreeMap<u64, uuid::Uuid> = bus
+    let stored: BTreeMap<u64, eventbus::envelope::EventId> = bus
         .history()
         .fetch()
         .await
         .unwrap()
         .iter()
-        .map(|e| (e.seq(), e.id()))
+        .map(|e| (e.seq(), e.id().clone()))
         .collect();
     for (seq, id) in &acked {
         assert_eq!(

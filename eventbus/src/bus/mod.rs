@@ -113,12 +113,12 @@ impl Bus {
                     });
                 }
             }
-            let id = draft.id();
+            let id = draft.id().clone();
             let started = self.inner.metrics.then(std::time::Instant::now);
             let env = self.inner.store.append(draft).await?;
             // A repeated idempotency key answers with the first event, which
             // was routed when it was published.
-            if env.id() == id {
+            if *env.id() == id {
                 self.route(&env).await?;
                 if let Some(started) = started {
                     crate::metrics::published(env.topic(), started.elapsed());

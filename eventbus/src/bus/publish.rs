@@ -5,7 +5,7 @@ use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 
 use crate::bus::Bus;
-use crate::envelope::{Draft, RawEnvelope, validate_header_name};
+use crate::envelope::{Draft, HeaderValue, RawEnvelope, validate_header_name};
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::handler::BoxFuture;
@@ -30,7 +30,8 @@ pub struct Publish<'a, E> {
     correlation_id: Option<String>,
     causation_id: Option<String>,
     idempotency_key: Option<String>,
-    headers: Vec<(String, String)>,
+    subject: Option<String>,
+    headers: Vec<(String, HeaderValue)>,
 }
 
 impl<'a, E: Event> Publish<'a, E> {
@@ -42,6 +43,7 @@ impl<'a, E: Event> Publish<'a, E> {
             correlation_id: None,
             causation_id: None,
             idempotency_key: None,
+            subject: None,
             headers: Vec::new(),
         }
     }
@@ -70,9 +72,19 @@ impl<'a, E: Event> Publish<'a, E> {
         self
     }
 
+    /// What the event is about within its source (the CloudEvents
+    /// `subject`), such as the id of the entity it changes; stored, and a
+    /// history filter ([`HistoryQuery::subject`](crate::HistoryQuery::subject)).
+    pub fn subject(mut self, subject: impl Into<String>) -> Self {
+        self.subject = Some(subject.into());
+        self
+    }
+
     /// Adds a header. Names are CloudEvents extension names: 1 to 20
     /// lower-case ASCII letters or digits; a bad name fails the publish.
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+    /// Values are strings, integers or booleans (see [`HeaderValue`]), and
+    /// keep that type in the CloudEvents form.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<HeaderValue>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
     }
@@ -102,6 +114,7 @@ impl<'a, E: Event> Publish<'a, E> {
         draft.meta.correlation_id = self.correlation_id;
         draft.meta.causation_id = self.causation_id;
         draft.meta.idempotency_key = self.idempotency_key;
+        draft.meta.subject = self.subject;
         for (name, value) in self.headers {
             validate_header_name(&name).map_err(Error::InvalidHeader)?;
             draft.meta.headers.insert(name, value);

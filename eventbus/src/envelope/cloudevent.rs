@@ -10,23 +10,35 @@
 //! `type` is the topic; `correlationid`, `causationid`, `idempotencykey`,
 //! `seq`, `eventname` and `eventversion` are extension attributes, and every
 //! header is one more extension attribute (header names follow the
-//! CloudEvents extension-name rules for that reason). Reading accepts any
-//! CloudEvents 1.0 JSON event with JSON data; extension values that are not
-//! strings become headers in their JSON text form.
+//! CloudEvents extension-name rules for that reason), keeping its JSON type:
+//! string, integer or boolean. `subject` and `dataschema` are kept as given.
+//!
+//! Reading accepts CloudEvents 1.0 JSON events with these rules, each
+//! refused with a message naming the attribute:
+//! - `id` is any non-empty string, `source` a non-empty string, and `type`
+//!   an eventbus topic (dot-separated tokens of letters, digits, `_` and
+//!   `-`), since it is the topic events are routed by;
+//! - `time`, when present, is RFC 3339 within the years 0000 to 9999 (UTC),
+//!   which every CloudEvents reader can write back;
+//! - `data` is JSON (`data_base64` and non-JSON content types are
+//!   refused), read with serde_json's own limits: strings must be valid
+//!   Unicode (no lone surrogates) and nesting at most 128 deep; its text
+//!   is kept exactly as given;
+//! - no attribute appears twice, and extension values are strings,
+//!   integers or booleans.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use serde::de::Error as _;
+use serde::de::{Error as _, MapAccess, Visitor};
 use serde::ser::{Error as _, SerializeMap};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use uuid::Uuid;
 
-use super::{Envelope, Metadata, RawEnvelope, validate_header_name};
+use super::{Envelope, EventId, HeaderValue, Metadata, RawEnvelope, strict, validate_header_name};
 use crate::event::Event;
 
 const SPEC_VERSION: &str = "1.0";
@@ -41,6 +53,12 @@ impl Serialize for RawEnvelope {
         map.serialize_entry("id", &m.id)?;
         map.serialize_entry("source", &*m.source)?;
         map.serialize_entry("type", &*m.topic)?;
+        if let Some(subject) = &m.subject {
+            map.serialize_entry("subject", subject)?;
+        }
+        if let Some(schema) = &m.dataschema {
+            map.serialize_entry("dataschema", schema)?;
+        }
         map.serialize_entry(
             "time",
             &m.time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
@@ -64,7 +82,7 @@ impl Serialize for RawEnvelope {
             map.serialize_entry("idempotencykey", k)?;
         }
         for (name, value) in &m.headers {
-            map.serialize_entry(name, value)?;
+            map.serialize_entry(name, &value.to_json())?;
         }
         map.end()
     }
@@ -74,13 +92,11 @@ impl<'de> Deserialize<'de> for RawEnvelope {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         // `data` stays the publisher's exact text; only the (small)
         // attributes are parsed.
-        let mut raw = BTreeMap::<String, Box<RawValue>>::deserialize(deserializer)?;
-        let data = raw.remove("data");
-        let mut map = Map::new();
-        for (name, value) in raw {
-            let value: Value = serde_json::from_str(value.get()).map_err(D::Error::custom)?;
-            map.insert(name, value);
+        let Attributes { mut map, data } = deserializer.deserialize_map(AttributesVisitor)?;
+        if let Some(data) = &data {
+            strict::validate(data.get()).map_err(|e| D::Error::custom(format!("`data`: {e}")))?;
         }
+        map.remove("data");
         from_map(map, data).map_err(D::Error::custom)
     }
 }
@@ -140,8 +156,7 @@ fn from_map(
         ));
     }
     let id_text = require(&mut map, "id")?;
-    let id = Uuid::parse_str(&id_text)
-        .map_err(|e| format!("event id `{id_text}` is not a UUID: {e}"))?;
+    let id = EventId::parse(&id_text).map_err(|e| format!("CloudEvents attribute `id`: {e}"))?;
     let source = require(&mut map, "source")?;
     if source.is_empty() {
         return Err("CloudEvents attribute `source` must not be empty".into());
@@ -150,10 +165,13 @@ fn from_map(
     eventbus_topic::validate_topic(&topic).map_err(|e| e.describe(&topic))?;
     let time = match take_string(&mut map, "time")? {
         None => Utc::now(),
-        Some(t) => DateTime::parse_from_rfc3339(&t)
-            .map_err(|e| format!("CloudEvents time `{t}` is not RFC 3339: {e}"))?
-            .with_timezone(&Utc),
+        Some(t) => parse_time(&t).map_err(|e| format!("CloudEvents attribute `time`: {e}"))?,
     };
+    let subject = take_string(&mut map, "subject")?;
+    let dataschema = take_string(&mut map, "dataschema")?;
+    if dataschema.as_deref() == Some("") {
+        return Err("CloudEvents attribute `dataschema` must not be empty".into());
+    }
     if let Some(ct) = take_string(&mut map, "datacontenttype")?
         && !is_json_media_type(&ct)
     {
@@ -179,10 +197,6 @@ fn from_map(
     let correlation_id = take_string(&mut map, "correlationid")?;
     let causation_id = take_string(&mut map, "causationid")?;
     let idempotency_key = take_string(&mut map, "idempotencykey")?;
-    // Attributes CloudEvents defines but eventbus has no field for.
-    for key in ["subject", "dataschema"] {
-        map.remove(key);
-    }
     let mut headers = BTreeMap::new();
     for (name, value) in map {
         // A null attribute is unset; the replay mark only means something
@@ -191,17 +205,17 @@ fn from_map(
             continue;
         }
         validate_header_name(&name)?;
-        let text = match value {
-            Value::String(s) => s,
-            other => other.to_string(),
-        };
-        headers.insert(name, text);
+        let value = HeaderValue::from_json(value)
+            .map_err(|e| format!("extension attribute `{name}`: {e}"))?;
+        headers.insert(name, value);
     }
     let meta = Metadata {
         id,
         topic: Cow::Owned(topic),
         time,
         source: Arc::from(source),
+        subject,
+        dataschema,
         correlation_id,
         causation_id,
         idempotency_key,
@@ -211,6 +225,69 @@ fn from_map(
         event_version,
     };
     Ok(RawEnvelope::from_parts(meta, data))
+}
+
+/// An RFC 3339 time, refused outside the years 0000 to 9999 in UTC: a
+/// reader (the CloudEvents SDKs, eventbus itself) cannot read such a time
+/// back once written in UTC.
+pub(crate) fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+    let time = DateTime::parse_from_rfc3339(text)
+        .map_err(|e| format!("`{text}` is not an RFC 3339 time: {e}"))?
+        .with_timezone(&Utc);
+    check_time(time).map_err(|e| format!("`{text}` {e}"))?;
+    Ok(time)
+}
+
+/// Whether a time is one RFC 3339 can write in UTC (years 0000 to 9999).
+pub(crate) fn check_time(time: DateTime<Utc>) -> Result<(), String> {
+    use chrono::Datelike;
+    if (0..=9999).contains(&time.year()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "is in the year {} (UTC); times must fall within the years 0000 to 9999",
+            time.year()
+        ))
+    }
+}
+
+/// A CloudEvent's attributes, each parsed, and its `data` as raw text.
+struct Attributes {
+    map: Map<String, Value>,
+    data: Option<Box<RawValue>>,
+}
+
+/// Reads the top-level object, refusing an attribute given twice: with
+/// `"type":"a","type":"b"` there is no telling which the producer meant.
+struct AttributesVisitor;
+
+impl<'de> Visitor<'de> for AttributesVisitor {
+    type Value = Attributes;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a map: a CloudEvents event is a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Attributes, A::Error> {
+        let mut map = Map::new();
+        let mut data = None;
+        while let Some(name) = access.next_key::<String>()? {
+            if map.contains_key(&name) || (name == "data" && data.is_some()) {
+                return Err(A::Error::custom(format!(
+                    "CloudEvents attribute `{name}` appears twice"
+                )));
+            }
+            if name == "data" {
+                data = Some(access.next_value::<Box<RawValue>>()?);
+                // Marks `data` as seen; removed before the attributes are read.
+                map.insert(name, Value::Null);
+            } else {
+                let value = access.next_value::<Value>()?;
+                map.insert(name, value);
+            }
+        }
+        Ok(Attributes { map, data })
+    }
 }
 
 /// JSON media types are `*/json` and `*/*+json`, without parameters and in

@@ -1,5 +1,9 @@
 //! Header names are CloudEvents extension attribute names, so every header
-//! survives the trip through the CloudEvents form and NATS headers.
+//! survives the trip through the CloudEvents form and NATS headers; header
+//! values keep their CloudEvents type (string, integer or boolean), so an
+//! event imported with `"priority": 5` is exported with `5`, not `"5"`.
+
+use std::fmt;
 
 /// The header marking an envelope delivered by a replay (`"true"`).
 pub const REPLAY_HEADER: &str = "replay";
@@ -67,5 +71,170 @@ mod tests {
         assert!(validate_header_name(&"a".repeat(21)).is_err());
         let reserved = validate_header_name("seq").expect_err("seq is reserved");
         assert!(reserved.contains("reserved"));
+    }
+}
+
+/// A header's value, with the CloudEvents type it has in JSON.
+///
+/// Every value has a text form ([`HeaderValue::as_str`]), which is what
+/// [`RawEnvelope::header`](crate::RawEnvelope::header) returns and what
+/// travels in NATS headers; integers and booleans are written back as
+/// JSON numbers and booleans in the CloudEvents form.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct HeaderValue {
+    text: String,
+    kind: HeaderKind,
+}
+
+/// The CloudEvents type of a header value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HeaderKind {
+    /// A string (CloudEvents String, URI, URI-reference, Timestamp or
+    /// Binary, which JSON carries as strings).
+    String,
+    /// A whole number.
+    Integer,
+    /// `true` or `false`.
+    Boolean,
+}
+
+impl HeaderValue {
+    /// The value as text: the string itself, or the number or boolean
+    /// written in JSON.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The value's CloudEvents type.
+    pub fn kind(&self) -> HeaderKind {
+        self.kind
+    }
+
+    /// The value as an integer, when it is one.
+    pub fn as_i64(&self) -> Option<i64> {
+        match self.kind {
+            HeaderKind::Integer => self.text.parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// The value as a boolean, when it is one.
+    pub fn as_bool(&self) -> Option<bool> {
+        match self.kind {
+            HeaderKind::Boolean => self.text.parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// A value of `kind` from its text form, as NATS headers carry it.
+    pub(crate) fn from_text(text: String, kind: HeaderKind) -> Result<Self, String> {
+        let valid = match kind {
+            HeaderKind::String => true,
+            HeaderKind::Integer => text.parse::<i64>().is_ok(),
+            HeaderKind::Boolean => text == "true" || text == "false",
+        };
+        if valid {
+            Ok(HeaderValue { text, kind })
+        } else {
+            Err(format!("`{text}` is not a {kind:?} value"))
+        }
+    }
+
+    /// The value from a JSON attribute value.
+    pub(crate) fn from_json(value: serde_json::Value) -> Result<Self, String> {
+        match value {
+            serde_json::Value::String(text) => Ok(HeaderValue::from(text)),
+            serde_json::Value::Bool(b) => Ok(HeaderValue::from(b)),
+            serde_json::Value::Number(n) => match n.as_i64() {
+                Some(n) => Ok(HeaderValue::from(n)),
+                None => Err(format!(
+                    "{n} is not a whole number that fits 64 bits; CloudEvents extension \
+                     values are strings, integers or booleans"
+                )),
+            },
+            other => Err(format!(
+                "{other} is not a string, integer or boolean, the types CloudEvents \
+                 extension values have"
+            )),
+        }
+    }
+
+    /// The value as JSON, with its type.
+    pub(crate) fn to_json(&self) -> serde_json::Value {
+        match self.kind {
+            HeaderKind::String => serde_json::Value::String(self.text.clone()),
+            HeaderKind::Integer => self
+                .as_i64()
+                .map_or_else(|| self.text.clone().into(), serde_json::Value::from),
+            HeaderKind::Boolean => serde_json::Value::Bool(self.text == "true"),
+        }
+    }
+}
+
+impl From<String> for HeaderValue {
+    fn from(text: String) -> Self {
+        HeaderValue {
+            text,
+            kind: HeaderKind::String,
+        }
+    }
+}
+
+impl From<&str> for HeaderValue {
+    fn from(text: &str) -> Self {
+        HeaderValue::from(text.to_owned())
+    }
+}
+
+impl From<&String> for HeaderValue {
+    fn from(text: &String) -> Self {
+        HeaderValue::from(text.clone())
+    }
+}
+
+impl From<bool> for HeaderValue {
+    fn from(b: bool) -> Self {
+        HeaderValue {
+            text: b.to_string(),
+            kind: HeaderKind::Boolean,
+        }
+    }
+}
+
+macro_rules! integer_header_values {
+    ($($t:ty),*) => {$(
+        impl From<$t> for HeaderValue {
+            fn from(n: $t) -> Self {
+                HeaderValue { text: n.to_string(), kind: HeaderKind::Integer }
+            }
+        }
+    )*};
+}
+integer_header_values!(i8, i16, i32, i64, u8, u16, u32);
+
+impl fmt::Display for HeaderValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl fmt::Debug for HeaderValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            HeaderKind::String => fmt::Debug::fmt(&self.text, f),
+            _ => f.write_str(&self.text),
+        }
+    }
+}
+
+impl PartialEq<str> for HeaderValue {
+    fn eq(&self, other: &str) -> bool {
+        self.text == other
+    }
+}
+
+impl PartialEq<&str> for HeaderValue {
+    fn eq(&self, other: &&str) -> bool {
+        self.text == *other
     }
 }

@@ -7,6 +7,8 @@
 
 pub mod cloudevent;
 mod headers;
+mod id;
+pub(crate) mod strict;
 
 use std::any::Any;
 use std::borrow::Cow;
@@ -17,24 +19,28 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
-use uuid::Uuid;
 
 use crate::event::{CodecError, Event};
 
-pub use headers::REPLAY_HEADER;
-pub use headers::validate_header_name;
+pub use headers::{HeaderKind, HeaderValue, REPLAY_HEADER, validate_header_name};
+pub use id::EventId;
 
 /// Everything about an event except its data.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Metadata {
-    pub(crate) id: Uuid,
+    pub(crate) id: EventId,
     pub(crate) topic: Cow<'static, str>,
     pub(crate) time: DateTime<Utc>,
     pub(crate) source: Arc<str>,
+    /// The CloudEvents `subject`: what the event is about within its
+    /// source, such as an entity id.
+    pub(crate) subject: Option<String>,
+    /// The CloudEvents `dataschema`: a URI naming the data's schema.
+    pub(crate) dataschema: Option<String>,
     pub(crate) correlation_id: Option<String>,
     pub(crate) causation_id: Option<String>,
     pub(crate) idempotency_key: Option<String>,
-    pub(crate) headers: BTreeMap<String, String>,
+    pub(crate) headers: BTreeMap<String, HeaderValue>,
     pub(crate) seq: u64,
     pub(crate) event_name: Cow<'static, str>,
     pub(crate) event_version: u32,
@@ -112,10 +118,12 @@ impl Draft {
     pub(crate) fn new<E: Event>(event: E, source: Arc<str>) -> Self {
         Draft {
             meta: Metadata {
-                id: Uuid::now_v7(),
+                id: EventId::new_v7(),
                 topic: Cow::Borrowed(event.topic()),
                 time: Utc::now(),
                 source,
+                subject: None,
+                dataschema: None,
                 correlation_id: None,
                 causation_id: None,
                 idempotency_key: None,
@@ -142,8 +150,8 @@ impl Draft {
     }
 
     /// The event id.
-    pub fn id(&self) -> Uuid {
-        self.meta.id
+    pub fn id(&self) -> &EventId {
+        &self.meta.id
     }
 
     /// The concrete topic.
@@ -163,13 +171,18 @@ impl Draft {
     }
 
     /// The headers (CloudEvents extension attributes).
-    pub fn headers(&self) -> &BTreeMap<String, String> {
+    pub fn headers(&self) -> &BTreeMap<String, HeaderValue> {
         &self.meta.headers
     }
 
     /// Sets a header; names were validated by the publisher.
-    pub fn set_header(&mut self, name: impl Into<String>, value: impl Into<String>) {
+    pub fn set_header(&mut self, name: impl Into<String>, value: impl Into<HeaderValue>) {
         self.meta.headers.insert(name.into(), value.into());
+    }
+
+    /// The CloudEvents `subject`, if the publisher set one.
+    pub fn subject(&self) -> Option<&str> {
+        self.meta.subject.as_deref()
     }
 
     /// The event data as JSON, encoding a typed value if needed.
@@ -209,9 +222,10 @@ impl RawEnvelope {
         &self.inner.meta
     }
 
-    /// The event id: a UUID v7, so ids sort by creation time.
-    pub fn id(&self) -> Uuid {
-        self.inner.meta.id
+    /// The event id: a UUID v7 for events published here (so they sort
+    /// by creation time), any non-empty string for imported ones.
+    pub fn id(&self) -> &EventId {
+        &self.inner.meta.id
     }
 
     /// The concrete topic (the CloudEvents `type`).
@@ -227,6 +241,17 @@ impl RawEnvelope {
     /// Who published it (the bus's source unless the publisher set one).
     pub fn source(&self) -> &str {
         &self.inner.meta.source
+    }
+
+    /// The CloudEvents `subject`: what the event is about within its
+    /// source, such as the id of the entity it changes.
+    pub fn subject(&self) -> Option<&str> {
+        self.inner.meta.subject.as_deref()
+    }
+
+    /// The CloudEvents `dataschema`: a URI naming the schema of the data.
+    pub fn dataschema(&self) -> Option<&str> {
+        self.inner.meta.dataschema.as_deref()
     }
 
     /// The correlation id tying this event to a request or flow.
@@ -245,13 +270,18 @@ impl RawEnvelope {
     }
 
     /// Free-form headers (CloudEvents extension attributes).
-    pub fn headers(&self) -> &BTreeMap<String, String> {
+    pub fn headers(&self) -> &BTreeMap<String, HeaderValue> {
         &self.inner.meta.headers
     }
 
-    /// One header by name.
+    /// One header by name, as text.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.inner.meta.headers.get(name).map(String::as_str)
+        self.inner.meta.headers.get(name).map(HeaderValue::as_str)
+    }
+
+    /// One header by name, with its type.
+    pub fn header_value(&self, name: &str) -> Option<&HeaderValue> {
+        self.inner.meta.headers.get(name)
     }
 
     /// The position the store assigned; increasing in publish order.
@@ -297,7 +327,7 @@ impl RawEnvelope {
     pub(crate) fn as_replay(&self) -> RawEnvelope {
         let mut meta = self.inner.meta.clone();
         meta.headers
-            .insert(REPLAY_HEADER.to_owned(), "true".to_owned());
+            .insert(REPLAY_HEADER.to_owned(), HeaderValue::from("true"));
         RawEnvelope {
             inner: Arc::new(Inner {
                 meta,
@@ -325,6 +355,7 @@ impl fmt::Debug for RawEnvelope {
             .field("topic", &m.topic)
             .field("time", &m.time)
             .field("source", &m.source)
+            .field("subject", &m.subject)
             .field("correlation_id", &m.correlation_id)
             .field("causation_id", &m.causation_id)
             .field("idempotency_key", &m.idempotency_key)
@@ -394,8 +425,8 @@ impl<E> Envelope<E> {
         self.raw
     }
 
-    /// The event id (UUID v7).
-    pub fn id(&self) -> Uuid {
+    /// The event id (a UUID v7 when published here).
+    pub fn id(&self) -> &EventId {
         self.raw.id()
     }
 
@@ -412,6 +443,11 @@ impl<E> Envelope<E> {
     /// Who published it.
     pub fn source(&self) -> &str {
         self.raw.source()
+    }
+
+    /// The CloudEvents `subject`, such as the id of the entity it changes.
+    pub fn subject(&self) -> Option<&str> {
+        self.raw.subject()
     }
 
     /// The correlation id.

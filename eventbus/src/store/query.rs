@@ -26,6 +26,8 @@ pub struct Query {
     pub topics: Vec<String>,
     /// Only events from this source.
     pub source: Option<String>,
+    /// Only events with this CloudEvents `subject` (such as an entity id).
+    pub subject: Option<String>,
     /// Only events published at or after this time.
     pub since: Option<DateTime<Utc>>,
     /// Only events published before this time.
@@ -50,6 +52,10 @@ impl Query {
         self.pattern.as_ref().is_none_or(|p| p.matches(env.topic()))
             && (self.topics.is_empty() || self.topics.iter().any(|t| t == env.topic()))
             && self.source.as_deref().is_none_or(|s| s == env.source())
+            && self
+                .subject
+                .as_deref()
+                .is_none_or(|s| Some(s) == env.subject())
             && self.since.is_none_or(|t| env.time() >= t)
             && self.until.is_none_or(|t| env.time() < t)
             && self

@@ -208,14 +208,14 @@ fn delivery(
             return None;
         }
     };
-    let (envelope, unreadable) = match read::decode_message(&shared.config, &message, seq) {
+    let (envelope, unreadable) = match read::decode_message(shared, &message, seq) {
         Ok(env) => (env, None),
         Err(reason) => {
             let topic = shared
                 .config
                 .topic_of(&message.subject)
                 .unwrap_or(&message.subject);
-            let env = wire::unreadable(topic, seq, published, &message.payload);
+            let env = wire::unreadable(&shared.origin, topic, seq, published, &message.payload);
             (env, Some(reason))
         }
     };

@@ -51,6 +51,8 @@ struct Shared {
     client: async_nats::Client,
     js: jetstream::Context,
     stream: stream::Stream,
+    /// What ids of messages without CloudEvents headers are made of.
+    origin: wire::Origin,
     dead: dead_letters::Bucket,
 }
 
@@ -69,12 +71,14 @@ impl NatsStore {
         let js = jetstream::new(client.clone());
         let stream = ensure_stream(&js, &config).await?;
         let dead = dead_letters::Bucket::open(&js, &config).await?;
+        let origin = wire::Origin::new(&config.stream, stream.cached_info().created);
         Ok(NatsStore {
             shared: Arc::new(Shared {
                 config,
                 client,
                 js,
                 stream,
+                origin,
                 dead,
             }),
         })
@@ -105,7 +109,7 @@ impl NatsStore {
             .get_raw_message(ack.sequence)
             .await
             .map_err(nats_error("reading the first publish of a repeated event"))?;
-        read::decode_stored(&s.config, first).map_err(|reason| Error::BadRow {
+        read::decode_stored(s, first).map_err(|reason| Error::BadRow {
             seq: ack.sequence,
             reason,
         })

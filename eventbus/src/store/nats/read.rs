@@ -158,8 +158,8 @@ async fn read_range(
         if seq > last {
             break;
         }
-        let item = decode_message(&shared.config, &message, seq)
-            .map_err(|reason| Error::BadRow { seq, reason });
+        let item =
+            decode_message(shared, &message, seq).map_err(|reason| Error::BadRow { seq, reason });
         if reverse {
             window.push(item);
         } else if !out.offer(item).await {
@@ -179,7 +179,7 @@ async fn read_range(
 
 /// The envelope of a message a consumer delivered.
 pub(super) fn decode_message(
-    config: &super::NatsConfig,
+    shared: &Shared,
     message: &jetstream::Message,
     seq: u64,
 ) -> std::result::Result<RawEnvelope, String> {
@@ -187,10 +187,12 @@ pub(super) fn decode_message(
         .info()
         .map(|i| i.published)
         .unwrap_or_else(|_| chrono::Utc::now());
-    let topic = config
+    let topic = shared
+        .config
         .topic_of(&message.subject)
         .ok_or_else(|| format!("subject `{}` is outside the prefix", message.subject))?;
     wire::decode(
+        &shared.origin,
         topic,
         seq,
         published,
@@ -201,13 +203,15 @@ pub(super) fn decode_message(
 
 /// The envelope of a message read directly from the stream.
 pub(super) fn decode_stored(
-    config: &super::NatsConfig,
+    shared: &Shared,
     message: StreamMessage,
 ) -> std::result::Result<RawEnvelope, String> {
-    let topic = config
+    let topic = shared
+        .config
         .topic_of(&message.subject)
         .ok_or_else(|| format!("subject `{}` is outside the prefix", message.subject))?;
     wire::decode(
+        &shared.origin,
         topic,
         message.sequence,
         message.time,
@@ -245,7 +249,7 @@ pub(super) async fn topics(shared: &Shared) -> Result<Vec<TopicSummary>> {
         // The server's time stands in for an event time that cannot be read.
         let time = |m: StreamMessage| {
             let stored = m.time;
-            decode_stored(&shared.config, m).map_or(stored, |e| e.time())
+            decode_stored(shared, m).map_or(stored, |e| e.time())
         };
         out.push(TopicSummary {
             topic: topic.to_owned(),

@@ -441,15 +441,19 @@ impl Store for SqliteStore {
     fn append(&self, draft: Draft) -> BoxFuture<'_, Result<RawEnvelope>> {
         Box::pin(async move {
             let data = draft.data_json()?.get().to_owned();
-            let headers = if draft.meta.headers.is_empty() {
-                None
-            } else {
-                Some(
-                    serde_json::to_string(&draft.meta.headers)
-                        .map_err(|e| store_error(e.to_string()))?,
-                )
-            };
-            let time_ns = reader::to_ns(draft.meta.time);
+            let headers = reader::headers_json(&draft.meta.headers);
+            let time_ns =
+                draft
+                    .meta
+                    .time
+                    .timestamp_nanos_opt()
+                    .ok_or_else(|| Error::InvalidEvent {
+                        reason: format!(
+                            "its time {} is outside what a sqlite:// store keeps exactly \
+                         (1677-09-21 to 2262-04-11, as nanoseconds since 1970)",
+                            draft.meta.time.to_rfc3339()
+                        ),
+                    })?;
             let dedup_since_ns = draft
                 .meta
                 .idempotency_key

@@ -10,15 +10,14 @@ use chrono::{DateTime, Utc};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, Row, params_from_iter};
 use serde_json::value::RawValue;
-use uuid::Uuid;
 
 use super::schema::{self, Synchronous};
-use crate::envelope::{Metadata, REPLAY_HEADER, RawEnvelope};
+use crate::envelope::{EventId, HeaderValue, Metadata, REPLAY_HEADER, RawEnvelope};
 use crate::error::Error;
 use crate::store::{Order, Query};
 
 pub(crate) const COLUMNS: &str = "seq, id, topic, time_ns, source, correlation_id, causation_id, \
-                       idempotency_key, headers, event_name, event_version, data";
+                       idempotency_key, headers, event_name, event_version, data, subject, dataschema";
 
 /// Read connections, opened on demand and reused until the store closes.
 pub(crate) struct Readers {
@@ -162,6 +161,9 @@ fn page_sql(query: &Query, cursor: Option<u64>, size: usize) -> (String, Vec<Val
     if let Some(source) = &query.source {
         w.term("source = ?", Value::Text(source.clone()));
     }
+    if let Some(subject) = &query.subject {
+        w.term("subject = ?", Value::Text(subject.clone()));
+    }
     if let Some(id) = &query.correlation_id {
         w.term("correlation_id = ?", Value::Text(id.clone()));
     }
@@ -224,15 +226,14 @@ pub(crate) fn to_ns(t: DateTime<Utc>) -> i64 {
 pub(crate) fn envelope(row: &Row<'_>, replay: bool) -> Result<RawEnvelope, String> {
     let col = |e: rusqlite::Error| e.to_string();
     let id: String = row.get(1).map_err(col)?;
-    let id = Uuid::parse_str(&id).map_err(|e| format!("id `{id}` is not a UUID: {e}"))?;
+    let id = EventId::parse(&id).map_err(|e| format!("id: {e}"))?;
     let headers: Option<String> = row.get(8).map_err(col)?;
-    let mut headers: BTreeMap<String, String> = match headers {
+    let mut headers = match headers {
         None => BTreeMap::new(),
-        Some(text) => serde_json::from_str(&text)
-            .map_err(|e| format!("headers are not a JSON object of strings: {e}"))?,
+        Some(text) => read_headers(&text)?,
     };
     if replay {
-        headers.insert(REPLAY_HEADER.to_owned(), "true".to_owned());
+        headers.insert(REPLAY_HEADER.to_owned(), HeaderValue::from("true"));
     }
     let data: String = row.get(11).map_err(col)?;
     let data = RawValue::from_string(data).map_err(|e| format!("data is not valid JSON: {e}"))?;
@@ -243,6 +244,8 @@ pub(crate) fn envelope(row: &Row<'_>, replay: bool) -> Result<RawEnvelope, Strin
         topic: Cow::Owned(row.get(2).map_err(col)?),
         time: DateTime::from_timestamp_nanos(row.get(3).map_err(col)?),
         source: Arc::from(row.get::<_, String>(4).map_err(col)?),
+        subject: row.get(12).map_err(col)?,
+        dataschema: row.get(13).map_err(col)?,
         correlation_id: row.get(5).map_err(col)?,
         causation_id: row.get(6).map_err(col)?,
         idempotency_key: row.get(7).map_err(col)?,
@@ -253,6 +256,32 @@ pub(crate) fn envelope(row: &Row<'_>, replay: bool) -> Result<RawEnvelope, Strin
             .map_err(|_| format!("event_version {version} is out of range"))?,
     };
     Ok(RawEnvelope::from_parts(meta, data))
+}
+
+/// The `headers` column: a JSON object whose values keep their
+/// CloudEvents type; `None` when there are none.
+pub(crate) fn headers_json(headers: &BTreeMap<String, HeaderValue>) -> Option<String> {
+    if headers.is_empty() {
+        return None;
+    }
+    let object: serde_json::Map<String, serde_json::Value> = headers
+        .iter()
+        .map(|(name, value)| (name.clone(), value.to_json()))
+        .collect();
+    Some(serde_json::Value::Object(object).to_string())
+}
+
+fn read_headers(text: &str) -> Result<BTreeMap<String, HeaderValue>, String> {
+    let object: BTreeMap<String, serde_json::Value> =
+        serde_json::from_str(text).map_err(|e| format!("headers are not a JSON object: {e}"))?;
+    object
+        .into_iter()
+        .map(|(name, value)| {
+            let value =
+                HeaderValue::from_json(value).map_err(|e| format!("header `{name}`: {e}"))?;
+            Ok((name, value))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use rusqlite::functions::FunctionFlags;
 use rusqlite::{Connection, TransactionBehavior};
 
 /// The schema version this build writes and reads.
-pub(crate) const SCHEMA_VERSION: i64 = 5;
+pub(crate) const SCHEMA_VERSION: i64 = 6;
 
 /// Each entry migrates from version `index` to `index + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -77,6 +77,14 @@ const MIGRATIONS: &[&str] = &[
         holder     TEXT    NOT NULL,
         expires_ns INTEGER NOT NULL
     ) WITHOUT ROWID;
+    "#,
+    // 5 -> 6: the CloudEvents `subject` and `dataschema`, kept as given;
+    // headers now keep integer and boolean values as JSON numbers and
+    // booleans (older rows hold strings, which read as strings).
+    r#"
+    ALTER TABLE events ADD COLUMN subject TEXT;
+    ALTER TABLE events ADD COLUMN dataschema TEXT;
+    CREATE INDEX events_by_subject ON events (subject, seq) WHERE subject IS NOT NULL;
     "#,
 ];
 

@@ -392,7 +392,7 @@ fn append_row(tx: &rusqlite::Transaction<'_>, row: &Row) -> rusqlite::Result<Sto
                 .map_err(|reason| rusqlite::Error::UserFunctionError(reason.into()));
         }
     }
-    let id = m.id.hyphenated().to_string();
+    let id = m.id.to_string();
     // Looking first keeps a re-imported id from using up a seq.
     if row.draft.imported
         && let Some(stored) = stored_by_id(tx, &id)?
@@ -402,8 +402,8 @@ fn append_row(tx: &rusqlite::Transaction<'_>, row: &Row) -> rusqlite::Result<Sto
     let inserted = tx
         .prepare_cached(
             "INSERT INTO events (id, topic, time_ns, source, correlation_id, causation_id,
-                 idempotency_key, headers, event_name, event_version, data)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 idempotency_key, headers, event_name, event_version, data, subject, dataschema)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
              ON CONFLICT (id) DO NOTHING",
         )?
         .execute(params![
@@ -418,6 +418,8 @@ fn append_row(tx: &rusqlite::Transaction<'_>, row: &Row) -> rusqlite::Result<Sto
             &*m.event_name,
             m.event_version,
             row.data,
+            m.subject,
+            m.dataschema,
         ])?;
     if inserted == 1 {
         return Ok(Stored::New(tx.last_insert_rowid()));

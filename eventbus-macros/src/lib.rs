@@ -44,7 +44,9 @@ use proc_macro::TokenStream;
 /// Its data is the struct's serde form, honoring `#[serde(...)]` on the
 /// struct and its fields: `{"id":"e-1","displayName":"Ada"}`. A tuple
 /// struct's data is an array (a newtype's, the inner value), a unit struct's
-/// is `null`. Equivalent code without the macro:
+/// is `null`. A NaN or infinite float, which JSON cannot hold, makes
+/// `encode_data` fail with an error naming the field. Equivalent code
+/// without the macro:
 ///
 /// ```ignore
 /// impl eventbus::Event for EntityCreated {

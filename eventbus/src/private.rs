@@ -11,17 +11,18 @@ pub use crate::handler::{
     BoxFuture, EventParam, HandlerOptions, HandlerRegistration, HandlerReturn, StateRequirement,
 };
 
-use crate::event::{CodecError, Event};
+use crate::event::{CodecError, Event, finite};
 
 /// Serializes with the derive's generated `Serialize` wrapper.
 ///
 /// # Errors
 ///
-/// [`CodecError::Encode`] when a field fails to serialize.
+/// [`CodecError::Encode`] when a field fails to serialize or a float is NaN
+/// or infinite.
 pub fn encode_json<E: Event, T: serde::Serialize + ?Sized>(
     value: &T,
 ) -> Result<Vec<u8>, CodecError> {
-    serde_json::to_vec(value).map_err(CodecError::encode::<E>)
+    finite::to_vec(value).map_err(CodecError::encode::<E>)
 }
 
 /// Deserializes `data` with the derive's generated function, rejecting

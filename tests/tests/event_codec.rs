@@ -1,7 +1,8 @@
 //! The codec that `#[derive(Event)]` generates, at run time: topics, names
 //! and versions; data that is the value's own content (never serde's
-//! externally tagged form); serde field attributes honored; and decoding
-//! that fails with an error naming the topic and the problem, never a panic.
+//! externally tagged form); serde field attributes honored; decoding that
+//! fails with an error naming the topic and the problem, never a panic; and
+//! encoding that refuses NaN and infinities, naming where they sit.
 //!
 //! Every event type here has topics under `codec.`, apart from the shared
 //! fixtures' `order.*` and `entity.created`.
@@ -119,6 +120,55 @@ struct Reading {
     celsius: f64,
 }
 
+/// A float inside a `Vec` of structs, beside floats that are fine.
+#[derive(Event, Clone, Debug, PartialEq)]
+#[event(topic = "codec.readings")]
+struct Readings {
+    readings: Vec<Sample>,
+}
+
+/// One of `Readings`: an ordinary serde struct, not an event.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Sample {
+    at: u64,
+    celsius: f64,
+}
+
+/// Floats as map values and in an `Option`.
+#[derive(Event, Clone, Debug, PartialEq)]
+#[event(topic = "codec.climate")]
+struct Climate {
+    by_room: BTreeMap<String, f32>,
+    offset: Option<f64>,
+}
+
+/// Floats in an enum's variants.
+#[derive(Event, Clone, Debug, PartialEq)]
+#[event(namespace = "codec.sensor")]
+enum Sensor {
+    Reading { id: u32, celsius: f64 },
+    Range(f64, f64),
+    Level(f64),
+}
+
+/// Every kind of `null` serde_json writes besides a float, next to floats
+/// that are fine. It derives `Serialize` too, to compare with serde_json.
+#[derive(Event, Clone, Debug, PartialEq, serde::Serialize)]
+#[event(topic = "codec.nulls")]
+struct Nulls {
+    missing: Option<f64>,
+    present: Option<f64>,
+    nothing: (),
+    marker: Marker,
+    gaps: Vec<Option<f32>>,
+    extremes: [f64; 4],
+    note: String,
+}
+
+/// A unit struct inside the data, written as `null`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Marker;
+
 fn account() -> AccountOpened {
     AccountOpened {
         account_id: 42,
@@ -157,6 +207,14 @@ fn data<E: Event>(event: &E) -> String {
 
 fn data_value<E: Event>(event: &E) -> Value {
     serde_json::from_slice(&event.encode_data().unwrap()).unwrap()
+}
+
+/// The reason of an `Encode` error for `E`, failing the test otherwise.
+fn encode_reason<E: Event + std::fmt::Debug>(event: &E) -> String {
+    match event.encode_data() {
+        Err(CodecError::Encode { event, reason }) if event == E::NAME => reason,
+        other => panic!("{event:?} should not encode, got {other:?}"),
+    }
 }
 
 /// Decodes expecting an error; a panic would fail the test too.
@@ -626,6 +684,8 @@ fn unit_variant_rejects_data() {
     assert_decode_error::<Shape>("codec.shape.empty", b"null null", &["trailing characters"]);
 }
 
+// Floats: JSON holds only finite ones.
+
 #[test]
 fn finite_floats_round_trip() {
     for celsius in [0.0, -273.15, 21.5, f64::MAX, f64::MIN_POSITIVE] {
@@ -636,10 +696,6 @@ fn finite_floats_round_trip() {
 }
 
 #[test]
-#[ignore = "BUG: eventbus/src/private.rs `encode_json` uses serde_json::to_vec, which writes NaN \
-            and infinities as `null`, so encode_data returns Ok for data that decode_data then \
-            rejects (`invalid type: null, expected f64`): the event is stored but never decodes; \
-            encode_data should fail with CodecError::Encode naming the field's non-finite value"]
 fn non_finite_floats_are_an_encode_error_not_undecodable_data() {
     for celsius in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
         let reading = Reading { celsius };
@@ -664,4 +720,144 @@ fn non_finite_floats_are_an_encode_error_not_undecodable_data() {
             }
         }
     }
+}
+
+#[test]
+fn a_non_finite_struct_field_is_named() {
+    let reason = encode_reason(&Reading { celsius: f64::NAN });
+    assert!(
+        reason.starts_with("field `celsius` is NaN; JSON has no NaN or infinity"),
+        "{reason}"
+    );
+    let message = Reading {
+        celsius: f64::NEG_INFINITY,
+    }
+    .encode_data()
+    .unwrap_err()
+    .to_string();
+    assert!(
+        message
+            .starts_with("event `Reading` does not encode: field `celsius` is negative infinity;"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_non_finite_float_in_a_vec_of_structs_is_named_by_index() {
+    let readings = Readings {
+        readings: [21.5, 22.0, f64::INFINITY, f64::NAN]
+            .into_iter()
+            .zip(0..)
+            .map(|(celsius, at)| Sample { at, celsius })
+            .collect(),
+    };
+    let reason = encode_reason(&readings);
+    assert!(
+        reason.starts_with("field `readings[2].celsius` is infinity;"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_non_finite_map_value_is_named_by_its_key() {
+    let climate = Climate {
+        by_room: BTreeMap::from([("hall".into(), f32::NAN), ("attic".into(), 12.5)]),
+        offset: None,
+    };
+    let reason = encode_reason(&climate);
+    assert!(
+        reason.starts_with(r#"field `by_room["hall"]` is NaN;"#),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_non_finite_float_in_an_option_is_named() {
+    let climate = Climate {
+        by_room: BTreeMap::from([("hall".into(), 19.0)]),
+        offset: Some(f64::NAN),
+    };
+    let reason = encode_reason(&climate);
+    assert!(reason.starts_with("field `offset` is NaN;"), "{reason}");
+}
+
+#[test]
+fn a_non_finite_variant_field_is_named() {
+    let reading = Sensor::Reading {
+        id: 1,
+        celsius: f64::NAN,
+    };
+    let reason = encode_reason(&reading);
+    assert!(reason.starts_with("field `celsius` is NaN;"), "{reason}");
+    let reason = encode_reason(&Sensor::Range(0.0, f64::INFINITY));
+    assert!(reason.starts_with("field `[1]` is infinity;"), "{reason}");
+    // A newtype variant's data is the float itself.
+    let reason = encode_reason(&Sensor::Level(f64::NAN));
+    assert!(reason.starts_with("the data is NaN;"), "{reason}");
+}
+
+#[test]
+fn nulls_and_finite_floats_encode_exactly_as_serde_json_writes_them() {
+    let nulls = Nulls {
+        missing: None,
+        present: Some(-0.5),
+        nothing: (),
+        marker: Marker,
+        gaps: vec![None, Some(1.25), None],
+        extremes: [f64::MAX, f64::MIN_POSITIVE, -0.0, 1e-300],
+        note: "null".into(),
+    };
+    let bytes = nulls.encode_data().unwrap();
+    assert_eq!(bytes, serde_json::to_vec(&nulls).unwrap());
+    assert_eq!(
+        String::from_utf8(bytes).unwrap(),
+        r#"{"missing":null,"present":-0.5,"nothing":null,"marker":null,"gaps":[null,1.25,null],"extremes":[1.7976931348623157e+308,2.2250738585072014e-308,-0.0,1e-300],"note":"null"}"#
+    );
+    assert_eq!(data(&Heartbeat), "null");
+    assert_eq!(data(&Shape::Empty), "null");
+    let climate = Climate {
+        by_room: BTreeMap::from([("hall".into(), 19.5)]),
+        offset: None,
+    };
+    assert_eq!(data(&climate), r#"{"by_room":{"hall":19.5},"offset":null}"#);
+}
+
+#[tokio::test]
+async fn publishing_a_non_finite_float_to_sqlite_fails_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("events.db").display());
+    let bus = tests::isolated().store(url).build().await.unwrap();
+    let result = bus.publish(Reading { celsius: f64::NAN }).await;
+    match result {
+        Err(eventbus::Error::Codec(CodecError::Encode { event, reason })) => {
+            assert_eq!(event, "Reading");
+            assert!(reason.starts_with("field `celsius` is NaN;"), "{reason}");
+        }
+        other => panic!("expected an encode error, got {other:?}"),
+    }
+    assert!(bus.history().fetch().await.unwrap().is_empty());
+    bus.shutdown().await.unwrap();
+}
+
+/// `memory://` keeps a published value as it is and never encodes it, so
+/// NaN is no problem in-process; the error comes only where the data must
+/// become JSON (here `data_json`, as a CloudEvents export or a copy into a
+/// durable store would).
+#[tokio::test]
+async fn memory_keeps_a_non_finite_float_in_process_and_refuses_it_as_json() {
+    let bus = tests::isolated().build().await.unwrap();
+    bus.publish(Reading { celsius: f64::NAN }).await.unwrap();
+    let history = bus.history().fetch().await.unwrap();
+    assert_eq!(history.len(), 1);
+    assert!(
+        history[0]
+            .decode::<Reading>()
+            .unwrap()
+            .event()
+            .celsius
+            .is_nan()
+    );
+    let err = history[0].data_json().unwrap_err();
+    assert!(err.to_string().contains("field `celsius` is NaN;"), "{err}");
+    bus.shutdown().await.unwrap();
 }

@@ -1,5 +1,7 @@
 //! The [`Event`] trait: what `#[derive(Event)]` implements.
 
+pub(crate) mod finite;
+
 use std::fmt;
 
 /// A type that can travel on the bus.
@@ -57,7 +59,9 @@ pub trait Event: Send + Sync + Sized + 'static {
     ///
     /// # Errors
     ///
-    /// Fails when a field's `Serialize` implementation fails.
+    /// Fails when a field's `Serialize` implementation fails, or when a
+    /// float is NaN or infinite: JSON cannot hold those, and serde_json's
+    /// `null` in their place would not read back as the value.
     fn encode_data(&self) -> Result<Vec<u8>, CodecError>;
 
     /// Decodes a value from its topic and JSON `data`.
@@ -93,12 +97,13 @@ pub enum CodecError {
         /// serde_json's explanation, with line and column.
         reason: String,
     },
-    /// A field failed to serialize.
+    /// A field failed to serialize, or holds a NaN or infinite float.
     #[error("event `{event}` does not encode: {reason}")]
     Encode {
         /// The event type's [`Event::NAME`].
         event: &'static str,
-        /// serde_json's explanation.
+        /// serde_json's explanation, or the path to the non-finite float
+        /// (`readings[2].celsius`).
         reason: String,
     },
 }

@@ -211,7 +211,7 @@ fn bad_store_urls_are_usage_errors() {
 #[test]
 fn read_only_commands_never_create_a_store() {
     let s = Scratch::new();
-    let commands: [&[&str]; 9] = [
+    let commands: [&[&str]; 13] = [
         &["history"],
         &["tail"],
         &["topics"],
@@ -229,11 +229,16 @@ fn read_only_commands_never_create_a_store() {
         ],
         &["clear", ">", "--yes"],
         &["history", "--json"],
+        &["dlq", "list"],
+        &["dlq", "show", "1"],
+        &["dlq", "retry", "1"],
+        &["dlq", "purge", "--yes"],
     ];
     for args in commands {
         let e = fails(&s, args, 1);
         assert!(
-            e.contains(&format!("store file {} does not exist", s.path.display())),
+            e.contains(&format!("store file {} does not exist", s.path.display()))
+                && e.contains("--store or EVENTBUS_URL"),
             "{args:?}: {e}"
         );
     }

@@ -6,6 +6,24 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use eventbus::store::{Order, Query, Store};
 use futures_util::StreamExt;
 
+use crate::error::usage;
+
+/// Refuses `memory://`: a store that lives inside one process is empty for
+/// every command, and what a command stores vanishes when it exits.
+pub(crate) fn refuse_memory(url: &str) -> Result<()> {
+    if url
+        .split_once("://")
+        .is_some_and(|(scheme, _)| scheme == "memory")
+    {
+        return Err(usage(
+            "the CLI cannot use a `memory://` store: it lives inside one process, so each \
+             command would see an empty store and anything it stores would vanish when it \
+             exits; use `--store sqlite://FILE` or `--store nats://HOST:PORT`",
+        ));
+    }
+    Ok(())
+}
+
 /// Opens a store that must already exist: read-only commands (and `clear`,
 /// `replay --to-handler`, `dlq retry` and `dlq purge`) never create a file,
 /// stream or bucket by accident.

@@ -235,3 +235,24 @@ fn nats_dead_letter_commands_without_a_bucket_find_none_and_create_none() {
     assert_eq!(s.history_json(&[]).len(), 1);
     assert!(!stream_exists(&bucket), "a read made the bucket again");
 }
+
+#[test]
+#[ignore = "needs NATS at EVENTBUS_NATS_URL"]
+fn nats_an_event_over_max_payload_is_refused_naming_the_limit() {
+    let n = NatsScratch::new("payload");
+    let s = &n.scratch;
+    // nats-server's default max_payload is 1 MiB, headers included.
+    let big = format!("\"{}\"", "x".repeat(1024 * 1024));
+    let file = s.file("big.json", &big);
+    let out = s
+        .cmd()
+        .args(["publish", "a.b", "--data", &format!("@{}", file.display())])
+        .output()
+        .expect("runs");
+    let e = support::assert_error(&out, 1);
+    assert!(
+        e.contains("max payload size exceeded") && e.contains("limit of 1048576"),
+        "{e}"
+    );
+    assert!(s.history_json(&[]).is_empty());
+}

@@ -192,11 +192,9 @@ pub(crate) async fn backup(url: &str, args: BackupArgs) -> Result<()> {
             url.split_once("://").map_or(url, |(scheme, _)| scheme)
         );
     }
-    if let Some(path) = open::sqlite_path(url)
-        && !std::path::Path::new(path).exists()
-    {
-        bail!("store file {path} does not exist (check --store or EVENTBUS_URL)");
-    }
+    // Refuses a file that is not there, as every command that reads does.
+    let existing = open::existing(url).await?;
+    open::close(&*existing).await?;
     let store = SqliteStore::open(url).await?;
     let bar = prompt::spinner(&format!("backing up to {}", args.file.display()));
     let copied = store.backup(&args.file).await;

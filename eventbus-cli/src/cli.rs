@@ -14,7 +14,10 @@ use crate::time::parse_time;
 #[command(name = "eventbus", version, propagate_version = true)]
 pub(crate) struct Cli {
     /// The store: `sqlite://PATH` (options after `?`, such as
-    /// `sqlite://events.db?synchronous=normal`) or `memory://`.
+    /// `sqlite://events.db?synchronous=normal`) or a NATS JetStream server,
+    /// `nats://HOST:PORT` (such as `nats://127.0.0.1:4222?stream=EVENTBUS`).
+    /// `memory://` is refused: it lives inside one process, so it would be
+    /// empty for every command and vanish when the command exits.
     #[arg(
         long,
         global = true,

@@ -55,7 +55,9 @@ fn json_line(dead: &DeadLetter) -> Result<String> {
         retry_requested: dead.retry_requested,
         envelope: &dead.envelope,
     };
-    serde_json::to_string(&json).with_context(|| format!("encoding dead letter {}", dead.id))
+    serde_json::to_string(&json)
+        .map(output::one_line_json)
+        .with_context(|| format!("encoding dead letter {}", dead.id))
 }
 
 /// " of handler `NAME`" when only one handler's dead letters are meant.

@@ -50,6 +50,7 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let url = cli.store.as_str();
+    open::refuse_memory(url)?;
     match cli.command {
         Command::Publish(args) => publish::run(url, args).await,
         Command::Tail(args) => history::tail(url, args).await,

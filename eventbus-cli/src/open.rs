@@ -1,33 +1,45 @@
 //! Opening the store, and small questions every command asks of it.
 
-use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result, anyhow, bail};
 use eventbus::store::{Order, Query, Store};
 use futures_util::StreamExt;
 
-/// Opens a store that must already exist: read-only commands (and `clear`
-/// or `replay --to-handler`) never create one by accident.
-pub(crate) async fn existing(url: &str) -> Result<Arc<dyn Store>> {
-    if let Some(path) = sqlite_path(url)
-        && !Path::new(path).exists()
+use crate::error::usage;
+
+/// Refuses `memory://`: a store that lives inside one process is empty for
+/// every command, and what a command stores vanishes when it exits.
+pub(crate) fn refuse_memory(url: &str) -> Result<()> {
+    if url
+        .split_once("://")
+        .is_some_and(|(scheme, _)| scheme == "memory")
     {
-        bail!("store file {path} does not exist (check --store or EVENTBUS_URL)");
+        return Err(usage(
+            "the CLI cannot use a `memory://` store: it lives inside one process, so each \
+             command would see an empty store and anything it stores would vanish when it \
+             exits; use `--store sqlite://FILE` or `--store nats://HOST:PORT`",
+        ));
     }
-    or_create(url).await
+    Ok(())
+}
+
+/// Opens a store that must already exist: read-only commands (and `clear`,
+/// `replay --to-handler`, `dlq retry` and `dlq purge`) never create a file,
+/// stream or bucket by accident.
+pub(crate) async fn existing(url: &str) -> Result<Arc<dyn Store>> {
+    match eventbus::store::open_existing(url).await {
+        Ok(store) => Ok(store),
+        Err(e @ eventbus::Error::StoreNotFound { .. }) => Err(anyhow!(
+            "{e}; the store URL comes from --store or EVENTBUS_URL"
+        )),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Opens a store, creating it when it does not exist (`publish`, `import`).
 pub(crate) async fn or_create(url: &str) -> Result<Arc<dyn Store>> {
     Ok(eventbus::store::open(url).await?)
-}
-
-/// The file a `sqlite://PATH?options` URL names, if it names one.
-pub(crate) fn sqlite_path(url: &str) -> Option<&str> {
-    let rest = url.strip_prefix("sqlite://")?;
-    let path = rest.split_once('?').map_or(rest, |(path, _)| path);
-    (!path.is_empty()).then_some(path)
 }
 
 /// The seq of the newest event matching `query` (0 when none does).
@@ -75,20 +87,4 @@ impl BadRows {
 /// Closes the store, so everything is flushed before the process exits.
 pub(crate) async fn close(store: &dyn Store) -> Result<()> {
     store.close().await.context("closing the store")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sqlite_paths_drop_the_options() {
-        assert_eq!(sqlite_path("sqlite://a.db"), Some("a.db"));
-        assert_eq!(
-            sqlite_path("sqlite:///tmp/a.db?synchronous=normal"),
-            Some("/tmp/a.db")
-        );
-        assert_eq!(sqlite_path("sqlite://"), None);
-        assert_eq!(sqlite_path("memory://"), None);
-    }
 }

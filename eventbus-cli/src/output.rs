@@ -17,13 +17,26 @@ pub(crate) const EVENT_HEADERS: [&str; 6] =
 /// An event as one line of NDJSON (CloudEvents structured JSON).
 pub(crate) fn json_line(env: &RawEnvelope) -> Result<String> {
     env.to_cloudevent_json()
+        .map(one_line_json)
         .with_context(|| format!("encoding event seq {}", env.seq()))
+}
+
+/// JSON text on one line. `data` is kept as its publisher wrote it, which
+/// may span lines (`publish --data @pretty.json`); a line break in JSON text
+/// can only be white space between tokens (inside strings it is escaped),
+/// so a space in its place means the same and keeps NDJSON one event a line.
+pub(crate) fn one_line_json(json: String) -> String {
+    if json.contains(['\n', '\r']) {
+        json.replace(['\n', '\r'], " ")
+    } else {
+        json
+    }
 }
 
 /// An event's table cells, in the order of [`EVENT_HEADERS`].
 pub(crate) fn event_cells(env: &RawEnvelope) -> Vec<String> {
     let data = match env.data_json() {
-        Ok(raw) => shorten(raw.get(), DATA_WIDTH),
+        Ok(raw) => shorten(&one_line_json(raw.get().to_owned()), DATA_WIDTH),
         Err(e) => format!("<{e}>"),
     };
     vec![

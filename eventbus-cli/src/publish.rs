@@ -7,6 +7,8 @@ use anyhow::{Context as _, Result};
 use chrono::{SecondsFormat, Utc};
 use eventbus::envelope::validate_header_name;
 use eventbus::{Draft, RawEnvelope};
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::cli::PublishArgs;
@@ -36,8 +38,10 @@ pub(crate) async fn run(url: &str, args: PublishArgs) -> Result<()> {
     Ok(())
 }
 
-/// The `--data` value as JSON: literal text, `@FILE` or `-` (stdin).
-fn read_data(arg: &str) -> Result<Value> {
+/// The `--data` value (literal text, `@FILE` or `-` for stdin), checked to
+/// be JSON and kept as written: parsing and re-serializing would reorder
+/// keys, round big numbers and merge repeated keys.
+fn read_data(arg: &str) -> Result<Box<RawValue>> {
     let (text, origin) = if arg == "-" {
         let mut text = String::new();
         std::io::stdin()
@@ -51,13 +55,17 @@ fn read_data(arg: &str) -> Result<Value> {
     } else {
         (arg.to_owned(), "--data".to_owned())
     };
-    serde_json::from_str(&text).map_err(|e| {
+    // Parsed in full, as a `Value`, only to check it: this is the parser
+    // whose errors (and their positions) the messages were written for.
+    if let Err(e) = serde_json::from_str::<Value>(&text) {
         let (line, column) = position(&text, &e);
-        usage(format!(
+        return Err(usage(format!(
             "{origin} is not valid JSON: line {line}, column {column}: {}",
             json_reason(&e)
-        ))
-    })
+        )));
+    }
+    let data = text.trim_matches([' ', '\t', '\n', '\r']).to_owned();
+    RawValue::from_string(data).with_context(|| format!("keeping {origin} as JSON"))
 }
 
 /// Where a JSON error is, for a person: serde_json puts an error found at
@@ -78,9 +86,17 @@ pub(crate) fn json_reason(e: &serde_json::Error) -> String {
     text.strip_suffix(&suffix).unwrap_or(&text).to_owned()
 }
 
+/// A CloudEvents object whose `data` is written out exactly as given.
+#[derive(Serialize)]
+struct CloudEvent<'a> {
+    #[serde(flatten)]
+    attributes: Map<String, Value>,
+    data: &'a RawValue,
+}
+
 /// The event as a CloudEvents object, read back through the envelope's own
 /// parser so that every rule (source, topic, attributes) is the runtime's.
-fn draft(args: &PublishArgs, data: Value) -> Result<Draft> {
+fn draft(args: &PublishArgs, data: Box<RawValue>) -> Result<Draft> {
     let mut event = Map::new();
     for (name, value) in &args.headers {
         validate_header_name(name).map_err(usage)?;
@@ -99,14 +115,17 @@ fn draft(args: &PublishArgs, data: Value) -> Result<Draft> {
     set("type", args.topic.as_str().into());
     set("time", now.into());
     set("datacontenttype", "application/json".into());
-    set("data", data);
     if let Some(c) = &args.correlation_id {
         set("correlationid", c.clone().into());
     }
     if let Some(k) = &args.idempotency_key {
         set("idempotencykey", k.clone().into());
     }
-    let json = serde_json::to_vec(&Value::Object(event)).context("encoding the event")?;
+    let json = serde_json::to_vec(&CloudEvent {
+        attributes: event,
+        data: &data,
+    })
+    .context("encoding the event")?;
     let envelope = RawEnvelope::from_cloudevent_json(&json).map_err(|e| usage(json_reason(&e)))?;
     Ok(Draft::from_envelope(&envelope))
 }

@@ -166,10 +166,16 @@ async fn import_lines(
             }
             number += 1;
             bar.inc(read as u64);
-            if line.trim().is_empty() {
+            // Editors on Windows often start a UTF-8 file with a byte order
+            // mark, which is not JSON.
+            let text = match number {
+                1 => line.strip_prefix('\u{feff}').unwrap_or(&line),
+                _ => &line,
+            };
+            if text.trim().is_empty() {
                 continue;
             }
-            let env = RawEnvelope::from_cloudevent_json(line.as_bytes())
+            let env = RawEnvelope::from_cloudevent_json(text.as_bytes())
                 .map_err(|e| line_error(name, number, &e))?;
             in_flight.push_back(start(store.append(Draft::from_envelope(&env))).await);
             if in_flight.len() >= IMPORT_WINDOW

@@ -211,7 +211,7 @@ fn bad_store_urls_are_usage_errors() {
 #[test]
 fn read_only_commands_never_create_a_store() {
     let s = Scratch::new();
-    let commands: [&[&str]; 9] = [
+    let commands: [&[&str]; 13] = [
         &["history"],
         &["tail"],
         &["topics"],
@@ -229,11 +229,16 @@ fn read_only_commands_never_create_a_store() {
         ],
         &["clear", ">", "--yes"],
         &["history", "--json"],
+        &["dlq", "list"],
+        &["dlq", "show", "1"],
+        &["dlq", "retry", "1"],
+        &["dlq", "purge", "--yes"],
     ];
     for args in commands {
         let e = fails(&s, args, 1);
         assert!(
-            e.contains(&format!("store file {} does not exist", s.path.display())),
+            e.contains(&format!("store file {} does not exist", s.path.display()))
+                && e.contains("--store or EVENTBUS_URL"),
             "{args:?}: {e}"
         );
     }
@@ -310,4 +315,66 @@ fn help_and_version_succeed_on_stdout() {
     let out = bin().arg("--version").output().expect("runs");
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("eventbus "));
+}
+
+#[test]
+fn memory_stores_are_refused_by_every_command() {
+    let s = Scratch::new();
+    let data = s.file("events.ndjson", "");
+    let data = data.to_str().expect("path");
+    let commands: [&[&str]; 12] = [
+        &["publish", "a.b", "--data", "1"],
+        &["import", data],
+        &["history"],
+        &["tail"],
+        &["topics"],
+        &["stats"],
+        &["export"],
+        &["replay", ">", "--since", "1h"],
+        &["clear", ">", "--yes"],
+        &["dlq", "list"],
+        &["dlq", "retry", "1"],
+        &["dlq", "purge", "--yes"],
+    ];
+    for url in ["memory://", "memory://?capacity=5"] {
+        for args in commands {
+            let out = bin()
+                .args(["--store", url])
+                .args(args)
+                .output()
+                .expect("runs");
+            let e = assert_error(&out, 2);
+            assert!(
+                e.contains("cannot use a `memory://` store")
+                    && e.contains("vanish when it exits")
+                    && e.contains("sqlite://FILE")
+                    && e.contains("nats://HOST:PORT"),
+                "{url} {args:?}: {e}"
+            );
+            assert!(out.stdout.is_empty(), "{url} {args:?}");
+        }
+    }
+    let out = bin()
+        .env("EVENTBUS_URL", "memory://")
+        .args(["publish", "a.b", "--data", "1"])
+        .output()
+        .expect("runs");
+    assert!(assert_error(&out, 2).contains("`memory://`"));
+}
+
+#[test]
+fn the_store_help_names_sqlite_and_nats_and_refuses_memory() {
+    let out = bin().arg("--help").output().expect("runs");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    // Clap wraps long help; compare with the line breaks undone.
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    for needle in [
+        "sqlite://PATH",
+        "nats://HOST:PORT",
+        "nats://127.0.0.1:4222?stream=EVENTBUS",
+        "`memory://` is refused",
+    ] {
+        assert!(help.contains(needle), "{needle} missing from {help}");
+    }
 }

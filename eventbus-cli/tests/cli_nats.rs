@@ -128,3 +128,131 @@ fn nats_dead_letters_list_show_and_purge() {
     });
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// Whether the server has a stream by this name.
+fn stream_exists(name: &str) -> bool {
+    let server =
+        std::env::var("EVENTBUS_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let client = async_nats::connect(server.trim_start_matches("nats://"))
+            .await
+            .expect("connect to NATS");
+        let js = async_nats::jetstream::new(client);
+        match js.get_stream(name).await {
+            Ok(_) => true,
+            Err(e) => {
+                let text = e.to_string();
+                assert!(
+                    text.contains("stream not found"),
+                    "looking up {name}: {text}"
+                );
+                false
+            }
+        }
+    })
+}
+
+#[test]
+#[ignore = "needs NATS at EVENTBUS_NATS_URL"]
+fn nats_read_commands_on_a_missing_stream_create_nothing() {
+    let n = NatsScratch::new("missing");
+    let s = &n.scratch;
+    let commands: [&[&str]; 13] = [
+        &["history"],
+        &["history", "--json"],
+        &["tail"],
+        &["topics"],
+        &["stats"],
+        &["export"],
+        &["replay", ">", "--since", "1h"],
+        &["replay", ">", "--since", "1h", "--to-handler", "b", "--yes"],
+        &["clear", ">", "--yes"],
+        &["dlq", "list"],
+        &["dlq", "show", "1"],
+        &["dlq", "retry", "1"],
+        &["dlq", "purge", "--yes"],
+    ];
+    for args in commands {
+        let out = s.cmd().args(args).output().expect("runs");
+        let e = support::assert_error(&out, 1);
+        assert!(
+            e.contains(&format!("stream `{}` does not exist on nats://", n.stream))
+                && e.contains("check `?stream=`"),
+            "{args:?}: {e}"
+        );
+    }
+    assert!(!stream_exists(&n.stream), "a read created the stream");
+    assert!(
+        !stream_exists(&format!("KV_{}_dead_letters", n.stream)),
+        "a read created the dead-letter bucket"
+    );
+}
+
+#[test]
+#[ignore = "needs NATS at EVENTBUS_NATS_URL"]
+fn nats_dead_letter_commands_without_a_bucket_find_none_and_create_none() {
+    let n = NatsScratch::new("nobucket");
+    let s = &n.scratch;
+    s.publish("order.placed", r#"{"id":7}"#, &[]);
+    let bucket = format!("KV_{}_dead_letters", n.stream);
+    assert!(stream_exists(&bucket), "publishing makes the bucket");
+    // As left by an older eventbus, or by someone tidying the server.
+    let server =
+        std::env::var("EVENTBUS_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned());
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            let client = async_nats::connect(server.trim_start_matches("nats://"))
+                .await
+                .expect("connect to NATS");
+            async_nats::jetstream::new(client)
+                .delete_stream(&bucket)
+                .await
+                .expect("bucket deleted");
+        });
+
+    let out = s.cmd().args(["dlq", "list"]).output().expect("runs");
+    support::assert_success(&out, &["dlq", "list"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no dead letters"));
+    assert!(ndjson(&s.ok(&["dlq", "list", "--json"])).is_empty());
+    assert!(
+        s.ok(&["dlq", "purge", "--yes"])
+            .contains("no dead letters; nothing deleted")
+    );
+    for args in [["dlq", "show", "1"], ["dlq", "retry", "1"]] {
+        let out = s.cmd().args(args).output().expect("runs");
+        let e = support::assert_error(&out, 1);
+        assert!(e.contains("there is no dead letter 1"), "{args:?}: {e}");
+    }
+    let stats = s.ok(&["stats"]);
+    assert!(stats.contains("dead letters: 0"), "{stats}");
+    assert_eq!(s.history_json(&[]).len(), 1);
+    assert!(!stream_exists(&bucket), "a read made the bucket again");
+}
+
+#[test]
+#[ignore = "needs NATS at EVENTBUS_NATS_URL"]
+fn nats_an_event_over_max_payload_is_refused_naming_the_limit() {
+    let n = NatsScratch::new("payload");
+    let s = &n.scratch;
+    // nats-server's default max_payload is 1 MiB, headers included.
+    let big = format!("\"{}\"", "x".repeat(1024 * 1024));
+    let file = s.file("big.json", &big);
+    let out = s
+        .cmd()
+        .args(["publish", "a.b", "--data", &format!("@{}", file.display())])
+        .output()
+        .expect("runs");
+    let e = support::assert_error(&out, 1);
+    assert!(
+        e.contains("max payload size exceeded") && e.contains("limit of 1048576"),
+        "{e}"
+    );
+    assert!(s.history_json(&[]).is_empty());
+}

@@ -209,3 +209,26 @@ fn a_bad_line_is_named_and_what_came_before_is_kept() {
     let e = assert_error(&out, 1);
     assert!(e.contains("cannot read `/nonexistent/file.ndjson`"), "{e}");
 }
+
+#[test]
+fn import_skips_a_byte_order_mark_at_the_start() {
+    let s = Scratch::new();
+    seed(&s);
+    let with_bom = format!("\u{feff}{}", s.ok(&["export"]));
+    let file = s.file("bom.ndjson", &with_bom);
+    let (copy_url, _) = s.other("copy.db");
+    let out = bin()
+        .args(["--store", &copy_url, "import", file.to_str().expect("path")])
+        .output()
+        .expect("runs");
+    assert_success(&out, &["import", "bom.ndjson"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("imported 4 new event(s)"));
+    let (stdin_url, _) = s.other("stdin.db");
+    let out = bin()
+        .args(["--store", &stdin_url, "import", "-"])
+        .write_stdin(with_bom)
+        .output()
+        .expect("runs");
+    assert_success(&out, &["import", "-"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("imported 4 new event(s)"));
+}

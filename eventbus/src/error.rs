@@ -49,6 +49,15 @@ pub enum Error {
         /// What failed.
         message: String,
     },
+    /// [`store::open_existing`](crate::store::open_existing) found no store
+    /// where the URL points; nothing was created.
+    #[error("{message}")]
+    StoreNotFound {
+        /// Which store (`memory`, `sqlite`, `nats`).
+        store: &'static str,
+        /// What is missing, where, and what to check.
+        message: String,
+    },
     /// A stored event cannot be read back (schema drift, hand edits).
     #[error("stored event seq {seq} cannot be read: {reason}")]
     BadRow {

@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use eventbus::Start;
 use eventbus::prelude::*;
-use eventbus::store::DeadLetterQuery;
+use eventbus::store::{DeadLetterQuery, NewDeadLetter, Query};
+use eventbus::{Draft, Error, Start};
 use tests::{NatsScope, OrderEvent, Seen, eventually, eventually_async, isolated, recorder};
 
 #[tokio::test]
@@ -623,4 +623,104 @@ async fn nats_a_retry_requested_elsewhere_is_made_by_the_bus_running_the_handler
             .is_empty()
     );
     bus.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs NATS at EVENTBUS_NATS_URL"]
+async fn nats_open_existing_needs_the_stream_and_creates_nothing() {
+    let scope = NatsScope::new("existing");
+    let js = async_nats::jetstream::new(scope.raw_client().await);
+    let bucket_stream = format!("KV_{}_dead_letters", scope.stream);
+    let exists = async |name: &str| match js.get_stream(name).await {
+        Ok(_) => true,
+        Err(e) if e.to_string().contains("stream not found") => false,
+        Err(e) => panic!("looking up {name}: {e}"),
+    };
+
+    let err = eventbus::store::open_existing(&scope.url(""))
+        .await
+        .err()
+        .expect("no such stream");
+    assert!(
+        matches!(err, Error::StoreNotFound { store: "nats", .. }),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!(
+            "stream `{}` does not exist on nats://",
+            scope.stream
+        )) && text.contains("check `?stream=`"),
+        "{text}"
+    );
+    assert!(!exists(&scope.stream).await, "the stream was created");
+    assert!(!exists(&bucket_stream).await, "the bucket was created");
+
+    // A stream whose dead-letter bucket is gone: none to list, retry or
+    // purge, and looking creates none.
+    let creating = eventbus::store::open(&scope.url("")).await.unwrap();
+    let env = creating
+        .append(Draft::from_envelope(
+            &RawEnvelope::from_cloudevent_json(
+                format!(
+                    r#"{{"specversion":"1.0","id":"{}","source":"t","type":"order.placed","data":{{"id":1}}}}"#,
+                    uuid::Uuid::now_v7()
+                )
+                .as_bytes(),
+            )
+            .unwrap(),
+        ))
+        .await
+        .unwrap();
+    js.delete_stream(&bucket_stream).await.unwrap();
+    let existing = eventbus::store::open_existing(&scope.url(""))
+        .await
+        .unwrap();
+    assert_eq!(existing.query(Query::default()).count().await, 1);
+    assert!(
+        existing
+            .dead_letters(DeadLetterQuery::all())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(!existing.request_retry(1).await.unwrap());
+    assert!(!existing.remove_dead_letter(1).await.unwrap());
+    assert_eq!(existing.purge_dead_letters(None).await.unwrap(), 0);
+    assert!(!exists(&bucket_stream).await, "looking created the bucket");
+
+    // Once a bus elsewhere makes the bucket and buries an event there, it
+    // is found.
+    creating.close().await.unwrap();
+    let burying = eventbus::store::open(&scope.url("")).await.unwrap();
+    let dead = NewDeadLetter {
+        handler: "billing".into(),
+        envelope: env,
+        error: "declined".into(),
+        attempts: 3,
+    };
+    let id = burying.add_dead_letter(dead).await.unwrap();
+    let listed = existing.dead_letters(DeadLetterQuery::all()).await.unwrap();
+    assert_eq!(listed.iter().map(|d| d.id).collect::<Vec<_>>(), [id]);
+    burying.close().await.unwrap();
+    existing.close().await.unwrap();
+
+    // Burying through a store opened this way makes the bucket, as `open`
+    // would have.
+    js.delete_stream(&bucket_stream).await.unwrap();
+    let existing = eventbus::store::open_existing(&scope.url(""))
+        .await
+        .unwrap();
+    let first = listed.into_iter().next().expect("one dead letter");
+    let dead = NewDeadLetter {
+        handler: first.handler,
+        envelope: first.envelope,
+        error: first.error,
+        attempts: first.attempts,
+    };
+    let id = existing.add_dead_letter(dead).await.unwrap();
+    assert!(exists(&bucket_stream).await);
+    let listed = existing.dead_letters(DeadLetterQuery::all()).await.unwrap();
+    assert_eq!(listed.iter().map(|d| d.id).collect::<Vec<_>>(), [id]);
+    existing.close().await.unwrap();
 }

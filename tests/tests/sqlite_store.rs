@@ -537,3 +537,59 @@ async fn a_version_1_file_is_migrated_in_place() {
     assert_eq!(store.handled_after("h", 0).await.unwrap(), [1..=1]);
     store.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn open_existing_needs_the_file_and_creates_nothing() {
+    let dir = TempDir::new("existing");
+    let err = eventbus::store::open_existing(&dir.url(""))
+        .await
+        .err()
+        .expect("no file yet");
+    assert!(
+        matches!(
+            err,
+            Error::StoreNotFound {
+                store: "sqlite",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("store file {} does not exist", dir.db().display())),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&dir.0).unwrap().count(),
+        0,
+        "nothing made"
+    );
+    // The URL is checked before the file is looked for.
+    let err = eventbus::store::open_existing(&dir.url("?bogus=1"))
+        .await
+        .err()
+        .expect("unknown option");
+    assert!(matches!(err, Error::InvalidStoreUrl { .. }), "{err:?}");
+
+    let created = eventbus::store::open(&dir.url("")).await.unwrap();
+    created.close().await.unwrap();
+    let existing = eventbus::store::open_existing(&dir.url("")).await.unwrap();
+    assert!(existing.topics().await.unwrap().is_empty());
+    existing.close().await.unwrap();
+
+    let err = eventbus::store::open_existing("memory://")
+        .await
+        .err()
+        .expect("memory:// is never there to find");
+    assert!(
+        matches!(
+            err,
+            Error::StoreNotFound {
+                store: "memory",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}

@@ -271,7 +271,18 @@ impl<'a> StoreUrl<'a> {
     }
 }
 
-/// Opens the store a URL names (`memory://...`, `sqlite://...` or `nats://...`).
+/// Whether opening a store may create it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Create {
+    /// Create what is missing: publishers and a running bus.
+    IfMissing,
+    /// Fail when it is missing: tools that only look, or change what exists.
+    Never,
+}
+
+/// Opens the store a URL names (`memory://...`, `sqlite://...` or
+/// `nats://...`), creating it when it does not exist: the SQLite file, or
+/// the NATS stream and its dead-letter bucket.
 ///
 /// # Errors
 ///
@@ -281,14 +292,54 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
     let parsed = StoreUrl::parse(url)?;
     match parsed.scheme {
         "memory" => Ok(Arc::new(MemoryStore::from_url(&parsed)?)),
-        "sqlite" => Ok(Arc::new(SqliteStore::from_url(&parsed).await?)),
+        "sqlite" => Ok(Arc::new(
+            SqliteStore::from_url(&parsed, Create::IfMissing).await?,
+        )),
         "nats" => Ok(Arc::new(
             NatsStore::connect(NatsConfig::from_parsed(&parsed)?).await?,
         )),
-        other => Err(parsed.invalid(format!(
-            "unknown store `{other}://`; available: `memory://`, `sqlite://`, `nats://`"
-        ))),
+        other => Err(unknown_scheme(&parsed, other)),
     }
+}
+
+/// Opens the store a URL names only if it already exists, and creates
+/// nothing: for tools that read a store, or change only what is in it,
+/// where a mistyped URL must be an error rather than a new, empty store.
+///
+/// A `sqlite://` file must exist. A `nats://` stream must exist; its
+/// dead-letter bucket is used when it exists, and while it does not there
+/// are no dead letters (until one is added, which creates it, as
+/// [`open`] would have). `memory://` is refused: such a store lives only
+/// inside the process that opened it, so there is never one to find.
+///
+/// # Errors
+///
+/// [`Error::StoreNotFound`] naming what is missing and where;
+/// [`Error::InvalidStoreUrl`] naming what is wrong with the URL; or the
+/// store's own error when it cannot be opened.
+pub async fn open_existing(url: &str) -> Result<Arc<dyn Store>> {
+    let parsed = StoreUrl::parse(url)?;
+    match parsed.scheme {
+        "memory" => Err(Error::StoreNotFound {
+            store: "memory",
+            message: "a `memory://` store lives only inside the process that opened it, so \
+                      there is none to open here; use a `sqlite://` or `nats://` store"
+                .to_owned(),
+        }),
+        "sqlite" => Ok(Arc::new(
+            SqliteStore::from_url(&parsed, Create::Never).await?,
+        )),
+        "nats" => Ok(Arc::new(
+            NatsStore::connect_existing(NatsConfig::from_parsed(&parsed)?).await?,
+        )),
+        other => Err(unknown_scheme(&parsed, other)),
+    }
+}
+
+fn unknown_scheme(url: &StoreUrl<'_>, scheme: &str) -> Error {
+    url.invalid(format!(
+        "unknown store `{scheme}://`; available: `memory://`, `sqlite://`, `nats://`"
+    ))
 }
 
 /// Parses a duration such as `90s`, `10m`, `2h` or `7d` (a whole number and

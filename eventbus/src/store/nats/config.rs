@@ -293,11 +293,18 @@ impl NatsConfig {
             .and_then(|rest| rest.strip_prefix('.'))
     }
 
-    /// The first server, for logs.
+    /// The servers, for logs and errors, with any secret a server address
+    /// carries (`NatsConfig::new("nats://user:pw@host:4222")`) hidden.
+    pub(crate) fn servers(&self) -> String {
+        let redacted: Vec<String> = self.servers.iter().map(|s| redact(s)).collect();
+        redacted.join(",")
+    }
+
+    /// The servers, stream and prefix, for logs.
     pub(crate) fn describe(&self) -> String {
         format!(
             "{}?stream={}&prefix={}",
-            self.servers.join(","),
+            self.servers(),
             self.stream,
             self.prefix
         )
@@ -399,6 +406,12 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("stream name `a.b`"), "{text}");
+        // A secret in a server address given by hand never shows either.
+        let described = NatsConfig::new("nats://bob:pw123@h:4222").describe();
+        assert!(
+            !described.contains("pw123") && described.contains("bob:***@h:4222"),
+            "{described}"
+        );
     }
 
     #[test]

@@ -16,13 +16,28 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
 
 use super::{NatsConfig, consumer::consumer_name, nats_error};
 use crate::envelope::RawEnvelope;
 use crate::error::{Error, Result};
 use crate::store::{DeadLetter, DeadLetterQuery, NewDeadLetter};
 
+/// The bucket of one event stream, found (or created) when first needed.
 pub(super) struct Bucket {
+    js: jetstream::Context,
+    stream: String,
+    name: String,
+    /// The bucket's stream's replicas, should it be created.
+    replicas: usize,
+    /// Set once the bucket is known to exist. A store opened without
+    /// creating anything looks for it again on every use until it does, so
+    /// that a bus elsewhere creating it meanwhile is noticed.
+    open: OnceCell<Open>,
+}
+
+/// The dead letters in a bucket that exists.
+struct Open {
     kv: kv::Store,
 }
 
@@ -39,40 +54,127 @@ struct Record {
 const NEXT: &str = "next";
 
 impl Bucket {
-    pub(super) async fn open(js: &jetstream::Context, config: &NatsConfig) -> Result<Self> {
-        let bucket = format!("{}_dead_letters", config.stream);
-        if js.get_key_value(&bucket).await.is_err() {
-            // The bucket's stream is made by hand, as the key-value
-            // convention lays it out: the client's own bucket creation
-            // first queries account details that a 2.9 server words
-            // differently.
-            let created = js
-                .create_stream(stream::Config {
-                    name: format!("KV_{bucket}"),
-                    description: Some(format!("eventbus dead letters of stream {}", config.stream)),
-                    subjects: vec![format!("$KV.{bucket}.>")],
-                    max_messages_per_subject: 1,
-                    num_replicas: config.limits.replicas.unwrap_or(1),
-                    allow_rollup: true,
-                    deny_delete: true,
-                    allow_direct: true,
-                    discard: stream::DiscardPolicy::New,
-                    ..Default::default()
-                })
-                .await;
-            // Another process may have made it meanwhile; opening tells.
-            if let Err(e) = created {
-                tracing::debug!(error = %e, "creating the dead-letter bucket");
-            }
+    /// The stream's bucket, used only once it exists: until then there
+    /// are no dead letters, and only adding one creates it.
+    pub(super) fn when_it_exists(js: &jetstream::Context, config: &NatsConfig) -> Self {
+        Bucket {
+            js: js.clone(),
+            stream: config.stream.clone(),
+            name: format!("{}_dead_letters", config.stream),
+            replicas: config.limits.replicas.unwrap_or(1),
+            open: OnceCell::new(),
         }
-        let kv = js
-            .get_key_value(&bucket)
+    }
+
+    /// The stream's bucket, created now if it is missing.
+    pub(super) async fn open_or_create(
+        js: &jetstream::Context,
+        config: &NatsConfig,
+    ) -> Result<Self> {
+        let bucket = Self::when_it_exists(js, config);
+        bucket.created().await?;
+        Ok(bucket)
+    }
+
+    /// The bucket if it exists, without creating it.
+    async fn existing(&self) -> Result<Option<&Open>> {
+        if let Some(open) = self.open.get() {
+            return Ok(Some(open));
+        }
+        match self.js.get_key_value(&self.name).await {
+            Ok(kv) => Ok(Some(self.open.get_or_init(|| async { Open { kv } }).await)),
+            Err(e) if is_missing(&e) => Ok(None),
+            Err(e) => Err(nats_error("opening the dead-letter bucket")(e)),
+        }
+    }
+
+    /// The bucket, created if it is missing.
+    async fn created(&self) -> Result<&Open> {
+        if let Some(open) = self.existing().await? {
+            return Ok(open);
+        }
+        // The bucket's stream is made by hand, as the key-value convention
+        // lays it out: the client's own bucket creation first queries
+        // account details that a 2.9 server words differently.
+        let created = self
+            .js
+            .create_stream(stream::Config {
+                name: format!("KV_{}", self.name),
+                description: Some(format!("eventbus dead letters of stream {}", self.stream)),
+                subjects: vec![format!("$KV.{}.>", self.name)],
+                max_messages_per_subject: 1,
+                num_replicas: self.replicas,
+                allow_rollup: true,
+                deny_delete: true,
+                allow_direct: true,
+                discard: stream::DiscardPolicy::New,
+                ..Default::default()
+            })
+            .await;
+        // Another process may have made it meanwhile; opening tells.
+        if let Err(e) = created {
+            tracing::debug!(error = %e, "creating the dead-letter bucket");
+        }
+        let kv = self
+            .js
+            .get_key_value(&self.name)
             .await
             .map_err(nats_error("opening the dead-letter bucket"))?;
-        Ok(Bucket { kv })
+        Ok(self.open.get_or_init(|| async { Open { kv } }).await)
     }
 
     pub(super) async fn add(&self, dead: NewDeadLetter) -> Result<u64> {
+        self.created().await?.add(dead).await
+    }
+
+    /// A missing bucket holds no dead letters.
+    pub(super) async fn list(&self, query: DeadLetterQuery) -> Result<Vec<DeadLetter>> {
+        match self.existing().await? {
+            Some(open) => open.list(query).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    pub(super) async fn request_retry(&self, id: u64) -> Result<bool> {
+        match self.existing().await? {
+            Some(open) => open.request_retry(id).await,
+            None => Ok(false),
+        }
+    }
+
+    pub(super) async fn retry_failed(&self, id: u64, error: String, attempts: u32) -> Result<()> {
+        match self.existing().await? {
+            Some(open) => open.retry_failed(id, error, attempts).await,
+            None => Ok(()),
+        }
+    }
+
+    pub(super) async fn remove(&self, id: u64) -> Result<bool> {
+        match self.existing().await? {
+            Some(open) => open.remove(id).await,
+            None => Ok(false),
+        }
+    }
+
+    pub(super) async fn purge(&self, handler: Option<&str>) -> Result<u64> {
+        match self.existing().await? {
+            Some(open) => open.purge(handler).await,
+            None => Ok(0),
+        }
+    }
+}
+
+/// Whether opening a bucket failed because its stream does not exist.
+fn is_missing(e: &jetstream::context::KeyValueError) -> bool {
+    use std::error::Error as _;
+    e.kind() == jetstream::context::KeyValueErrorKind::GetBucket
+        && e.source()
+            .and_then(|source| source.downcast_ref::<jetstream::context::GetStreamError>())
+            .is_some_and(super::is_stream_not_found)
+}
+
+impl Open {
+    async fn add(&self, dead: NewDeadLetter) -> Result<u64> {
         let index = format!("i.{}.{}", consumer_name(&dead.handler), dead.envelope.seq());
         if let Some(id) = self.indexed(&index).await? {
             return Ok(id);
@@ -157,7 +259,7 @@ impl Bucket {
         }
     }
 
-    pub(super) async fn list(&self, query: DeadLetterQuery) -> Result<Vec<DeadLetter>> {
+    async fn list(&self, query: DeadLetterQuery) -> Result<Vec<DeadLetter>> {
         let ids = match query.id {
             Some(id) => vec![id],
             None => {
@@ -248,7 +350,7 @@ impl Bucket {
 
     /// Marks a dead letter for retry: the flag in it, and an `r.<id>` key
     /// so that finding the marked ones reads no others.
-    pub(super) async fn request_retry(&self, id: u64) -> Result<bool> {
+    async fn request_retry(&self, id: u64) -> Result<bool> {
         if !self.modify(id, |d| d.retry_requested = true).await? {
             return Ok(false);
         }
@@ -260,7 +362,7 @@ impl Bucket {
     }
 
     /// Records a failed retry and clears the retry mark.
-    pub(super) async fn retry_failed(&self, id: u64, error: String, attempts: u32) -> Result<()> {
+    async fn retry_failed(&self, id: u64, error: String, attempts: u32) -> Result<()> {
         self.modify(id, move |d| {
             d.error = error.clone();
             d.attempts = d.attempts.saturating_add(attempts);
@@ -273,7 +375,7 @@ impl Bucket {
             .map_err(nats_error("clearing a dead letter's retry mark"))
     }
 
-    pub(super) async fn remove(&self, id: u64) -> Result<bool> {
+    async fn remove(&self, id: u64) -> Result<bool> {
         let Some((dead, _)) = self.get(id).await? else {
             return Ok(false);
         };
@@ -287,7 +389,7 @@ impl Bucket {
         Ok(true)
     }
 
-    pub(super) async fn purge(&self, handler: Option<&str>) -> Result<u64> {
+    async fn purge(&self, handler: Option<&str>) -> Result<u64> {
         let query = match handler {
             Some(h) => DeadLetterQuery::handler(h),
             None => DeadLetterQuery::all(),

@@ -26,8 +26,8 @@ pub use config::NatsConfig;
 pub(crate) use config::redact;
 
 use super::{
-    BoxStream, ConsumerSpec, DeadLetter, DeadLetterQuery, Delivery, NewDeadLetter, Query, Store,
-    TopicSummary,
+    BoxStream, ConsumerSpec, Create, DeadLetter, DeadLetterQuery, Delivery, NewDeadLetter, Query,
+    Store, TopicSummary,
 };
 use crate::envelope::{Draft, RawEnvelope};
 use crate::error::{Error, Result};
@@ -58,7 +58,8 @@ struct Shared {
 
 impl NatsStore {
     /// Connects, creates the stream if it is missing (or checks the
-    /// settings of the one that exists), and opens the dead-letter bucket.
+    /// settings of the one that exists), and opens the dead-letter bucket,
+    /// creating it too if it is missing.
     ///
     /// # Errors
     ///
@@ -67,10 +68,31 @@ impl NatsStore {
     /// for; [`Error::Config`] when a credentials or certificate file cannot
     /// be read.
     pub async fn connect(config: NatsConfig) -> Result<Self> {
+        Self::connect_with(config, Create::IfMissing).await
+    }
+
+    /// Connects to a stream that must already exist (and checks its
+    /// settings as [`NatsStore::connect`] does), creating nothing on the
+    /// server. The dead-letter bucket is used if it exists; while it does
+    /// not, there are no dead letters to list, retry or purge, and adding
+    /// the first one creates it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::StoreNotFound`] when the stream does not exist; otherwise
+    /// those of [`NatsStore::connect`].
+    pub async fn connect_existing(config: NatsConfig) -> Result<Self> {
+        Self::connect_with(config, Create::Never).await
+    }
+
+    async fn connect_with(config: NatsConfig, create: Create) -> Result<Self> {
         let client = connect_client(&config).await?;
         let js = jetstream::new(client.clone());
-        let stream = ensure_stream(&js, &config).await?;
-        let dead = dead_letters::Bucket::open(&js, &config).await?;
+        let stream = ensure_stream(&js, &config, create).await?;
+        let dead = match create {
+            Create::IfMissing => dead_letters::Bucket::open_or_create(&js, &config).await?,
+            Create::Never => dead_letters::Bucket::when_it_exists(&js, &config),
+        };
         let origin = wire::Origin::new(&config.stream, stream.cached_info().created);
         Ok(NatsStore {
             shared: Arc::new(Shared {
@@ -160,14 +182,19 @@ async fn connect_client(config: &NatsConfig) -> Result<async_nats::Client> {
             store: "nats",
             message: format!(
                 "cannot connect to {}: {e}; is nats-server running there?",
-                config.servers.join(",")
+                config.servers()
             ),
         })
 }
 
-/// The stream the config names: created when missing; when present, its
-/// retention, subjects and any limit the config sets must agree.
-async fn ensure_stream(js: &jetstream::Context, config: &NatsConfig) -> Result<stream::Stream> {
+/// The stream the config names: created when missing (if `create` allows);
+/// when present, its retention, subjects and any limit the config sets
+/// must agree.
+async fn ensure_stream(
+    js: &jetstream::Context,
+    config: &NatsConfig,
+    create: Create,
+) -> Result<stream::Stream> {
     let all = config.subject(">");
     match js.get_stream(&config.stream).await {
         Ok(mut existing) => {
@@ -189,6 +216,15 @@ async fn ensure_stream(js: &jetstream::Context, config: &NatsConfig) -> Result<s
             }
             Ok(existing)
         }
+        Err(e) if is_stream_not_found(&e) && create == Create::Never => Err(Error::StoreNotFound {
+            store: "nats",
+            message: format!(
+                "stream `{}` does not exist on {}; check `?stream=` in the store URL (only \
+                 publishing, import and a running bus create it)",
+                config.stream,
+                config.servers()
+            ),
+        }),
         Err(e) if is_stream_not_found(&e) => {
             let l = &config.limits;
             let wanted = stream::Config {
@@ -273,7 +309,7 @@ fn stream_mismatches(have: &stream::Config, config: &NatsConfig, all: &str) -> V
     problems
 }
 
-fn is_stream_not_found(e: &jetstream::context::GetStreamError) -> bool {
+pub(super) fn is_stream_not_found(e: &jetstream::context::GetStreamError) -> bool {
     matches!(
         e.kind(),
         jetstream::context::GetStreamErrorKind::JetStream(js)

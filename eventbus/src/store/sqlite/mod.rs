@@ -26,8 +26,8 @@ use futures_util::StreamExt;
 use tokio::sync::oneshot;
 
 use super::{
-    BoxStream, DeadLetter, DeadLetterQuery, NewDeadLetter, Query, Store, StoreUrl, TopicSummary,
-    parse_duration,
+    BoxStream, Create, DeadLetter, DeadLetterQuery, NewDeadLetter, Query, Store, StoreUrl,
+    TopicSummary, parse_duration,
 };
 use crate::envelope::{Draft, RawEnvelope};
 use crate::error::{Error, Result};
@@ -73,10 +73,10 @@ impl SqliteStore {
         if parsed.scheme != "sqlite" {
             return Err(parsed.invalid("expected a `sqlite://` URL"));
         }
-        Self::from_url(&parsed).await
+        Self::from_url(&parsed, Create::IfMissing).await
     }
 
-    pub(crate) async fn from_url(url: &StoreUrl<'_>) -> Result<Self> {
+    pub(crate) async fn from_url(url: &StoreUrl<'_>, create: Create) -> Result<Self> {
         url.check_known(&["synchronous", "max_age", "max_events", "idempotency_window"])?;
         if url.path.is_empty() {
             return Err(
@@ -117,13 +117,25 @@ impl SqliteStore {
             }
         };
         let path = PathBuf::from(url.path);
+        // An error other than "missing" (a directory without permission)
+        // is left for the opening to report in full.
+        if create == Create::Never && matches!(std::fs::exists(&path), Ok(false)) {
+            return Err(Error::StoreNotFound {
+                store: "sqlite",
+                message: format!(
+                    "store file {} does not exist; check the path in the store URL (only \
+                     publishing, import and a running bus create it)",
+                    path.display()
+                ),
+            });
+        }
         let retention = Retention {
             max_age_ns,
             max_events,
         };
         let opened = {
             let path = path.clone();
-            tokio::task::spawn_blocking(move || open_writer(&path, synchronous))
+            tokio::task::spawn_blocking(move || open_writer(&path, synchronous, create))
                 .await
                 .map_err(|e| store_error(format!("opening the file panicked: {e}")))?
         };
@@ -333,21 +345,30 @@ fn store_error(message: String) -> Error {
 fn open_writer(
     path: &Path,
     synchronous: Synchronous,
+    create: Create,
 ) -> std::result::Result<rusqlite::Connection, String> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
         && !dir.is_dir()
     {
         return Err(format!("directory `{}` does not exist", dir.display()));
     }
-    // Another process may create the file between the look and the
-    // creation; then it is there, which is all that is asked.
-    if !path.exists()
-        && let Err(e) = create_private(path)
-        && e.kind() != std::io::ErrorKind::AlreadyExists
-    {
-        return Err(e.to_string());
+    let mut flags = rusqlite::OpenFlags::default();
+    match create {
+        // Another process may create the file between the look and the
+        // creation; then it is there, which is all that is asked.
+        Create::IfMissing => {
+            if !path.exists()
+                && let Err(e) = create_private(path)
+                && e.kind() != std::io::ErrorKind::AlreadyExists
+            {
+                return Err(e.to_string());
+            }
+        }
+        // The file was there a moment ago; should it vanish before SQLite
+        // opens it, SQLite must not make an empty one in its place.
+        Create::Never => flags.remove(rusqlite::OpenFlags::SQLITE_OPEN_CREATE),
     }
-    let mut conn = rusqlite::Connection::open(path).map_err(|e| e.to_string())?;
+    let mut conn = rusqlite::Connection::open_with_flags(path, flags).map_err(|e| e.to_string())?;
     schema::configure(&conn, synchronous).map_err(|e| e.to_string())?;
     // Deleted rows (`clear`, retention) are zeroed where that costs no
     // extra write, and freed pages leave the file through incremental

@@ -186,16 +186,17 @@ pub(crate) async fn clear(url: &str, args: ClearArgs) -> Result<()> {
 /// Only SQLite files are copied by the CLI: a NATS stream is backed up by
 /// the server's own tools (`nats stream backup`).
 pub(crate) async fn backup(url: &str, args: BackupArgs) -> Result<()> {
+    // The URL itself is never echoed: it may hold a NATS password.
     if !url.starts_with("sqlite://") {
-        bail!(
-            "backup copies sqlite:// stores; this store is {}; for NATS use `nats stream backup`",
-            url.split_once("://").map_or(url, |(scheme, _)| scheme)
-        );
+        bail!("backup copies sqlite:// stores only; for NATS use `nats stream backup`");
     }
     if let Some(path) = open::sqlite_path(url)
-        && !std::path::Path::new(path).exists()
+        && !path.exists()
     {
-        bail!("store file {path} does not exist (check --store or EVENTBUS_URL)");
+        bail!(
+            "store file {} does not exist (check --store or EVENTBUS_URL)",
+            path.display()
+        );
     }
     let store = SqliteStore::open(url).await?;
     let bar = prompt::spinner(&format!("backing up to {}", args.file.display()));

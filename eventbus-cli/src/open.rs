@@ -1,19 +1,22 @@
 //! Opening the store, and small questions every command asks of it.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result, bail};
-use eventbus::store::{Order, Query, Store};
+use eventbus::store::{Order, Query, SqliteStore, Store};
 use futures_util::StreamExt;
 
 /// Opens a store that must already exist: read-only commands (and `clear`
 /// or `replay --to-handler`) never create one by accident.
 pub(crate) async fn existing(url: &str) -> Result<Arc<dyn Store>> {
     if let Some(path) = sqlite_path(url)
-        && !Path::new(path).exists()
+        && !path.exists()
     {
-        bail!("store file {path} does not exist (check --store or EVENTBUS_URL)");
+        bail!(
+            "store file {} does not exist (check --store or EVENTBUS_URL)",
+            path.display()
+        );
     }
     or_create(url).await
 }
@@ -23,11 +26,10 @@ pub(crate) async fn or_create(url: &str) -> Result<Arc<dyn Store>> {
     Ok(eventbus::store::open(url).await?)
 }
 
-/// The file a `sqlite://PATH?options` URL names, if it names one.
-pub(crate) fn sqlite_path(url: &str) -> Option<&str> {
-    let rest = url.strip_prefix("sqlite://")?;
-    let path = rest.split_once('?').map_or(rest, |(path, _)| path);
-    (!path.is_empty()).then_some(path)
+/// The file a `sqlite://PATH?options` URL names, if it names one, read
+/// as the store reads it (percent-decoded).
+pub(crate) fn sqlite_path(url: &str) -> Option<PathBuf> {
+    SqliteStore::path_of(url).ok()
 }
 
 /// The seq of the newest event matching `query` (0 when none does).
@@ -82,11 +84,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sqlite_paths_drop_the_options() {
-        assert_eq!(sqlite_path("sqlite://a.db"), Some("a.db"));
+    fn sqlite_paths_drop_the_options_and_are_decoded() {
+        assert_eq!(sqlite_path("sqlite://a.db"), Some("a.db".into()));
         assert_eq!(
             sqlite_path("sqlite:///tmp/a.db?synchronous=normal"),
-            Some("/tmp/a.db")
+            Some("/tmp/a.db".into())
+        );
+        assert_eq!(
+            sqlite_path("sqlite:///tmp/my%20events.db"),
+            Some("/tmp/my events.db".into())
         );
         assert_eq!(sqlite_path("sqlite://"), None);
         assert_eq!(sqlite_path("memory://"), None);

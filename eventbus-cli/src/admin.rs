@@ -186,11 +186,9 @@ pub(crate) async fn clear(url: &str, args: ClearArgs) -> Result<()> {
 /// Only SQLite files are copied by the CLI: a NATS stream is backed up by
 /// the server's own tools (`nats stream backup`).
 pub(crate) async fn backup(url: &str, args: BackupArgs) -> Result<()> {
+    // The URL itself is never echoed: it may hold a NATS password.
     if !url.starts_with("sqlite://") {
-        bail!(
-            "backup copies sqlite:// stores; this store is {}; for NATS use `nats stream backup`",
-            url.split_once("://").map_or(url, |(scheme, _)| scheme)
-        );
+        bail!("backup copies sqlite:// stores only; for NATS use `nats stream backup`");
     }
     // Refuses a file that is not there, as every command that reads does.
     let existing = open::existing(url).await?;

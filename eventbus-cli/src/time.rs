@@ -1,5 +1,5 @@
-//! Times on the command line: RFC 3339, or an age such as `10m`, `2h` or
-//! `3d` meaning that long before now.
+//! Times on the command line: RFC 3339, or an age such as `10m`, `2h`,
+//! `3d` or `1h30m` meaning that long before now.
 
 use chrono::{DateTime, Utc};
 
@@ -18,7 +18,7 @@ fn parse_at(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
     let age = eventbus::store::parse_duration(text).map_err(|_| {
         format!(
             "`{text}` is not a time: use RFC 3339 (2026-01-02T15:04:05Z) or an age \
-             such as 30s, 10m, 2h or 3d"
+             such as 30s, 10m, 2h, 3d or 1h30m"
         )
     })?;
     chrono::Duration::from_std(age)
@@ -54,6 +54,14 @@ mod tests {
             Ok(now() - chrono::Duration::hours(2))
         );
         assert_eq!(parse_at("3d", now()), Ok(now() - chrono::Duration::days(3)));
+        assert_eq!(
+            parse_at("1h30m", now()),
+            Ok(now() - chrono::Duration::minutes(90))
+        );
+        assert_eq!(
+            parse_at("500ms", now()),
+            Ok(now() - chrono::Duration::milliseconds(500))
+        );
         assert_eq!(parse_at("now", now()), Ok(now()));
     }
 

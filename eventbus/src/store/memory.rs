@@ -3,9 +3,11 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 
+use chrono::{DateTime, Utc};
+
 use super::{
-    BoxStream, DeadLetter, DeadLetterQuery, NewDeadLetter, Order, Query, Store, StoreUrl,
-    TopicSummary, parse_duration,
+    BoxStream, DeadLetter, DeadLetterQuery, NewDeadLetter, Opt, Order, Query, Store, StoreUrl,
+    TopicSummary,
 };
 use crate::envelope::{Draft, RawEnvelope};
 use crate::error::{Error, Result};
@@ -17,6 +19,11 @@ const DEFAULT_IDEMPOTENCY_WINDOW: chrono::Duration = chrono::Duration::hours(24)
 
 /// The default history capacity of `memory://`.
 const DEFAULT_CAPACITY: usize = 10_000;
+
+const OPTIONS: &[Opt] = &[
+    Opt::integer("capacity", 1, usize::MAX as u64),
+    Opt::duration("idempotency_window"),
+];
 
 /// Keeps the newest `capacity` events in memory; older ones fall off the
 /// end. Nothing survives the process.
@@ -62,27 +69,18 @@ impl MemoryStore {
     }
 
     pub(crate) fn from_url(url: &StoreUrl<'_>) -> Result<Self> {
-        if !url.path.is_empty() {
+        if !url.rest.is_empty() {
             return Err(url.invalid("`memory://` takes no path; write `memory://?capacity=N`"));
         }
-        url.check_known(&["capacity", "idempotency_window"])?;
-        let capacity = match url.param("capacity") {
-            None => DEFAULT_CAPACITY,
-            Some(v) => match v.parse::<usize>() {
-                Ok(n) if n > 0 => n,
-                _ => {
-                    return Err(
-                        url.invalid(format!("capacity `{v}` is not a positive whole number"))
-                    );
-                }
-            },
-        };
+        let options = url.options(OPTIONS)?;
+        let capacity = options
+            .integer("capacity")
+            .map_or(DEFAULT_CAPACITY, |n| n as usize);
         let mut store = MemoryStore::new(capacity);
-        if let Some(text) = url.param("idempotency_window") {
-            let window = parse_duration(text)
-                .map_err(|e| url.invalid(format!("idempotency_window: {e}")))?;
-            store.idempotency_window = chrono::Duration::from_std(window)
-                .map_err(|_| url.invalid(format!("idempotency_window `{text}` is too long")))?;
+        if let Some(window) = options.duration("idempotency_window") {
+            // Bounded by MAX_DURATION, far below what chrono holds.
+            store.idempotency_window =
+                chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
         }
         Ok(store)
     }
@@ -105,7 +103,7 @@ impl MemoryStore {
             if let Some(first) = draft
                 .idempotency_key()
                 .and_then(|key| ring.keys.get(key))
-                .filter(|first| first.time() >= draft.meta.time - self.idempotency_window)
+                .filter(|first| within(self.idempotency_window, first.time(), draft.meta.time))
             {
                 return first.clone();
             }
@@ -330,9 +328,68 @@ impl Store for MemoryStore {
     }
 }
 
+/// Whether `first` is at most `window` before `now`. A window reaching
+/// back past the earliest time chrono holds covers every `first`.
+fn within(window: chrono::Duration, first: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    now.checked_sub_signed(window)
+        .is_none_or(|since| first >= since)
+}
+
 fn poisoned() -> Error {
     Error::Store {
         store: "memory",
         message: "checkpoint table lock poisoned by a panic".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MAX_DURATION;
+
+    fn keyed_draft(id: u32, time: DateTime<Utc>) -> Draft {
+        let json = format!(
+            r#"{{"specversion":"1.0","id":"0190e0a0-0000-7000-8000-00000000000{id}",
+                "source":"test","type":"a.b","idempotencykey":"k","data":{id}}}"#
+        );
+        let mut draft =
+            Draft::from_envelope(&RawEnvelope::from_cloudevent_json(json.as_bytes()).unwrap());
+        draft.meta.time = time;
+        draft
+    }
+
+    #[test]
+    fn the_longest_window_compares_without_overflow_at_any_time() {
+        let url = StoreUrl::parse("memory://?idempotency_window=100y").unwrap();
+        let store = MemoryStore::from_url(&url).unwrap();
+        assert_eq!(
+            store.idempotency_window.to_std().unwrap(),
+            MAX_DURATION,
+            "the window is the longest a URL may ask"
+        );
+        for time in [
+            DateTime::<Utc>::MIN_UTC,
+            Utc::now(),
+            DateTime::<Utc>::MAX_UTC,
+        ] {
+            let first = store.append_now(keyed_draft(1, time));
+            let again = store.append_now(keyed_draft(2, time));
+            assert_eq!(
+                again.seq(),
+                first.seq(),
+                "a repeat at {time} is the first event"
+            );
+            store.ring().keys.clear();
+        }
+    }
+
+    #[test]
+    fn a_window_past_the_limit_is_refused() {
+        let url = StoreUrl::parse("memory://?idempotency_window=100000000d").unwrap();
+        let e = MemoryStore::from_url(&url).err().unwrap().to_string();
+        assert!(
+            e.contains("idempotency_window `100000000d` is longer than 100 years"),
+            "{e}"
+        );
     }
 }

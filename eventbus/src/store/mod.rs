@@ -12,6 +12,7 @@ mod memory;
 mod nats;
 mod query;
 mod sqlite;
+mod url;
 
 use std::any::Any;
 use std::ops::RangeInclusive;
@@ -21,6 +22,8 @@ use std::time::Duration;
 use futures_core::Stream;
 use std::pin::Pin;
 
+pub use self::url::{MAX_DURATION, parse_duration};
+pub(crate) use self::url::{Opt, StoreUrl};
 pub use consumer::{Acknowledge, ConsumerSpec, Delivery};
 pub use dead_letter::{DeadLetter, DeadLetterQuery, NewDeadLetter};
 pub use memory::MemoryStore;
@@ -208,69 +211,6 @@ pub struct TopicSummary {
     pub last: chrono::DateTime<chrono::Utc>,
 }
 
-/// The parts of a store URL: `scheme://rest?key=value&...`.
-pub(crate) struct StoreUrl<'a> {
-    pub(crate) original: &'a str,
-    pub(crate) scheme: &'a str,
-    pub(crate) path: &'a str,
-    pub(crate) params: Vec<(&'a str, &'a str)>,
-}
-
-impl<'a> StoreUrl<'a> {
-    pub(crate) fn parse(url: &'a str) -> Result<Self> {
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| Error::InvalidStoreUrl {
-                url: nats::redact(url),
-                reason: "expected `scheme://...`, such as `memory://` or `sqlite://events.db`"
-                    .into(),
-            })?;
-        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let mut params = Vec::new();
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').ok_or_else(|| Error::InvalidStoreUrl {
-                url: nats::redact(url),
-                reason: format!("option `{pair}` has no value; write `{pair}=VALUE`"),
-            })?;
-            params.push((k, v));
-        }
-        Ok(StoreUrl {
-            original: url,
-            scheme,
-            path,
-            params,
-        })
-    }
-
-    pub(crate) fn invalid(&self, reason: impl Into<String>) -> Error {
-        Error::InvalidStoreUrl {
-            url: nats::redact(self.original),
-            reason: reason.into(),
-        }
-    }
-
-    /// Rejects options the store does not know, so typos never pass silently.
-    pub(crate) fn check_known(&self, known: &[&str]) -> Result<()> {
-        for (k, _) in &self.params {
-            if !known.contains(k) {
-                return Err(self.invalid(format!(
-                    "unknown option `{k}`; this store takes: {}",
-                    if known.is_empty() {
-                        "no options".to_owned()
-                    } else {
-                        known.join(", ")
-                    }
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    pub(crate) fn param(&self, key: &str) -> Option<&'a str> {
-        self.params.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
-    }
-}
-
 /// Whether opening a store may create it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Create {
@@ -286,8 +226,8 @@ pub(crate) enum Create {
 ///
 /// # Errors
 ///
-/// [`Error::InvalidStoreUrl`] naming what is wrong with the URL, or the
-/// store's own error when it cannot be opened.
+/// [`Error::InvalidStoreUrl`](crate::Error::InvalidStoreUrl) naming what is
+/// wrong with the URL, or the store's own error when it cannot be opened.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
     let parsed = StoreUrl::parse(url)?;
     match parsed.scheme {
@@ -340,35 +280,4 @@ fn unknown_scheme(url: &StoreUrl<'_>, scheme: &str) -> Error {
     url.invalid(format!(
         "unknown store `{scheme}://`; available: `memory://`, `sqlite://`, `nats://`"
     ))
-}
-
-/// Parses a duration such as `90s`, `10m`, `2h` or `7d` (a whole number and
-/// one unit: `ms`, `s`, `m`, `h`, `d`).
-///
-/// # Errors
-///
-/// A message naming what is wrong, for the caller to put in context.
-pub fn parse_duration(text: &str) -> std::result::Result<std::time::Duration, String> {
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration such as `30s`, `10m`, `2h` or `7d`"))?;
-    let seconds = match unit {
-        "ms" => return Ok(std::time::Duration::from_millis(n)),
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => {
-            return Err(format!(
-                "`{text}` has no known unit; use one of ms, s, m, h, d (as in `10m`)"
-            ));
-        }
-    };
-    n.checked_mul(seconds)
-        .map(std::time::Duration::from_secs)
-        .ok_or_else(|| format!("`{text}` is too long"))
 }

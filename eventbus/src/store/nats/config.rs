@@ -7,8 +7,11 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use url::Url;
+
 use crate::error::{Error, Result};
-use crate::store::{StoreUrl, parse_duration};
+use crate::store::url::{decode, redact};
+use crate::store::{MAX_DURATION, Opt, StoreUrl};
 
 /// Settings for a NATS JetStream store: where to connect, how to
 /// authenticate, and the stream that holds the events.
@@ -21,7 +24,9 @@ use crate::store::{StoreUrl, parse_duration};
 /// options `stream`, `prefix`, `max_age`, `max_bytes`, `replicas`,
 /// `duplicate_window`, `storage` (`file` or `memory`), `ack_wait`, `creds`
 /// (a credentials file), `tls` (`true` to require it), `tls_ca`,
-/// `tls_cert` and `tls_key`.
+/// `tls_cert` and `tls_key`. Hosts may be IPv6 addresses in brackets
+/// (`[::1]:4222`); user info is percent-decoded, so a `@`, `/`, `?` or `:`
+/// in it must be written `%40`, `%2F`, `%3F` or `%3A`.
 #[derive(Clone)]
 pub struct NatsConfig {
     pub(crate) servers: Vec<String>,
@@ -63,20 +68,21 @@ pub(crate) const DEFAULT_STREAM: &str = "EVENTBUS";
 pub(crate) const DEFAULT_PREFIX: &str = "eventbus";
 const DEFAULT_ACK_WAIT: Duration = Duration::from_secs(30);
 
-const OPTIONS: &[&str] = &[
-    "stream",
-    "prefix",
-    "max_age",
-    "max_bytes",
-    "replicas",
-    "duplicate_window",
-    "storage",
-    "ack_wait",
-    "creds",
-    "tls",
-    "tls_ca",
-    "tls_cert",
-    "tls_key",
+const OPTIONS: &[Opt] = &[
+    Opt::text("stream"),
+    Opt::text("prefix"),
+    Opt::duration("max_age"),
+    // The server counts bytes in an i64.
+    Opt::integer("max_bytes", 1, i64::MAX as u64),
+    Opt::integer("replicas", 1, 5),
+    Opt::duration("duplicate_window"),
+    Opt::one_of("storage", &["file", "memory"]),
+    Opt::duration("ack_wait"),
+    Opt::text("creds"),
+    Opt::flag("tls"),
+    Opt::text("tls_ca"),
+    Opt::text("tls_cert"),
+    Opt::text("tls_key"),
 ];
 
 impl NatsConfig {
@@ -103,94 +109,49 @@ impl NatsConfig {
     ///
     /// [`Error::InvalidStoreUrl`] naming the bad part, with secrets hidden.
     pub fn from_url(url: &str) -> Result<Self> {
-        let parsed =
-            StoreUrl::parse(url).map_err(|_| invalid(url, "expected `nats://host:port`"))?;
-        Self::from_parsed(&parsed)
+        Self::from_parsed(&StoreUrl::parse(url)?)
     }
 
     pub(crate) fn from_parsed(url: &StoreUrl<'_>) -> Result<Self> {
-        let bad = |reason: String| invalid(url.original, reason);
         if url.scheme != "nats" {
-            return Err(bad("expected a `nats://` URL".into()));
+            return Err(url.invalid("expected a `nats://` URL"));
         }
-        url.check_known(OPTIONS).map_err(|e| bad(reason_of(e)))?;
-        let (userinfo, hosts) = match url.path.rsplit_once('@') {
-            Some((userinfo, hosts)) => (Some(userinfo), hosts),
-            None => (None, url.path),
-        };
-        let hosts = hosts.trim_end_matches('/');
-        if hosts.is_empty() {
-            return Err(bad("no server named; write `nats://127.0.0.1:4222`".into()));
-        }
+        let options = url.options(OPTIONS)?;
+        let (auth, servers) = authority(url.rest).map_err(|e| url.invalid(e))?;
         let mut config = NatsConfig::new("");
-        config.servers = hosts
-            .split(',')
-            .map(|h| {
-                if h.is_empty() || h.contains('/') {
-                    Err(bad(format!("`{h}` is not a `host:port` server address")))
-                } else {
-                    Ok(format!("nats://{h}"))
-                }
+        config.servers = servers;
+        config.auth = auth;
+        let named = |e: Error| {
+            url.invalid(match e {
+                Error::Config(reason) => reason,
+                other => other.to_string(),
             })
-            .collect::<Result<_>>()?;
-        config.auth = match userinfo {
-            None => Auth::None,
-            Some(info) => match info.split_once(':') {
-                Some((user, password)) => Auth::UserPassword(user.to_owned(), password.to_owned()),
-                None => Auth::Token(info.to_owned()),
-            },
         };
-        if let Some(stream) = url.param("stream") {
-            config = config.stream(stream).map_err(|e| bad(reason_of(e)))?;
+        if let Some(stream) = options.text("stream") {
+            config = config.stream(stream).map_err(named)?;
         }
-        if let Some(prefix) = url.param("prefix") {
-            config = config.prefix(prefix).map_err(|e| bad(reason_of(e)))?;
+        if let Some(prefix) = options.text("prefix") {
+            config = config.prefix(prefix).map_err(named)?;
         }
-        let duration = |key: &str| -> Result<Option<Duration>> {
-            url.param(key)
-                .map(|text| parse_duration(text).map_err(|e| bad(format!("{key}: {e}"))))
-                .transpose()
-        };
-        config.limits.max_age = duration("max_age")?;
-        config.limits.duplicate_window = duration("duplicate_window")?;
-        if let Some(wait) = duration("ack_wait")? {
-            config.ack_wait = wait;
+        if let Some(age) = options.duration("max_age") {
+            config = config.max_age(age);
         }
-        config.limits.max_bytes = url
-            .param("max_bytes")
-            .map(|v| match v.parse::<i64>() {
-                Ok(n) if n > 0 => Ok(n),
-                _ => Err(bad(format!(
-                    "max_bytes `{v}` is not a positive whole number"
-                ))),
-            })
-            .transpose()?;
-        config.limits.replicas = url
-            .param("replicas")
-            .map(|v| match v.parse::<usize>() {
-                Ok(n) if (1..=5).contains(&n) => Ok(n),
-                _ => Err(bad(format!(
-                    "replicas `{v}` is not a whole number from 1 to 5"
-                ))),
-            })
-            .transpose()?;
-        config.limits.memory_storage = match url.param("storage") {
-            None => None,
-            Some("file") => Some(false),
-            Some("memory") => Some(true),
-            Some(other) => return Err(bad(format!("storage `{other}` is not `file` or `memory`"))),
-        };
-        config.credentials_file = url.param("creds").map(PathBuf::from);
-        config.tls_required = match url.param("tls") {
-            None | Some("false") => false,
-            Some("true") => true,
-            Some(other) => return Err(bad(format!("tls `{other}` is not `true` or `false`"))),
-        };
-        config.tls_ca = url.param("tls_ca").map(PathBuf::from);
-        config.tls_client = match (url.param("tls_cert"), url.param("tls_key")) {
+        if let Some(window) = options.duration("duplicate_window") {
+            config = config.duplicate_window(window);
+        }
+        if let Some(wait) = options.duration("ack_wait") {
+            config = config.ack_wait(wait);
+        }
+        config.limits.max_bytes = options.integer("max_bytes").map(|n| n as i64);
+        config.limits.replicas = options.integer("replicas").map(|n| n as usize);
+        config.limits.memory_storage = options.word("storage").map(|s| s == "memory");
+        config.credentials_file = options.text("creds").map(PathBuf::from);
+        config.tls_required = options.flag("tls").unwrap_or(false);
+        config.tls_ca = options.text("tls_ca").map(PathBuf::from);
+        config.tls_client = match (options.text("tls_cert"), options.text("tls_key")) {
             (None, None) => None,
             (Some(cert), Some(key)) => Some((PathBuf::from(cert), PathBuf::from(key))),
-            _ => return Err(bad("`tls_cert` and `tls_key` go together; give both".into())),
+            _ => return Err(url.invalid("`tls_cert` and `tls_key` go together; give both")),
         };
         Ok(config)
     }
@@ -262,22 +223,25 @@ impl NatsConfig {
     /// How long the server waits for a handler's ack before delivering
     /// the event again (default 30 s); handlers still running signal
     /// progress every third of it, so only a crashed or stuck handler
-    /// waits it out.
+    /// waits it out. At least 1 s and at most [`MAX_DURATION`]: the
+    /// server counts nanoseconds in an i64.
     pub fn ack_wait(mut self, wait: Duration) -> Self {
-        self.ack_wait = wait.max(Duration::from_secs(1));
+        self.ack_wait = wait.clamp(Duration::from_secs(1), MAX_DURATION);
         self
     }
 
-    /// The oldest events the stream keeps (unset: forever).
+    /// The oldest events the stream keeps (unset: forever); at most
+    /// [`MAX_DURATION`].
     pub fn max_age(mut self, age: Duration) -> Self {
-        self.limits.max_age = Some(age);
+        self.limits.max_age = Some(age.min(MAX_DURATION));
         self
     }
 
     /// The window in which a repeated event id or idempotency key is
-    /// dropped by the server (its default: 2 minutes).
+    /// dropped by the server (its default: 2 minutes); at most
+    /// [`MAX_DURATION`].
     pub fn duplicate_window(mut self, window: Duration) -> Self {
-        self.limits.duplicate_window = Some(window);
+        self.limits.duplicate_window = Some(window.min(MAX_DURATION));
         self
     }
 
@@ -352,38 +316,58 @@ pub(crate) fn check_name(what: &str, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// The URL with any password or token replaced by `***`.
-pub(crate) fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+/// Why a `/` after `nats://` is refused: a raw one in user info ends it.
+const NO_PATH: &str = "`nats://` takes no path after the servers; in a user name, password or \
+                       token write `/` as `%2F` (and `@`, `?`, `:` as `%40`, `%3F`, `%3A`)";
+
+/// The user info and servers of `[user:password@ | token@]host[:port][,…]`.
+/// Errors quote only what follows the last `@`, which is never a secret.
+fn authority(rest: &str) -> std::result::Result<(Auth, Vec<String>), String> {
+    let authority = rest.trim_end_matches('/');
+    if authority.contains('/') {
+        return Err(NO_PATH.into());
+    }
+    let (info, hosts) = match authority.rsplit_once('@') {
+        Some((info, hosts)) => (Some(info), hosts),
+        None => (None, authority),
     };
-    let (authority, tail) = match rest.find(['?', '/']) {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
+    if hosts.is_empty() {
+        return Err("no server named; write `nats://127.0.0.1:4222`".into());
+    }
+    let servers = hosts
+        .split(',')
+        .map(server)
+        .collect::<std::result::Result<_, _>>()?;
+    let decoded = |part: &str, what: &str| {
+        decode(part).ok_or_else(|| format!("the {what} is not UTF-8 once percent-decoded"))
     };
-    match authority.rsplit_once('@') {
-        Some((info, hosts)) => match info.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{hosts}{tail}"),
-            None => format!("{scheme}://***@{hosts}{tail}"),
+    let auth = match info {
+        None => Auth::None,
+        Some(info) => match info.split_once(':') {
+            Some((user, password)) => {
+                Auth::UserPassword(decoded(user, "user name")?, decoded(password, "password")?)
+            }
+            None => Auth::Token(decoded(info, "token")?),
         },
-        None => url.to_owned(),
-    }
+    };
+    Ok((auth, servers))
 }
 
-fn invalid(url: &str, reason: impl Into<String>) -> Error {
-    Error::InvalidStoreUrl {
-        url: redact(url),
-        reason: reason.into(),
-    }
-}
-
-/// The reason inside an error made by a helper that knew no URL.
-fn reason_of(e: Error) -> String {
-    match e {
-        Error::InvalidStoreUrl { reason, .. } => reason,
-        Error::Config(reason) => reason,
-        other => other.to_string(),
-    }
+/// One `host[:port]` (IPv6 in brackets) as the client's server URL.
+fn server(host: &str) -> std::result::Result<String, String> {
+    let bad = |detail: String| {
+        format!("`{host}` is not a server address such as `127.0.0.1:4222` or `[::1]:4222`{detail}")
+    };
+    let url = Url::parse(&format!("nats://{host}")).map_err(|e| bad(format!(": {e}")))?;
+    let only_a_host = url.path().is_empty() && url.query().is_none() && url.fragment().is_none();
+    let name = url
+        .host_str()
+        .filter(|name| !name.is_empty() && only_a_host)
+        .ok_or_else(|| bad(String::new()))?;
+    Ok(match url.port() {
+        Some(port) => format!("nats://{name}:{port}"),
+        None => format!("nats://{name}"),
+    })
 }
 
 #[cfg(test)]
@@ -412,6 +396,19 @@ mod tests {
             !described.contains("pw123") && described.contains("bob:***@h:4222"),
             "{described}"
         );
+
+        for url in [
+            "nats://alice:pa/ssw0rd@127.0.0.1:4222?bogus=1",
+            "nats://alice:pa?ssw0rd@127.0.0.1:4222",
+            "nats://to/kssw0rd@127.0.0.1:4222",
+            "nats://alice:pa?ss=w0rd@127.0.0.1:4222?bogus=1",
+        ] {
+            let err = NatsConfig::from_url(url).unwrap_err();
+            for text in [err.to_string(), format!("{err:?}")] {
+                assert!(!text.contains("ssw0rd") && !text.contains("w0rd"), "{text}");
+                assert!(!text.contains("pa/") && !text.contains("pa?"), "{text}");
+            }
+        }
     }
 
     #[test]
@@ -438,5 +435,65 @@ mod tests {
             let e = NatsConfig::from_url(url).unwrap_err().to_string();
             assert!(e.contains(needle), "{url}: {e}");
         }
+    }
+
+    #[test]
+    fn user_info_is_percent_decoded_and_hosts_read_by_url() {
+        let c = NatsConfig::from_url("nats://user:p%40ss@[::1]:4222").unwrap();
+        assert_eq!(c.servers, ["nats://[::1]:4222"]);
+        assert!(matches!(&c.auth, Auth::UserPassword(u, p) if u == "user" && p == "p@ss"));
+        let addr: async_nats::ServerAddr = c.servers[0].parse().unwrap();
+        assert_eq!((addr.host(), addr.port()), ("::1", 4222));
+
+        let c = NatsConfig::from_url("nats://t%2Fk%3Fn%3A1@h1,[::1]:4223,h3:4224/").unwrap();
+        assert_eq!(
+            c.servers,
+            ["nats://h1", "nats://[::1]:4223", "nats://h3:4224"]
+        );
+        assert!(matches!(&c.auth, Auth::Token(t) if t == "t/k?n:1"));
+        let c = NatsConfig::from_url("nats://alice:p@ss:w#rd@h:4222").unwrap();
+        assert!(matches!(&c.auth, Auth::UserPassword(u, p) if u == "alice" && p == "p@ss:w#rd"));
+
+        for (url, needle) in [
+            ("nats://h:99999", "`h:99999` is not a server address"),
+            ("nats://h1:4222,,h2:4222", "`` is not a server address"),
+            ("nats://h#x:4222", "`h#x:4222` is not a server address"),
+            ("nats://a:b@", "no server named"),
+            ("nats://h:4222/stream", "takes no path"),
+            ("nats://alice:%FF@h", "the password is not UTF-8"),
+        ] {
+            let e = NatsConfig::from_url(url).unwrap_err().to_string();
+            assert!(e.contains(needle), "{url}: {e}");
+        }
+    }
+
+    #[test]
+    fn durations_are_bounded_from_urls_and_builders() {
+        for key in ["max_age", "duplicate_window", "ack_wait"] {
+            let e = NatsConfig::from_url(&format!("nats://h:4222?{key}=300000d"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(&format!("{key} `300000d` is longer than 100 years")),
+                "{e}"
+            );
+            let c = NatsConfig::from_url(&format!("nats://h:4222?{key}=100y")).unwrap();
+            let set = [
+                c.limits.max_age,
+                c.limits.duplicate_window,
+                Some(c.ack_wait),
+            ];
+            assert!(set.contains(&Some(MAX_DURATION)), "{key}");
+        }
+        let forever = Duration::from_secs(u64::MAX);
+        let c = NatsConfig::new("h")
+            .max_age(forever)
+            .duplicate_window(forever)
+            .ack_wait(forever);
+        assert_eq!(c.limits.max_age, Some(MAX_DURATION));
+        assert_eq!(c.limits.duplicate_window, Some(MAX_DURATION));
+        assert_eq!(c.ack_wait, MAX_DURATION);
+        let c = NatsConfig::from_url("nats://h:4222?ack_wait=0s").unwrap();
+        assert_eq!(c.ack_wait, Duration::from_secs(1));
     }
 }

@@ -23,7 +23,6 @@ use std::time::Duration;
 use async_nats::jetstream::{self, stream};
 
 pub use config::NatsConfig;
-pub(crate) use config::redact;
 
 use super::{
     BoxStream, ConsumerSpec, Create, DeadLetter, DeadLetterQuery, Delivery, NewDeadLetter, Query,

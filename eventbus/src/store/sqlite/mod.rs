@@ -8,10 +8,13 @@
 //! for writes and other processes can read the same file while it is
 //! written.
 //!
-//! URL options: `synchronous=full|normal`, `max_age=7d` and
-//! `max_events=N` (retention, applied at open and every minute), and
-//! `idempotency_window=24h` (how long a repeated idempotency key returns
-//! the first event instead of storing a new one).
+//! URL: `sqlite://PATH` (relative, or absolute after `sqlite:///`,
+//! percent-decoded), with options, each given once:
+//! `synchronous=full|normal`, `max_age=7d` and `max_events=N` (retention,
+//! applied at open and every minute), and `idempotency_window=24h` (how
+//! long a repeated idempotency key returns the first event instead of
+//! storing a new one). Durations are at most
+//! [`MAX_DURATION`](crate::store::MAX_DURATION).
 
 mod reader;
 mod schema;
@@ -26,8 +29,8 @@ use futures_util::StreamExt;
 use tokio::sync::oneshot;
 
 use super::{
-    BoxStream, Create, DeadLetter, DeadLetterQuery, NewDeadLetter, Query, Store, StoreUrl,
-    TopicSummary, parse_duration,
+    BoxStream, Create, DeadLetter, DeadLetterQuery, NewDeadLetter, Opt, Query, Store, StoreUrl,
+    TopicSummary,
 };
 use crate::envelope::{Draft, RawEnvelope};
 use crate::error::{Error, Result};
@@ -45,6 +48,14 @@ const PAGE_SIZE: usize = 512;
 /// How long a publish with an idempotency key counts as a repeat of the
 /// first one with that key.
 const DEFAULT_IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+const OPTIONS: &[Opt] = &[
+    Opt::one_of("synchronous", &["full", "normal"]),
+    Opt::duration("max_age"),
+    // Retention compares it with seqs in SQL, as an i64.
+    Opt::integer("max_events", 1, i64::MAX as u64),
+    Opt::duration("idempotency_window"),
+];
 
 /// How often retention runs while the store is open.
 const RETENTION_EVERY: Duration = Duration::from_secs(60);
@@ -69,54 +80,21 @@ impl SqliteStore {
     /// [`Error::InvalidStoreUrl`] for a bad URL or option, [`Error::Store`]
     /// when the file cannot be created, opened or migrated.
     pub async fn open(url: &str) -> Result<Self> {
-        let parsed = StoreUrl::parse(url)?;
-        if parsed.scheme != "sqlite" {
-            return Err(parsed.invalid("expected a `sqlite://` URL"));
-        }
-        Self::from_url(&parsed, Create::IfMissing).await
+        Self::from_url(&parse_sqlite(url)?, Create::IfMissing).await
     }
 
     pub(crate) async fn from_url(url: &StoreUrl<'_>, create: Create) -> Result<Self> {
-        url.check_known(&["synchronous", "max_age", "max_events", "idempotency_window"])?;
-        if url.path.is_empty() {
-            return Err(
-                url.invalid("no file named; write `sqlite://events.db` or `sqlite:///abs/path.db`")
-            );
-        }
-        let synchronous = match url.param("synchronous") {
-            None | Some("full") | Some("FULL") => Synchronous::Full,
-            Some("normal") | Some("NORMAL") => Synchronous::Normal,
-            Some(other) => {
-                return Err(url.invalid(format!("synchronous `{other}` is not `full` or `normal`")));
-            }
+        let options = url.options(OPTIONS)?;
+        let path = Self::path_in(url)?;
+        let synchronous = match options.word("synchronous") {
+            Some("normal") => Synchronous::Normal,
+            _ => Synchronous::Full,
         };
-        let max_age_ns = match url.param("max_age") {
-            None => None,
-            Some(text) => Some(
-                parse_duration(text)
-                    .map_err(|e| url.invalid(format!("max_age: {e}")))?
-                    .as_nanos()
-                    .min(i64::MAX as u128) as i64,
-            ),
-        };
-        let max_events = match url.param("max_events") {
-            None => None,
-            Some(text) => match text.parse::<u64>() {
-                Ok(n) if n > 0 => Some(n),
-                _ => {
-                    return Err(url.invalid(format!(
-                        "max_events `{text}` is not a positive whole number"
-                    )));
-                }
-            },
-        };
-        let idempotency_window = match url.param("idempotency_window") {
-            None => DEFAULT_IDEMPOTENCY_WINDOW,
-            Some(text) => {
-                parse_duration(text).map_err(|e| url.invalid(format!("idempotency_window: {e}")))?
-            }
-        };
-        let path = PathBuf::from(url.path);
+        let max_age_ns = options.duration("max_age").map(nanos);
+        let max_events = options.integer("max_events");
+        let idempotency_window = options
+            .duration("idempotency_window")
+            .unwrap_or(DEFAULT_IDEMPOTENCY_WINDOW);
         // An error other than "missing" (a directory without permission)
         // is left for the opening to report in full.
         if create == Create::Never && matches!(std::fs::exists(&path), Ok(false)) {
@@ -155,7 +133,7 @@ impl SqliteStore {
             path,
             synchronous,
             retention,
-            idempotency_window_ns: idempotency_window.as_nanos().min(i64::MAX as u128) as i64,
+            idempotency_window_ns: nanos(idempotency_window),
             writer: Mutex::new(Some(tx)),
             pending,
             writer_thread: Mutex::new(Some(thread)),
@@ -164,6 +142,27 @@ impl SqliteStore {
             store.apply_retention().await?;
         }
         Ok(store)
+    }
+
+    /// The file a `sqlite://` URL names, percent-decoded (`sqlite://a%20b.db`
+    /// is `a b.db`): relative after `sqlite://`, absolute after
+    /// `sqlite:///`. Nothing is opened and the options are not read.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidStoreUrl`] when the URL is not `sqlite://` or names
+    /// no file.
+    pub fn path_of(url: &str) -> Result<PathBuf> {
+        Self::path_in(&parse_sqlite(url)?)
+    }
+
+    fn path_in(url: &StoreUrl<'_>) -> Result<PathBuf> {
+        match url.decoded_rest()? {
+            path if path.is_empty() => Err(
+                url.invalid("no file named; write `sqlite://events.db` or `sqlite:///abs/path.db`")
+            ),
+            path => Ok(PathBuf::from(path)),
+        }
     }
 
     /// The file's path.
@@ -331,6 +330,20 @@ impl Cursor {
         }
         Some(page.rows)
     }
+}
+
+fn parse_sqlite(url: &str) -> Result<StoreUrl<'_>> {
+    let parsed = StoreUrl::parse(url)?;
+    if parsed.scheme != "sqlite" {
+        return Err(parsed.invalid("expected a `sqlite://` URL"));
+    }
+    Ok(parsed)
+}
+
+/// Nanoseconds as rows count them; durations from options fit, being at
+/// most `MAX_DURATION`.
+fn nanos(duration: Duration) -> i64 {
+    i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX)
 }
 
 fn store_error(message: String) -> Error {

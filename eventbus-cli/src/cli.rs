@@ -77,6 +77,11 @@ pub(crate) struct PublishArgs {
     #[arg(long, value_name = "ID")]
     pub(crate) correlation_id: Option<String>,
 
+    /// What the event is about within its source, such as an entity id
+    /// (the CloudEvents `subject`).
+    #[arg(long, value_name = "SUBJECT")]
+    pub(crate) subject: Option<String>,
+
     /// A key that makes repeated publishes of one fact recognizable.
     #[arg(long, value_name = "KEY")]
     pub(crate) idempotency_key: Option<String>,
@@ -106,6 +111,10 @@ pub(crate) struct Filters {
     /// Only events with this correlation id.
     #[arg(long, value_name = "ID")]
     pub(crate) correlation_id: Option<String>,
+
+    /// Only events with this CloudEvents subject (such as an entity id).
+    #[arg(long, value_name = "SUBJECT")]
+    pub(crate) subject: Option<String>,
 }
 
 #[derive(Debug, Args)]

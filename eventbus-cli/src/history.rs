@@ -37,6 +37,7 @@ pub(crate) fn query(pattern: Option<Pattern>, filters: &Filters) -> Result<Query
     query.until = filters.until;
     query.source.clone_from(&filters.source);
     query.correlation_id.clone_from(&filters.correlation_id);
+    query.subject.clone_from(&filters.subject);
     Ok(query)
 }
 

@@ -115,6 +115,9 @@ fn draft(args: &PublishArgs, data: Box<RawValue>) -> Result<Draft> {
     set("type", args.topic.as_str().into());
     set("time", now.into());
     set("datacontenttype", "application/json".into());
+    if let Some(subject) = &args.subject {
+        set("subject", subject.clone().into());
+    }
     if let Some(c) = &args.correlation_id {
         set("correlationid", c.clone().into());
     }

@@ -54,6 +54,7 @@ pub(crate) async fn export(url: &str, args: ExportArgs) -> Result<()> {
 async fn matching_count(store: &dyn Store, query: &Query) -> Result<Option<u64>> {
     let only_pattern = query.source.is_none()
         && query.correlation_id.is_none()
+        && query.subject.is_none()
         && query.since.is_none()
         && query.until.is_none();
     if !only_pattern || !prompt::stderr_is_terminal() {

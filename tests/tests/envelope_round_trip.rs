@@ -7,8 +7,7 @@
 
 use cloudevents::AttributesReader;
 use cloudevents::event::ExtensionValue;
-use eventbus::prelude::*;
-use eventbus::store::{Query, Store};
+use eventbus::store::Query;
 use eventbus::{Draft, Error, Event, HeaderKind, RawEnvelope};
 use serde_json::{Value, json};
 use tests::{OrderEvent, isolated};

@@ -2,8 +2,9 @@
 //! on a wildcard, one publishing a follow-up through `Context`), then a
 //! history query and a replay.
 //!
-//! Events are kept in `target/quickstart.db` (SQLite): run it twice and the
-//! second run shows the history of the first.
+//! Events are kept in `eventbus-quickstart.db` in the system's temporary
+//! directory (SQLite; the path is printed): run it twice and the second
+//! run shows the history of the first.
 //!
 //! ```text
 //! cargo run --example quickstart
@@ -91,12 +92,9 @@ async fn index(ev: EntityCreated) -> eventbus::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap_or(std::path::Path::new("."));
-    let db = root
-        .join("target")
-        .join("quickstart.db")
+    // The temporary directory always exists, wherever cargo builds to.
+    let db = std::env::temp_dir()
+        .join("eventbus-quickstart.db")
         .display()
         .to_string();
     let bus = Bus::builder()

@@ -164,6 +164,10 @@ pub enum Error {
         /// The store the bus runs on.
         store: String,
     },
+    /// Several problems found together (by `build()`), each one an error
+    /// of its own.
+    #[error("{} problems: {}", .0.len(), .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Problems(Vec<Error>),
     /// Shutdown gave up waiting for handlers.
     #[error("shutdown timed out after {seconds:.1}s with handlers still running: {}", .handlers.join(", "))]
     ShutdownTimedOut {
@@ -172,4 +176,16 @@ pub enum Error {
         /// Handlers that had not finished.
         handlers: Vec<String>,
     },
+}
+
+impl Error {
+    /// One error for a list of problems: `None` for none, the error itself
+    /// for one, [`Error::Problems`] for more.
+    pub(crate) fn from_problems(mut problems: Vec<Error>) -> Option<Error> {
+        match problems.len() {
+            0 => None,
+            1 => problems.pop(),
+            _ => Some(Error::Problems(problems)),
+        }
+    }
 }

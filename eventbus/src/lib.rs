@@ -46,18 +46,14 @@
 extern crate self as eventbus;
 
 mod bus;
-mod consumer_feed;
 mod delivery;
 pub mod envelope;
 mod error;
 mod event;
-mod feed;
+mod future;
 mod handler;
-mod history;
-mod lease;
 mod metrics;
 pub mod middleware;
-mod replay;
 pub mod store;
 pub mod topic;
 
@@ -65,21 +61,17 @@ pub mod topic;
 #[path = "private.rs"]
 pub mod __private;
 
-pub use bus::{
-    Bus, BusBuilder, DeadLettered, DeadLetters, HandlerStats, LagPolicy, Publish, PublishFuture,
-    Subscription, SubscriptionError,
-};
-pub use delivery::Backoff;
+pub use bus::{Bus, BusBuilder, DeadLetters, HandlerStats, HistoryQuery, Replay, ReplayReport};
+pub use delivery::{DeadLettered, LagPolicy, Subscription, SubscriptionError};
 pub use envelope::{Draft, Envelope, EventId, HeaderKind, HeaderValue, RawEnvelope};
 pub use error::{Error, Result};
 pub use event::{CodecError, Event};
-pub use feed::Start;
+pub use future::{BoxFuture, BoxStream};
 pub use handler::{
-    BoxFuture, Context, EventParam, FnHandler, HandlerInfo, HandlerOptions, HandlerReturn,
-    HandlingError, StateRequirement,
+    Backoff, Context, EventParam, FnHandler, HandlerInfo, HandlerOptions, HandlerReturn,
+    HandlingError, Publish, PublishFuture, StateRequirement,
 };
-pub use history::HistoryQuery;
-pub use replay::{Replay, ReplayReport};
+pub use store::Start;
 
 pub use eventbus_macros::{Event, handler, topic};
 

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use tracing::Instrument;
 
 use crate::envelope::{Draft, RawEnvelope};
-use crate::handler::{BoxFuture, Context, HandlerCall, HandlingError};
+use crate::future::BoxFuture;
+use crate::handler::{Context, HandlerCall, HandlingError};
 
 /// What a publish layer decides about a draft.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,11 +5,11 @@ pub use inventory;
 pub use serde;
 pub use serde_json;
 
-pub use crate::delivery::Backoff;
-pub use crate::feed::Start;
+pub use crate::future::BoxFuture;
 pub use crate::handler::{
-    BoxFuture, EventParam, HandlerOptions, HandlerRegistration, HandlerReturn, StateRequirement,
+    Backoff, EventParam, HandlerOptions, HandlerRegistration, HandlerReturn, StateRequirement,
 };
+pub use crate::store::Start;
 
 use crate::event::{CodecError, Event, finite};
 

@@ -1,35 +1,29 @@
 //! `Bus::builder()`: by-value setters that park errors until `build()`.
 
 use std::any::{Any, TypeId};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
-use super::subscribe::Subscribers;
-use super::{Bus, Inner, LagPolicy};
-use crate::consumer_feed;
-use crate::delivery::{self, Backoff, HandlerCounters, HandlerRuntime, HandlerScope};
+use super::checks::{self, Registered};
+use super::handle::{Bus, Inner};
+use crate::delivery::{
+    self, Core, HandlerCounters, HandlerRuntime, LagPolicy, PushedFeed, Settings, Subscribers,
+    lease,
+};
 use crate::error::{Error, Result};
-use crate::feed::{self, Start};
-use crate::handler::{FnHandler, HandlerDef, HandlerRegistration};
-use crate::lease::{self, LeaseKeeper};
+use crate::handler::{Backoff, FnHandler, HandlerDef};
 use crate::middleware::{Middleware, TracingLayer};
-use crate::store::{self, BoxStream, ConsumerSpec, Delivery, Store};
+use crate::store::{self, Start, Store};
 
 const DEFAULT_FEED_CAPACITY: usize = 1024;
 const DEFAULT_SUBSCRIBER_CAPACITY: usize = 1024;
 const DEFAULT_RETRIES: u32 = 3;
 const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_DEAD_LETTER_POLL: Duration = Duration::from_secs(2);
-
-/// Which `#[handler]` functions linked into the binary a bus runs.
-enum Registered {
-    All,
-    Only(Vec<String>),
-}
 
 /// Configures and builds a [`Bus`].
 ///
@@ -58,8 +52,15 @@ pub struct BusBuilder {
     errors: Vec<Error>,
 }
 
+impl Bus {
+    /// Starts configuring a bus.
+    pub fn builder() -> BusBuilder {
+        BusBuilder::new()
+    }
+}
+
 impl BusBuilder {
-    pub(crate) fn new() -> Self {
+    fn new() -> Self {
         BusBuilder {
             store_url: "memory://".to_owned(),
             store: None,
@@ -247,150 +248,89 @@ impl BusBuilder {
     ///
     /// # Errors
     ///
-    /// The first problem among: a setter's bad value, a bad store URL,
-    /// [`Error::DuplicateHandler`], [`Error::TopicConflict`],
+    /// Every problem found before the store is opened, together (one
+    /// error, or [`Error::Problems`] listing them all): setters' bad
+    /// values, [`Error::DuplicateHandler`], [`Error::TopicConflict`],
     /// [`Error::MissingState`], [`Error::PatternMatchesNothing`],
-    /// [`Error::UnknownHandler`], [`Error::NoRuntime`].
+    /// [`Error::UnknownHandler`], [`Error::NoRuntime`]; then a bad store
+    /// URL or the store's own error when it cannot be opened.
     pub async fn build(self) -> Result<Bus> {
-        if let Some(error) = self.errors.into_iter().next() {
-            return Err(error);
+        let mut problems = self.errors;
+        let runtime = tokio::runtime::Handle::try_current();
+        if runtime.is_err() {
+            problems.push(Error::NoRuntime);
         }
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
-        let defs = collect_handlers(self.registered, self.handlers)?;
-        check_topic_owners(&defs)?;
-        check_states(&defs, &self.states)?;
-        let store = match self.store {
-            Some(store) => store,
-            None => store::open(&self.store_url).await?,
-        };
-
+        let defs = checks::collect_handlers(self.registered, self.handlers, &mut problems);
+        checks::topic_owners(&defs, &mut problems);
+        checks::states(&defs, &self.states, &mut problems);
         let mut handlers = Vec::with_capacity(defs.len());
-        let mut feeds = Vec::with_capacity(defs.len());
         let mut routes: HashMap<&'static str, Vec<usize>> = HashMap::new();
-        for (index, def) in defs.into_iter().enumerate() {
-            let topics = handler_topics(&def)?;
-            if def.options.concurrency == 0 {
-                return Err(Error::Config(format!(
-                    "handler `{}` has concurrency 0; it must be at least 1",
-                    def.name
-                )));
-            }
+        for def in defs {
+            let Some(topics) = checks::handler_topics(&def, &mut problems) else {
+                continue;
+            };
             for topic in &topics {
-                routes.entry(topic).or_default().push(index);
+                routes.entry(topic).or_default().push(handlers.len());
             }
-            let (tx, rx) = mpsc::channel(self.feed_capacity);
-            feeds.push(rx);
             handlers.push(Arc::new(HandlerRuntime {
                 name: Arc::from(def.name.as_ref()),
                 retries: def.options.retry.unwrap_or(self.default_retry),
                 backoff: def.options.backoff.unwrap_or(self.backoff),
                 topics,
-                feed: tx,
+                feed: PushedFeed::new(self.feed_capacity.max(1)),
                 wake: tokio::sync::Notify::new(),
                 lease: watch::Sender::new(true),
                 counters: HandlerCounters::default(),
                 def,
             }));
         }
-
+        let runtime = match (Error::from_problems(problems), runtime) {
+            (Some(problems), _) => return Err(problems),
+            (None, runtime) => runtime.map_err(|_| Error::NoRuntime)?,
+        };
+        let store = match self.store {
+            Some(store) => store,
+            None => store::open(&self.store_url).await?,
+        };
         let mut middleware = self.middleware;
         if self.tracing {
             middleware.insert(0, Arc::new(TracingLayer));
         }
+        let core = Arc::new(Core {
+            store_fed: store.durable(),
+            lag: self.lag,
+            store,
+            source: Arc::from(self.source.unwrap_or_else(default_source)),
+            routes: routes
+                .into_iter()
+                .map(|(t, v)| (t, v.into_boxed_slice()))
+                .collect(),
+            handlers,
+            subscribers: Arc::new(Subscribers::default()),
+            subscriber_capacity: self.subscriber_capacity,
+            states: self.states,
+            middleware,
+            closed: AtomicBool::new(false),
+            metrics: self.metrics,
+            runtime,
+        });
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let bus = Bus {
-            inner: Arc::new(Inner {
-                store_fed: store.durable(),
-                lag: self.lag,
-                store,
-                source: Arc::from(self.source.unwrap_or_else(default_source)),
-                routes: routes
-                    .into_iter()
-                    .map(|(t, v)| (t, v.into_boxed_slice()))
-                    .collect(),
-                handlers,
-                subscribers: Arc::new(Subscribers::default()),
-                subscriber_capacity: self.subscriber_capacity,
-                states: self.states,
-                middleware,
-                closed: AtomicBool::new(false),
-                metrics: self.metrics,
-                shutdown,
-                workers: Mutex::new(Vec::new()),
-                leases: tokio::sync::Mutex::new(None),
-                shutdown_timeout: self.shutdown_timeout,
-                runtime,
-            }),
+        let settings = Settings {
+            default_start: self.default_start,
+            lease_ttl: self.lease_ttl,
+            dead_letter_poll: self.dead_letter_poll,
         };
-        // Feeds first: a store error fails `build()` before any worker runs,
-        // and whatever is stored from now on reaches every handler.
-        let mut sources = Vec::with_capacity(bus.inner.handlers.len());
-        for handler in &bus.inner.handlers {
-            let start = handler.def.options.start.unwrap_or(self.default_start);
-            let spec = ConsumerSpec {
-                handler: handler.name.to_string(),
-                filter: consumer_feed::filter_for(&handler.def),
-                start,
-                max_in_flight: handler.def.options.concurrency.max(1),
-            };
-            let source = if let Some(opening) = bus.inner.store.consume(spec) {
-                FeedSource::Served(opening.await?)
-            } else if bus.inner.store_fed {
-                let scope = HandlerScope::new(bus.clone(), Arc::clone(handler));
-                FeedSource::Read(feed::first_position(&scope, start).await?)
-            } else {
-                FeedSource::Pushed
-            };
-            sources.push(source);
-        }
-        let read: Vec<Arc<HandlerRuntime>> = bus
-            .inner
-            .handlers
-            .iter()
-            .zip(&sources)
-            .filter(|(_, source)| matches!(source, FeedSource::Read(_)))
-            .map(|(handler, _)| Arc::clone(handler))
-            .collect();
-        if !read.is_empty() {
-            let keeper =
-                LeaseKeeper::start(Arc::clone(&bus.inner.store), read, self.lease_ttl).await?;
-            *bus.inner.leases.lock().await = Some(keeper);
-        }
-        let mut workers = Vec::with_capacity(bus.inner.handlers.len() + 1);
-        for ((handler, feed), source) in bus.inner.handlers.iter().zip(feeds).zip(sources) {
-            let scope = HandlerScope::new(bus.clone(), Arc::clone(handler));
-            let shutdown = shutdown_rx.clone();
-            let task = match source {
-                FeedSource::Served(deliveries) => {
-                    tokio::spawn(consumer_feed::run(scope, deliveries, shutdown))
-                }
-                FeedSource::Read(at) => tokio::spawn(feed::run(scope, at, shutdown)),
-                FeedSource::Pushed => tokio::spawn(delivery::run_worker(scope, feed, shutdown)),
-            };
-            workers.push((Arc::clone(&handler.name), task));
-        }
-        if !bus.inner.handlers.is_empty() {
-            let poller = super::dead_letters::retry_requested(
-                bus.clone(),
-                self.dead_letter_poll,
-                shutdown_rx,
-            );
-            workers.push((Arc::from("dead-letter retries"), tokio::spawn(poller)));
-        }
-        *bus.inner.workers.lock().unwrap_or_else(|e| e.into_inner()) = workers;
-        tracing::debug!(store = %bus.inner.store.describe(), handlers = bus.inner.handlers.len(), "bus started");
-        Ok(bus)
+        let workers = delivery::start(&core, settings, shutdown_rx).await?;
+        tracing::debug!(store = %core.store.describe(), handlers = core.handlers.len(), "bus started");
+        Ok(Bus {
+            inner: Arc::new(Inner {
+                core,
+                shutdown,
+                workers: tokio::sync::Mutex::new(Some(workers)),
+                shutdown_timeout: self.shutdown_timeout,
+            }),
+        })
     }
-}
-
-/// Where a handler's events come from.
-enum FeedSource {
-    /// The store's server hands them out (NATS consumers).
-    Served(BoxStream<'static, Delivery>),
-    /// The bus reads them from the (durable) store after this position.
-    Read(feed::Position),
-    /// The bus pushes them as they are published.
-    Pushed,
 }
 
 fn default_source() -> String {
@@ -399,91 +339,4 @@ fn default_source() -> String {
         .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "eventbus".to_owned())
-}
-
-/// The registry's handlers (all or the selected ones) plus the closure
-/// handlers, sorted by name, with duplicate names rejected.
-fn collect_handlers(registered: Registered, closures: Vec<HandlerDef>) -> Result<Vec<HandlerDef>> {
-    let all = inventory::iter::<HandlerRegistration>.into_iter();
-    let mut defs: Vec<HandlerDef> = match registered {
-        Registered::All => all.map(HandlerDef::from_registration).collect(),
-        Registered::Only(names) => {
-            let known: Vec<&'static HandlerRegistration> = all.collect();
-            let mut picked = Vec::new();
-            for name in names {
-                match known.iter().find(|r| r.name == name) {
-                    Some(r) => picked.push(HandlerDef::from_registration(r)),
-                    None => {
-                        let mut known: Vec<String> =
-                            known.iter().map(|r| r.name.to_owned()).collect();
-                        known.sort();
-                        return Err(Error::UnknownHandler { name, known });
-                    }
-                }
-            }
-            picked
-        }
-    };
-    defs.extend(closures);
-    defs.sort_by(|a, b| a.name.cmp(&b.name));
-    for pair in defs.windows(2) {
-        if pair[0].name == pair[1].name {
-            return Err(Error::DuplicateHandler {
-                name: pair[0].name.to_string(),
-                first: pair[0].location().to_owned(),
-                second: pair[1].location().to_owned(),
-            });
-        }
-    }
-    Ok(defs)
-}
-
-fn handler_topics(def: &HandlerDef) -> Result<Vec<&'static str>> {
-    match &def.pattern {
-        None => Ok(def.topics.to_vec()),
-        Some(pattern) => super::topics_matching(pattern, def.event, def.topics),
-    }
-}
-
-/// Two event types claiming one topic would make decoding ambiguous.
-fn check_topic_owners(defs: &[HandlerDef]) -> Result<()> {
-    let mut owners: HashMap<&'static str, &'static str> = HashMap::new();
-    for def in defs {
-        for &topic in def.topics {
-            let owner = *owners.entry(topic).or_insert(def.event);
-            if owner != def.event {
-                return Err(Error::TopicConflict {
-                    topic: topic.to_owned(),
-                    first: owner.to_owned(),
-                    second: def.event.to_owned(),
-                });
-            }
-        }
-    }
-    Ok(())
-}
-
-fn check_states(
-    defs: &[HandlerDef],
-    states: &HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
-) -> Result<()> {
-    let mut missing = Vec::new();
-    let mut seen = HashSet::new();
-    for def in defs {
-        for need in &def.states {
-            if !states.contains_key(&(need.type_id)())
-                && seen.insert((need.type_name, def.name.clone()))
-            {
-                missing.push(format!(
-                    "`{}` (needed by handler `{}`)",
-                    need.type_name, def.name
-                ));
-            }
-        }
-    }
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::MissingState { missing })
-    }
 }

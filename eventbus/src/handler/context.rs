@@ -4,12 +4,25 @@ use std::any::{Any, TypeId};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::bus::{Bus, Publish};
-use crate::delivery::HandlerScope;
+use super::publish::{Publish, Publisher};
 use crate::envelope::RawEnvelope;
 use crate::error::{Error, Result};
 use crate::event::Event;
-use crate::store::SqliteStore;
+use crate::store::{SqliteStore, Store};
+
+/// What a handling needs from the bus running it: a narrow handle the
+/// delivery layer implements, one per handler, so the handler layer
+/// knows nothing of buses.
+pub(crate) trait Scope: Send + Sync {
+    /// Publishes follow-ups.
+    fn publisher(&self) -> &dyn Publisher;
+    /// The running handler's name.
+    fn handler(&self) -> &Arc<str>;
+    /// Shared state by type.
+    fn state(&self, id: TypeId) -> Option<&Arc<dyn Any + Send + Sync>>;
+    /// The store, for the capabilities a handling may use (transactions).
+    fn store(&self) -> &Arc<dyn Store>;
+}
 
 /// The handling context: publish follow-ups, read metadata, the attempt
 /// number and shared state. Cheap to clone.
@@ -45,7 +58,7 @@ use crate::store::SqliteStore;
 /// ```
 #[derive(Clone)]
 pub struct Context {
-    scope: Arc<HandlerScope>,
+    scope: Arc<dyn Scope>,
     envelope: RawEnvelope,
     attempt: u32,
     /// For a delivery from the handler's own feed: set once a transaction
@@ -55,7 +68,7 @@ pub struct Context {
 
 impl Context {
     pub(crate) fn new(
-        scope: Arc<HandlerScope>,
+        scope: Arc<dyn Scope>,
         envelope: RawEnvelope,
         attempt: u32,
         committed: Option<Arc<AtomicBool>>,
@@ -77,9 +90,7 @@ impl Context {
             .envelope
             .correlation_id()
             .map_or_else(|| self.envelope.id().to_string(), str::to_owned);
-        self.scope
-            .bus
-            .publish(event)
+        Publish::new(self.scope.publisher(), event)
             .correlation_id(correlation)
             .causation_id(self.envelope.id().to_string())
     }
@@ -96,18 +107,12 @@ impl Context {
 
     /// The name of the handler running.
     pub fn handler(&self) -> &str {
-        &self.scope.handler.name
+        self.scope.handler()
     }
 
     /// Whether the envelope comes from a replay of history.
     pub fn is_replay(&self) -> bool {
         self.envelope.is_replay()
-    }
-
-    /// The bus, to subscribe, query history or publish without carrying
-    /// correlation over.
-    pub fn bus(&self) -> &Bus {
-        &self.scope.bus
     }
 
     /// Runs `f` in one SQLite transaction, in the store's own file, that
@@ -184,7 +189,7 @@ impl Context {
         T: Send + 'static,
         F: FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
     {
-        let store = self.scope.bus.store();
+        let store = self.scope.store();
         let any: &dyn Any = &**store;
         let Some(sqlite) = any.downcast_ref::<SqliteStore>() else {
             return Err(Error::TransactionNeedsSqlite {
@@ -193,7 +198,7 @@ impl Context {
         };
         let mark = self.committed.as_ref().map(|_| self.envelope.seq());
         let value = sqlite
-            .handler_transaction(Arc::clone(&self.scope.handler.name), mark, f)
+            .handler_transaction(Arc::clone(self.scope.handler()), mark, f)
             .await?;
         if let Some(committed) = &self.committed {
             committed.store(true, Ordering::Release);
@@ -212,8 +217,7 @@ impl Context {
     /// [`Error::StateNotProvided`] when no state of type `T` was given.
     pub fn state<T: Send + Sync + 'static>(&self) -> Result<&T> {
         self.scope
-            .bus
-            .state_any(TypeId::of::<T>())
+            .state(TypeId::of::<T>())
             .and_then(|s: &Arc<dyn Any + Send + Sync>| s.downcast_ref::<T>())
             .ok_or(Error::StateNotProvided(std::any::type_name::<T>()))
     }

@@ -2,9 +2,9 @@
 
 use std::error::Error as StdError;
 
+use super::registration::HandlingError;
 use crate::envelope::{Envelope, RawEnvelope};
 use crate::event::Event;
-use crate::handler::HandlingError;
 
 /// A handler parameter that carries the event: `E` itself (cloned out of the
 /// shared envelope, so `E: Clone`) or [`Envelope<E>`] (shared, never cloned).

@@ -6,8 +6,18 @@ use std::time::Duration;
 
 use crate::envelope::RawEnvelope;
 use crate::error::Result;
-use crate::feed::Start;
-use crate::handler::BoxFuture;
+use crate::future::BoxFuture;
+
+/// Where a handler seen for the first time starts reading, on a store that
+/// keeps its position.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Start {
+    /// After the newest event stored when the handler first runs.
+    #[default]
+    Latest,
+    /// From the oldest event in the store.
+    Earliest,
+}
 
 /// What a store needs to open a handler's consumer.
 #[derive(Debug, Clone, PartialEq, Eq)]

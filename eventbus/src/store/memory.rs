@@ -11,7 +11,7 @@ use super::{
 };
 use crate::envelope::{Draft, RawEnvelope};
 use crate::error::{Error, Result};
-use crate::handler::BoxFuture;
+use crate::future::BoxFuture;
 use crate::topic::Pattern;
 
 /// How long a repeated idempotency key returns the first event.

@@ -19,12 +19,9 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_core::Stream;
-use std::pin::Pin;
-
 pub use self::url::{MAX_DURATION, parse_duration};
 pub(crate) use self::url::{Opt, StoreUrl};
-pub use consumer::{Acknowledge, ConsumerSpec, Delivery};
+pub use consumer::{Acknowledge, ConsumerSpec, Delivery, Start};
 pub use dead_letter::{DeadLetter, DeadLetterQuery, NewDeadLetter};
 pub use memory::MemoryStore;
 pub use nats::{NatsConfig, NatsStore};
@@ -33,11 +30,10 @@ pub use sqlite::SqliteStore;
 
 use crate::envelope::{Draft, RawEnvelope};
 use crate::error::{Error, Result};
-use crate::handler::BoxFuture;
+use crate::future::BoxFuture;
 use crate::topic::Pattern;
 
-/// A boxed stream of history results.
-pub type BoxStream<'a, T> = Pin<Box<dyn Stream<Item = T> + Send + 'a>>;
+pub use crate::future::BoxStream;
 
 /// The storage behind a bus.
 ///

@@ -20,8 +20,8 @@ use tokio::sync::mpsc;
 
 use super::{Shared, nats_error, read, wire};
 use crate::error::Result;
-use crate::feed::Start;
-use crate::handler::BoxFuture;
+use crate::future::BoxFuture;
+use crate::store::Start;
 use crate::store::{Acknowledge, BoxStream, ConsumerSpec, Delivery};
 
 /// A handler's consumer name: its name with characters consumer names

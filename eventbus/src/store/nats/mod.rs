@@ -30,7 +30,7 @@ use super::{
 };
 use crate::envelope::{Draft, RawEnvelope};
 use crate::error::{Error, Result};
-use crate::handler::BoxFuture;
+use crate::future::BoxFuture;
 use crate::topic::Pattern;
 
 /// A bus store on a NATS JetStream stream. Open it with

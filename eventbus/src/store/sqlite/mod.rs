@@ -34,7 +34,7 @@ use super::{
 };
 use crate::envelope::{Draft, RawEnvelope};
 use crate::error::{Error, Result};
-use crate::handler::BoxFuture;
+use crate::future::BoxFuture;
 use crate::topic::Pattern;
 use reader::Readers;
 use rusqlite::{OptionalExtension, params};

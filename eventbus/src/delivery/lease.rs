@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use tokio::sync::{oneshot, watch};
 
-use crate::delivery::HandlerRuntime;
+use super::core::HandlerRuntime;
 use crate::error::{Error, Result};
 use crate::store::Store;
 

@@ -1,14 +1,27 @@
-//! `bus.publish(event)`: a builder for the metadata, awaited to store and
-//! route the event.
+//! `bus.publish(event)` and `ctx.publish(event)`: a builder for the
+//! metadata, awaited to store and route the event.
+//!
+//! The builder lives below the bus, beside [`Context`](super::Context), and
+//! publishes through [`Publisher`], a narrow handle the delivery layer
+//! implements: so a handler publishes follow-ups without knowing the bus.
 
 use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 
-use crate::bus::Bus;
 use crate::envelope::{Draft, HeaderValue, RawEnvelope, validate_header_name};
 use crate::error::{Error, Result};
 use crate::event::Event;
-use crate::handler::BoxFuture;
+use crate::future::BoxFuture;
+
+/// What a publish needs from the bus: store and route a draft.
+pub(crate) trait Publisher: Send + Sync {
+    /// Runs the publish middleware, stores the draft and routes it.
+    fn publish_draft(&self, draft: Draft) -> BoxFuture<'_, Result<RawEnvelope>>;
+    /// The bus's default CloudEvents `source`.
+    fn source(&self) -> Arc<str>;
+    /// The runtime the bus was built in, for [`Publish::blocking`].
+    fn runtime(&self) -> &tokio::runtime::Handle;
+}
 
 /// A publish in the making: set metadata, then `.await` it (or call
 /// [`Publish::blocking`] outside async code).
@@ -24,7 +37,7 @@ use crate::handler::BoxFuture;
 /// [`Error::ShutDown`] after shutdown, and store errors.
 #[must_use = "a publish does nothing until it is awaited"]
 pub struct Publish<'a, E> {
-    bus: &'a Bus,
+    publisher: &'a dyn Publisher,
     event: E,
     source: Option<Arc<str>>,
     correlation_id: Option<String>,
@@ -35,9 +48,9 @@ pub struct Publish<'a, E> {
 }
 
 impl<'a, E: Event> Publish<'a, E> {
-    pub(crate) fn new(bus: &'a Bus, event: E) -> Self {
+    pub(crate) fn new(publisher: &'a dyn Publisher, event: E) -> Self {
         Publish {
-            bus,
+            publisher,
             event,
             source: None,
             correlation_id: None,
@@ -99,12 +112,12 @@ impl<'a, E: Event> Publish<'a, E> {
         if tokio::runtime::Handle::try_current().is_ok() {
             return Err(Error::BlockingInsideRuntime);
         }
-        let runtime = self.bus.runtime().clone();
+        let runtime = self.publisher.runtime().clone();
         runtime.block_on(self.into_future())
     }
 
-    fn into_draft(self) -> Result<(&'a Bus, Draft)> {
-        let source = self.source.unwrap_or_else(|| self.bus.source());
+    fn into_draft(self) -> Result<(&'a dyn Publisher, Draft)> {
+        let source = self.source.unwrap_or_else(|| self.publisher.source());
         if source.is_empty() {
             return Err(Error::Config(
                 "the source of an event must not be empty".into(),
@@ -119,7 +132,7 @@ impl<'a, E: Event> Publish<'a, E> {
             validate_header_name(&name).map_err(Error::InvalidHeader)?;
             draft.meta.headers.insert(name, value);
         }
-        Ok((self.bus, draft))
+        Ok((self.publisher, draft))
     }
 }
 
@@ -129,7 +142,7 @@ impl<'a, E: Event> IntoFuture for Publish<'a, E> {
 
     fn into_future(self) -> Self::IntoFuture {
         match self.into_draft() {
-            Ok((bus, draft)) => PublishFuture(bus.publish_draft(draft)),
+            Ok((publisher, draft)) => PublishFuture(publisher.publish_draft(draft)),
             Err(e) => PublishFuture(Box::pin(std::future::ready(Err(e)))),
         }
     }

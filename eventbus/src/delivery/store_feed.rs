@@ -23,20 +23,11 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use tokio::sync::watch;
 
-use crate::delivery::{self, HandlerScope, Mode};
+use super::attempt::{Mode, deliver};
+use super::core::HandlerScope;
+use super::lease;
 use crate::error::Error;
-use crate::lease;
-use crate::store::{Order, Query};
-
-/// Where a handler seen for the first time starts reading.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Start {
-    /// After the newest event stored when the handler first runs.
-    #[default]
-    Latest,
-    /// From the oldest event in the store.
-    Earliest,
-}
+use crate::store::{Order, Query, Start};
 
 /// While busy, a handler saves its checkpoint once it is this many events
 /// ahead of the saved one and [`SAVE_INTERVAL`] has passed since the last
@@ -88,7 +79,7 @@ pub(crate) async fn run(
         // With concurrency N, up to N events at hand are handled at once and
         // the position moves past all of them when the last one is done.
         let concurrency = scope.handler.def.options.concurrency.max(1) as usize;
-        let mut chunks = scope.bus.store().query(query).ready_chunks(concurrency);
+        let mut chunks = scope.core.store.query(query).ready_chunks(concurrency);
         'reading: while let Some(chunk) = chunks.next().await {
             let first = at.last + 1;
             let mut handlings = Vec::with_capacity(chunk.len());
@@ -102,7 +93,7 @@ pub(crate) async fn run(
                     Ok(env) => {
                         at.last = at.last.max(env.seq());
                         // `deliver` records a final failure as a dead letter.
-                        handlings.push(delivery::deliver(&scope, env, Mode::Live));
+                        handlings.push(deliver(&scope, env, Mode::Live));
                     }
                     Err(Error::BadRow { seq, reason }) => {
                         tracing::error!(handler = %scope.handler.name, seq, %reason, "skipping a stored event that cannot be read");
@@ -120,8 +111,8 @@ pub(crate) async fn run(
                 // dead-lettered or of other topics): one run, so the
                 // records stay few and contiguous from the checkpoint.
                 scope
-                    .bus
-                    .store()
+                    .core
+                    .store
                     .record_handled(&scope.handler.name, first..=at.last);
             }
             if failed_read || !*lease.borrow() {
@@ -167,10 +158,10 @@ pub(crate) struct Position {
 impl Position {
     /// The position at a saved checkpoint, with what the handler is
     /// recorded to have finished after it.
-    async fn at_checkpoint(scope: &HandlerScope, seq: u64) -> crate::Result<Self> {
+    async fn at_checkpoint(scope: &HandlerScope, seq: u64) -> crate::error::Result<Self> {
         let finished = scope
-            .bus
-            .store()
+            .core
+            .store
             .handled_after(&scope.handler.name, seq)
             .await?;
         Ok(Position {
@@ -198,7 +189,7 @@ impl Position {
     /// returned.
     async fn sync(&mut self, scope: &HandlerScope) -> bool {
         self.synced = Instant::now();
-        let store = scope.bus.store();
+        let store = &scope.core.store;
         let name = &scope.handler.name;
         if self.last != self.saved {
             match store.advance_checkpoint(name, self.saved, self.last).await {
@@ -237,7 +228,7 @@ impl Position {
     /// The position the store holds now, for a handler taken over from
     /// another process; from the start when it holds none.
     async fn current(scope: &HandlerScope) -> Self {
-        match scope.bus.store().load_checkpoint(&scope.handler.name).await {
+        match scope.core.store.load_checkpoint(&scope.handler.name).await {
             Ok(seq) => Position::at_or_after(scope, seq.unwrap_or(0)).await,
             Err(e) => {
                 tracing::warn!(handler = %scope.handler.name, error = %e, "could not read the checkpoint; handling everything stored");
@@ -272,8 +263,11 @@ impl Position {
 /// once so that events stored from now on reach it even if it stops
 /// before handling them. The bus finds it before `build()` returns, so
 /// nothing published after that is missed.
-pub(crate) async fn first_position(scope: &HandlerScope, start: Start) -> crate::Result<Position> {
-    let store = scope.bus.store();
+pub(crate) async fn first_position(
+    scope: &HandlerScope,
+    start: Start,
+) -> crate::error::Result<Position> {
+    let store = &scope.core.store;
     let seq = match store.load_checkpoint(&scope.handler.name).await? {
         Some(seq) => return Position::at_checkpoint(scope, seq).await,
         None if start == Start::Earliest => 0,
@@ -283,13 +277,13 @@ pub(crate) async fn first_position(scope: &HandlerScope, start: Start) -> crate:
     Ok(Position::bare(seq))
 }
 
-async fn newest_seq(scope: &HandlerScope) -> crate::Result<u64> {
+async fn newest_seq(scope: &HandlerScope) -> crate::error::Result<u64> {
     let newest = Query {
         order: Order::Newest,
         limit: Some(1),
         ..Query::default()
     };
-    let mut found = scope.bus.store().query(newest);
+    let mut found = scope.core.store.query(newest);
     match found.next().await {
         None => Ok(0),
         Some(Ok(env)) => Ok(env.seq()),
@@ -300,8 +294,8 @@ async fn newest_seq(scope: &HandlerScope) -> crate::Result<u64> {
 
 async fn save(scope: &HandlerScope, seq: u64) -> bool {
     match scope
-        .bus
-        .store()
+        .core
+        .store
         .save_checkpoint(&scope.handler.name, seq)
         .await
     {

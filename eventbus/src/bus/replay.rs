@@ -12,10 +12,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 
-use crate::bus::Bus;
-use crate::delivery::{self, HandlerRuntime, HandlerScope, Mode};
+use super::history::HistoryQuery;
+use crate::delivery::{self, Core, HandlerRuntime, HandlerScope, Mode};
 use crate::error::{Error, Result};
-use crate::history::HistoryQuery;
 
 /// A replay in the making; `run().await` performs it.
 ///
@@ -30,7 +29,7 @@ use crate::history::HistoryQuery;
 /// ```
 #[must_use = "a replay does nothing until `.run().await`"]
 pub struct Replay {
-    bus: Bus,
+    core: Arc<Core>,
     history: HistoryQuery,
     handler: Option<String>,
     speed: Option<f64>,
@@ -49,10 +48,10 @@ pub struct ReplayReport {
 }
 
 impl Replay {
-    pub(crate) fn new(bus: Bus) -> Self {
+    pub(crate) fn new(core: Arc<Core>) -> Self {
         Replay {
-            history: bus.history(),
-            bus,
+            history: HistoryQuery::new(Arc::clone(&core.store)),
+            core,
             handler: None,
             speed: None,
             error: None,
@@ -115,7 +114,7 @@ impl Replay {
         let targets: Vec<Arc<HandlerScope>> = self
             .targets()?
             .into_iter()
-            .map(|h| HandlerScope::new(self.bus.clone(), h))
+            .map(|h| HandlerScope::new(Arc::clone(&self.core), h))
             .collect();
         let mut report = ReplayReport::default();
         let mut previous: Option<DateTime<Utc>> = None;
@@ -142,7 +141,7 @@ impl Replay {
     }
 
     fn targets(&self) -> Result<Vec<Arc<HandlerRuntime>>> {
-        let all = self.bus.handler_runtimes();
+        let all = &self.core.handlers;
         match &self.handler {
             None => Ok(all
                 .iter()

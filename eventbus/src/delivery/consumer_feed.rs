@@ -21,7 +21,8 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-use crate::delivery::{self, HandlerScope};
+use super::core::HandlerScope;
+use super::{attempt, dead_letter};
 use crate::event::CodecError;
 use crate::handler::HandlingError;
 use crate::metrics;
@@ -99,11 +100,11 @@ async fn handle(scope: &Arc<HandlerScope>, delivery: Delivery) {
             format!("still failing after {attempts} attempts").into(),
         ))
     } else {
-        let started = scope.bus.metrics_on().then(std::time::Instant::now);
+        let started = scope.core.metrics.then(std::time::Instant::now);
         let outcome = with_progress(
             progress_every,
             ack.as_ref(),
-            delivery::attempt_once(scope, &env, attempt, None),
+            attempt::attempt_once(scope, &env, attempt, None),
         )
         .await;
         if let Some(started) = started {
@@ -113,20 +114,20 @@ async fn handle(scope: &Arc<HandlerScope>, delivery: Delivery) {
     };
     let error = match outcome {
         Ok(()) => {
-            delivery::succeeded(scope, &env);
+            attempt::succeeded(scope, &env);
             settle(&env, ack.ack().await);
             return;
         }
         Err(error) => error,
     };
     // The server waits out the delay, so a crash meanwhile loses no retry.
-    if let Some(delay) = delivery::failed(scope, &env, &error, attempt, attempts) {
+    if let Some(delay) = attempt::failed(scope, &env, &error, attempt, attempts) {
         settle(&env, ack.retry_after(delay).await);
         return;
     }
     // Settled only once the dead letter is stored: a crash in between
     // brings the event back, and burying it again finds the same one.
-    if crate::bus::bury(&scope.bus, handler, &env, &error, attempt.min(attempts)).await {
+    if dead_letter::bury(&scope.core, handler, &env, &error, attempt.min(attempts)).await {
         settle(&env, ack.give_up().await);
     } else {
         settle(&env, ack.retry_after(handler.backoff.delay(attempt)).await);
@@ -158,7 +159,7 @@ async fn with_progress<T>(
     }
 }
 
-fn settle(env: &crate::envelope::RawEnvelope, result: crate::Result<()>) {
+fn settle(env: &crate::envelope::RawEnvelope, result: crate::error::Result<()>) {
     if let Err(e) = result {
         tracing::warn!(
             topic = env.topic(), seq = env.seq(), error = %e,

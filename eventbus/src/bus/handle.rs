@@ -1,0 +1,207 @@
+//! The bus handle: cheap to clone, over a running [`Core`]: publish,
+//! subscribe, history, replay, dead letters, stats and shutdown.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::checks::topics_matching;
+use super::dead_letters::DeadLetters;
+use super::history::HistoryQuery;
+use super::replay::Replay;
+use crate::delivery::{Core, Subscription, Workers};
+use crate::error::{Error, Result};
+use crate::event::Event;
+use crate::handler::{HandlerInfo, HandlerOptions, Publish};
+use crate::store::Store;
+
+/// The event bus. Cheap to clone: every clone is a handle on the same bus.
+///
+/// Build one with [`Bus::builder`]; it picks up every `#[handler]` linked
+/// into the binary.
+///
+/// # Examples
+///
+/// ```standalone_crate
+/// use eventbus::prelude::*;
+///
+/// #[derive(Event, Clone, Debug)]
+/// #[event(topic = "entity.created")]
+/// struct EntityCreated { id: String }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> eventbus::Result<()> {
+/// let bus = Bus::builder().source("docs").build().await?;
+/// let sent = bus.publish(EntityCreated { id: "e-1".into() })
+///     .correlation_id("req-1")
+///     .await?;
+/// assert_eq!(sent.topic(), "entity.created");
+/// assert_eq!(bus.history().topic("entity.*").fetch().await?.len(), 1);
+/// bus.shutdown().await
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Bus {
+    pub(super) inner: Arc<Inner>,
+}
+
+pub(super) struct Inner {
+    pub(super) core: Arc<Core>,
+    pub(super) shutdown: watch::Sender<bool>,
+    pub(super) workers: tokio::sync::Mutex<Option<Workers>>,
+    pub(super) shutdown_timeout: Duration,
+}
+
+impl Bus {
+    /// Publishes an event: set metadata on the returned builder, then
+    /// `.await` it. See [`Publish`].
+    pub fn publish<E: Event>(&self, event: E) -> Publish<'_, E> {
+        Publish::new(&*self.inner.core, event)
+    }
+
+    /// A typed stream of live events of type `E` whose topic matches
+    /// `pattern` (checked here).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidTopic`] for a malformed pattern and
+    /// [`Error::PatternMatchesNothing`] when no topic of `E` matches it.
+    pub fn subscribe<E: Event>(&self, pattern: impl AsRef<str>) -> Result<Subscription<E>> {
+        let pattern = pattern.as_ref();
+        let topics = topics_matching(pattern, E::NAME, E::TOPICS)?;
+        let core = &self.inner.core;
+        Ok(core.subscribers.add::<E>(topics, core.subscriber_capacity))
+    }
+
+    /// How many subscriptions are live (dropped ones are gone at once).
+    pub fn subscription_count(&self) -> usize {
+        self.inner.core.subscribers.count()
+    }
+
+    /// A history query over the store; see [`HistoryQuery`].
+    pub fn history(&self) -> HistoryQuery {
+        HistoryQuery::new(Arc::clone(&self.inner.core.store))
+    }
+
+    /// A replay of history into handlers; see [`Replay`].
+    pub fn replay(&self) -> Replay {
+        Replay::new(Arc::clone(&self.inner.core))
+    }
+
+    /// Every registered handler, sorted by name.
+    pub fn handlers(&self) -> Vec<HandlerInfo> {
+        self.inner
+            .core
+            .handlers
+            .iter()
+            .map(|h| HandlerInfo {
+                name: h.name.to_string(),
+                pattern: h.def.pattern.as_ref().map(|p| p.to_string()),
+                event: h.def.event,
+                topics: h.topics.clone(),
+                options: HandlerOptions {
+                    retry: Some(h.retries),
+                    ..h.def.options
+                },
+                location: h.def.location.clone(),
+            })
+            .collect()
+    }
+
+    /// The dead letters: list, retry, purge.
+    pub fn dead_letters(&self) -> DeadLetters {
+        DeadLetters::new(Arc::clone(&self.inner.core))
+    }
+
+    /// Counters per handler since the bus started.
+    pub fn stats(&self) -> Vec<HandlerStats> {
+        self.inner
+            .core
+            .handlers
+            .iter()
+            .map(|h| HandlerStats {
+                name: h.name.to_string(),
+                handled: h.counters.handled.load(Ordering::Relaxed),
+                failed: h.counters.failed.load(Ordering::Relaxed),
+                retried: h.counters.retried.load(Ordering::Relaxed),
+                panicked: h.counters.panicked.load(Ordering::Relaxed),
+                dead_lettered: h.counters.dead_lettered.load(Ordering::Relaxed),
+                missed: h.counters.missed.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+
+    /// The store, for operations the bus does not wrap.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.core.store
+    }
+
+    /// Stops taking new events, lets every handler finish what is queued
+    /// (within the builder's shutdown timeout), then closes the store.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShutdownTimedOut`] naming the handlers still busy, or a
+    /// store error from closing.
+    pub async fn shutdown(&self) -> Result<()> {
+        self.inner.core.closed.store(true, Ordering::Release);
+        let _ = self.inner.shutdown.send(true);
+        let workers = self.inner.workers.lock().await.take();
+        let mut stuck = Vec::new();
+        if let Some(workers) = workers {
+            let deadline = tokio::time::Instant::now() + self.inner.shutdown_timeout;
+            for (name, mut task) in workers.tasks {
+                if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                    task.abort();
+                    stuck.push(name.to_string());
+                }
+            }
+            // Released once the handlers drained, so a standby elsewhere
+            // never runs beside them.
+            if let Some(leases) = workers.leases {
+                leases.release().await;
+            }
+        }
+        self.inner.core.store.close().await?;
+        if stuck.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::ShutdownTimedOut {
+                seconds: self.inner.shutdown_timeout.as_secs_f64(),
+                handlers: stuck,
+            })
+        }
+    }
+}
+
+impl std::fmt::Debug for Bus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let core = &self.inner.core;
+        f.debug_struct("Bus")
+            .field("store", &core.store.describe())
+            .field("source", &core.source)
+            .field("handlers", &core.handlers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counters of one handler since the bus started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandlerStats {
+    /// The handler's name.
+    pub name: String,
+    /// Events handled successfully.
+    pub handled: u64,
+    /// Events given up on after the last attempt.
+    pub failed: u64,
+    /// Retries made.
+    pub retried: u64,
+    /// Attempts that panicked.
+    pub panicked: u64,
+    /// Events stored as dead letters.
+    pub dead_lettered: u64,
+    /// Events skipped because the handler was behind (`LagPolicy::Skip`).
+    pub missed: u64,
+}

@@ -1,0 +1,106 @@
+//! The state a running bus shares with its workers, and the handlers as
+//! they run: what every other part of the delivery layer holds.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+
+use tokio::sync::watch;
+
+use super::queue::{LagPolicy, PushedFeed};
+use super::subscribers::Subscribers;
+use crate::envelope::RawEnvelope;
+use crate::handler::{Backoff, HandlerDef, Publisher, Scope};
+use crate::metrics;
+use crate::middleware::Middleware;
+use crate::store::Store;
+
+/// What every part of a running bus shares; the bus holds it, and so do
+/// its workers, replays and handlings, through their own handles.
+pub(crate) struct Core {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) source: Arc<str>,
+    pub(crate) handlers: Vec<Arc<HandlerRuntime>>,
+    /// Topic -> indices into `handlers`, computed once at build time from
+    /// the handlers' static topic lists.
+    pub(crate) routes: HashMap<&'static str, Box<[usize]>>,
+    pub(crate) subscribers: Arc<Subscribers>,
+    pub(crate) subscriber_capacity: usize,
+    pub(crate) states: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+    pub(crate) middleware: Vec<Arc<dyn Middleware>>,
+    /// Set at shutdown: no new events.
+    pub(crate) closed: AtomicBool,
+    /// Handlers read their feeds from the (durable) store instead of
+    /// having events pushed to them.
+    pub(crate) store_fed: bool,
+    pub(crate) lag: LagPolicy,
+    pub(crate) metrics: bool,
+    pub(crate) runtime: tokio::runtime::Handle,
+}
+
+/// Counters for one handler, read by `bus.stats()`.
+#[derive(Debug, Default)]
+pub(crate) struct HandlerCounters {
+    pub(crate) handled: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) retried: AtomicU64,
+    pub(crate) panicked: AtomicU64,
+    pub(crate) dead_lettered: AtomicU64,
+    pub(crate) missed: AtomicU64,
+}
+
+/// A registered handler at run time: its definition, resolved settings and feed.
+pub(crate) struct HandlerRuntime {
+    pub(crate) def: HandlerDef,
+    pub(crate) name: Arc<str>,
+    pub(crate) topics: Vec<&'static str>,
+    pub(crate) retries: u32,
+    pub(crate) backoff: Backoff,
+    /// Where events are pushed on a store that does not outlive the process.
+    pub(crate) feed: PushedFeed,
+    /// Wakes a store-fed handler when this process stored an event for it.
+    pub(crate) wake: tokio::sync::Notify,
+    /// Whether this bus holds the handler's lease on a shared store, so
+    /// its store-read feed may run (see [`lease`]).
+    pub(crate) lease: watch::Sender<bool>,
+    pub(crate) counters: HandlerCounters,
+}
+
+/// One handler on one bus: what every handling of it needs. Each worker,
+/// replay and retry makes its own, so concurrent handlers never contend on
+/// a shared reference count.
+pub(crate) struct HandlerScope {
+    pub(crate) core: Arc<Core>,
+    pub(crate) handler: Arc<HandlerRuntime>,
+}
+
+impl HandlerScope {
+    pub(crate) fn new(core: Arc<Core>, handler: Arc<HandlerRuntime>) -> Arc<Self> {
+        Arc::new(HandlerScope { core, handler })
+    }
+
+    pub(crate) fn count(&self, env: &RawEnvelope, outcome: metrics::Outcome) {
+        if self.core.metrics {
+            metrics::outcome(env.topic(), &self.handler.name, outcome);
+        }
+    }
+}
+
+impl Scope for HandlerScope {
+    fn publisher(&self) -> &dyn Publisher {
+        &*self.core
+    }
+
+    fn handler(&self) -> &Arc<str> {
+        &self.handler.name
+    }
+
+    fn state(&self, id: TypeId) -> Option<&Arc<dyn Any + Send + Sync>> {
+        self.core.states.get(&id)
+    }
+
+    fn store(&self) -> &Arc<dyn Store> {
+        &self.core.store
+    }
+}

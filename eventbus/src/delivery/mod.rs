@@ -1,0 +1,44 @@
+//! Delivery: everything between a stored event and a handler's code.
+//!
+//! - `core`: the state a running bus shares with its workers and the
+//!   handlers as they run; `publish`: the publish path (middleware, store,
+//!   route);
+//! - `subscribers`: live subscriptions, a broadcast;
+//! - `queue` and `pushed`: feeds pushed to handlers on a store that does
+//!   not outlive the process (`memory://`), and their workers;
+//! - `store_feed`: feeds read from a durable store after a checkpoint,
+//!   and `lease`: one process at a time runs a handler on a shared store;
+//! - `consumer_feed`: feeds a store's server hands out (NATS consumers);
+//! - `workers`: which of the three a handler gets, decided once;
+//! - `attempt`: one delivery with its retries, and what a final failure
+//!   does; `dead_letter`: storing and announcing dead letters;
+//!   `redelivery`: retrying them on request.
+//!
+//! This layer holds a [`Core`], never a `Bus`; handlers reach it through
+//! the narrow handles the handler layer defines ([`Publisher`], [`Scope`]).
+//!
+//! [`Publisher`]: crate::handler::Publisher
+//! [`Scope`]: crate::handler::Scope
+
+mod attempt;
+mod consumer_feed;
+mod core;
+mod dead_letter;
+pub(crate) mod lease;
+mod publish;
+mod pushed;
+mod queue;
+mod redelivery;
+mod store_feed;
+mod subscribers;
+mod workers;
+
+pub(crate) use self::core::{Core, HandlerCounters, HandlerRuntime, HandlerScope};
+pub(crate) use attempt::{Mode, deliver};
+pub use dead_letter::DeadLettered;
+pub use queue::LagPolicy;
+pub(crate) use queue::PushedFeed;
+pub(crate) use redelivery::retry;
+pub(crate) use subscribers::Subscribers;
+pub use subscribers::{Subscription, SubscriptionError};
+pub(crate) use workers::{Settings, Workers, start};

@@ -1,0 +1,77 @@
+//! The publish path: publish middleware, the store, then routing to the
+//! live subscriptions and to the handlers whose topics match.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use super::core::Core;
+use crate::envelope::{Draft, RawEnvelope};
+use crate::error::{Error, Result};
+use crate::future::BoxFuture;
+use crate::handler::Publisher;
+use crate::middleware::Flow;
+
+impl Core {
+    /// Stores a draft and routes it; a repeat of an idempotency key
+    /// answers with the first event, which was routed when it was published.
+    pub(crate) async fn publish(&self, mut draft: Draft) -> Result<RawEnvelope> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::ShutDown);
+        }
+        for layer in &self.middleware {
+            if layer.on_publish(&mut draft) == Flow::Drop {
+                return Err(Error::Dropped {
+                    layer: layer.name().to_owned(),
+                });
+            }
+        }
+        let id = draft.id().clone();
+        let started = self.metrics.then(std::time::Instant::now);
+        let env = self.store.append(draft).await?;
+        if *env.id() == id {
+            self.route(&env).await?;
+            if let Some(started) = started {
+                crate::metrics::published(env.topic(), started.elapsed());
+            }
+        }
+        Ok(env)
+    }
+
+    /// Offers a stored event to the live subscriptions and to each handler
+    /// whose topics include it: pushed into its feed, or, when handlers
+    /// read from the store, a wake-up so it reads now instead of at its
+    /// next poll.
+    async fn route(&self, env: &RawEnvelope) -> Result<()> {
+        self.subscribers.offer(env);
+        let Some(targets) = self.routes.get(env.topic()) else {
+            return Ok(());
+        };
+        for &i in targets.iter() {
+            let handler = &self.handlers[i];
+            if self.store_fed {
+                handler.wake.notify_one();
+            } else {
+                let missed = &handler.counters.missed;
+                handler
+                    .feed
+                    .push(&handler.name, env, self.lag, missed)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Publisher for Core {
+    fn publish_draft(&self, draft: Draft) -> BoxFuture<'_, Result<RawEnvelope>> {
+        Box::pin(self.publish(draft))
+    }
+
+    fn source(&self) -> Arc<str> {
+        Arc::clone(&self.source)
+    }
+
+    fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.runtime
+    }
+}

@@ -33,10 +33,7 @@ use std::time::{Duration, Instant};
 use benches::{median_ratio, print_throughput_ratio};
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group};
 use eventbus::prelude::*;
-use eventbus::store::{
-    BoxStream, DeadLetter, DeadLetterQuery, NewDeadLetter, Query, SqliteStore, Store, TopicSummary,
-};
-use eventbus::topic::Pattern;
+use eventbus::store::{BoxStream, CheckpointStore, DeadLetterStore, Query, SqliteStore, Store};
 use eventbus::{BoxFuture, RawEnvelope};
 use rusqlite::{Connection, OpenFlags, params};
 use tokio::runtime::Runtime;
@@ -535,58 +532,32 @@ impl Store for NoCheckpoints {
     fn query(&self, query: Query) -> BoxStream<'static, eventbus::Result<RawEnvelope>> {
         self.0.query(query)
     }
+    fn close(&self) -> BoxFuture<'_, eventbus::Result<()>> {
+        self.0.close()
+    }
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+    fn durable(&self) -> bool {
+        self.0.durable()
+    }
+    fn as_checkpoint_store(&self) -> Option<&dyn CheckpointStore> {
+        Some(self)
+    }
+    fn as_dead_letter_store(&self) -> Option<&dyn DeadLetterStore> {
+        self.0.as_dead_letter_store()
+    }
+}
+
+impl CheckpointStore for NoCheckpoints {
     fn load_checkpoint(&self, _handler: &str) -> BoxFuture<'_, eventbus::Result<Option<u64>>> {
         Box::pin(async { Ok(None) })
     }
     fn save_checkpoint(&self, _handler: &str, _seq: u64) -> BoxFuture<'_, eventbus::Result<()>> {
         Box::pin(async { Ok(()) })
     }
-    fn clear(&self, pattern: &Pattern) -> BoxFuture<'_, eventbus::Result<u64>> {
-        self.0.clear(pattern)
-    }
-    fn close(&self) -> BoxFuture<'_, eventbus::Result<()>> {
-        self.0.close()
-    }
-    fn add_dead_letter(&self, dead: NewDeadLetter) -> BoxFuture<'_, eventbus::Result<u64>> {
-        self.0.add_dead_letter(dead)
-    }
-    fn dead_letters(
-        &self,
-        query: DeadLetterQuery,
-    ) -> BoxFuture<'_, eventbus::Result<Vec<DeadLetter>>> {
-        self.0.dead_letters(query)
-    }
-    fn request_retry(&self, id: u64) -> BoxFuture<'_, eventbus::Result<bool>> {
-        self.0.request_retry(id)
-    }
-    fn record_retry_failure(
-        &self,
-        id: u64,
-        error: String,
-        attempts: u32,
-    ) -> BoxFuture<'_, eventbus::Result<()>> {
-        self.0.record_retry_failure(id, error, attempts)
-    }
-    fn remove_dead_letter(&self, id: u64) -> BoxFuture<'_, eventbus::Result<bool>> {
-        self.0.remove_dead_letter(id)
-    }
-    fn purge_dead_letters(&self, handler: Option<&str>) -> BoxFuture<'_, eventbus::Result<u64>> {
-        self.0.purge_dead_letters(handler)
-    }
     fn checkpoints(&self) -> BoxFuture<'_, eventbus::Result<Vec<(String, u64)>>> {
-        self.0.checkpoints()
-    }
-    fn topics(&self) -> BoxFuture<'_, eventbus::Result<Vec<TopicSummary>>> {
-        self.0.topics()
-    }
-    fn size_bytes(&self) -> Option<u64> {
-        self.0.size_bytes()
-    }
-    fn durable(&self) -> bool {
-        self.0.durable()
-    }
-    fn describe(&self) -> String {
-        self.0.describe()
+        Box::pin(async { Ok(Vec::new()) })
     }
 }
 

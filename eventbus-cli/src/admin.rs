@@ -16,7 +16,7 @@ use crate::prompt;
 
 pub(crate) async fn topics(url: &str, args: TopicsArgs) -> Result<()> {
     let store = open::existing(url).await?;
-    let topics = store.topics().await.context("listing topics")?;
+    let topics = store.admin()?.topics().await.context("listing topics")?;
     open::close(&*store).await?;
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -49,15 +49,20 @@ pub(crate) async fn topics(url: &str, args: TopicsArgs) -> Result<()> {
 
 pub(crate) async fn stats(url: &str, args: StatsArgs) -> Result<()> {
     let store = open::existing(url).await?;
-    let topics = store.topics().await.context("listing topics")?;
-    let checkpoints = store.checkpoints().await.context("listing checkpoints")?;
+    let topics = store.admin()?.topics().await.context("listing topics")?;
+    let checkpoints = store
+        .checkpoint_store()?
+        .checkpoints()
+        .await
+        .context("listing checkpoints")?;
     let dead = store
+        .dead_letter_store()?
         .dead_letters(DeadLetterQuery::all())
         .await
         .context("listing dead letters")?;
     let newest = open::newest_seq(&*store, Query::default()).await?;
     let oldest = oldest_seq(&*store).await?;
-    let size = store.size_bytes();
+    let size = store.admin()?.size_bytes();
     let describe = store.describe();
     open::close(&*store).await?;
 
@@ -154,6 +159,7 @@ pub(crate) async fn clear(url: &str, args: ClearArgs) -> Result<()> {
     prompt::require_confirmation(args.yes, "`clear`")?;
     let store = open::existing(url).await?;
     let matching: u64 = store
+        .admin()?
         .topics()
         .await
         .context("listing topics")?
@@ -175,7 +181,7 @@ pub(crate) async fn clear(url: &str, args: ClearArgs) -> Result<()> {
         return Err(e);
     }
     let bar = prompt::spinner(&format!("deleting events matching `{pattern}`"));
-    let deleted = store.clear(&pattern).await;
+    let deleted = store.admin()?.clear(&pattern).await;
     bar.finish_and_clear();
     let deleted = deleted.with_context(|| format!("clearing `{pattern}`"))?;
     open::close(&*store).await?;

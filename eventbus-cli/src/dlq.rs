@@ -73,6 +73,7 @@ fn query(handler: Option<&str>) -> DeadLetterQuery {
 async fn fetch(url: &str, query: DeadLetterQuery) -> Result<Vec<DeadLetter>> {
     let store = open::existing(url).await?;
     let dead = store
+        .dead_letter_store()?
         .dead_letters(query)
         .await
         .context("listing dead letters");
@@ -213,6 +214,7 @@ async fn retry(url: &str, args: DlqRetryArgs) -> Result<()> {
 /// already requested.
 async fn request_retry(store: &dyn Store, id: u64) -> Result<(String, bool)> {
     let dead = store
+        .dead_letter_store()?
         .dead_letters(DeadLetterQuery::id(id))
         .await
         .context("reading the dead letter")?;
@@ -221,6 +223,7 @@ async fn request_retry(store: &dyn Store, id: u64) -> Result<(String, bool)> {
         bail!(missing());
     };
     let marked = store
+        .dead_letter_store()?
         .request_retry(id)
         .await
         .with_context(|| format!("requesting a retry of dead letter {id}"))?;
@@ -244,6 +247,7 @@ async fn purge(url: &str, args: DlqPurgeArgs) -> Result<()> {
 async fn purge_confirmed(store: &dyn Store, handler: Option<&str>, yes: bool) -> Result<String> {
     let whose = of_handler(handler);
     let count = store
+        .dead_letter_store()?
         .dead_letters(query(handler))
         .await
         .context("listing dead letters")?
@@ -259,6 +263,7 @@ async fn purge_confirmed(store: &dyn Store, handler: Option<&str>, yes: bool) ->
         ),
     )?;
     let deleted = store
+        .dead_letter_store()?
         .purge_dead_letters(handler)
         .await
         .context("purging dead letters")?;

@@ -64,6 +64,7 @@ async fn rewind(
     yes: bool,
 ) -> Result<()> {
     let old = store
+        .checkpoint_store()?
         .load_checkpoint(handler)
         .await
         .with_context(|| format!("reading the checkpoint of `{handler}`"))?;
@@ -75,7 +76,7 @@ async fn rewind(
     let again = count_after(store, pattern, new).await?;
     let old_text = old.map_or_else(|| "none".to_owned(), |s| s.to_string());
     if old.is_none() {
-        let known = store.checkpoints().await?;
+        let known = store.checkpoint_store()?.checkpoints().await?;
         let names: Vec<&str> = known.iter().map(|(name, _)| name.as_str()).collect();
         eprintln!(
             "note: handler `{handler}` has no checkpoint yet (handlers with one: {})",
@@ -95,6 +96,7 @@ async fn rewind(
         ),
     )?;
     store
+        .checkpoint_store()?
         .save_checkpoint(handler, new)
         .await
         .with_context(|| format!("saving the checkpoint of `{handler}`"))?;

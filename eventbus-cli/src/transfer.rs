@@ -60,7 +60,7 @@ async fn matching_count(store: &dyn Store, query: &Query) -> Result<Option<u64>>
     if !only_pattern || !prompt::stderr_is_terminal() {
         return Ok(None);
     }
-    let topics = store.topics().await.context("listing topics")?;
+    let topics = store.admin()?.topics().await.context("listing topics")?;
     Ok(Some(
         topics
             .iter()

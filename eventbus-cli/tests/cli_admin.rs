@@ -45,8 +45,18 @@ fn stats_shows_totals_checkpoints_lag_and_size() {
     let s = Scratch::new();
     seed(&s);
     with_store(&s.url, async |store| {
-        store.save_checkpoint("billing", 1).await.expect("saved");
-        store.save_checkpoint("indexer", 4).await.expect("saved");
+        store
+            .checkpoint_store()
+            .unwrap()
+            .save_checkpoint("billing", 1)
+            .await
+            .expect("saved");
+        store
+            .checkpoint_store()
+            .unwrap()
+            .save_checkpoint("indexer", 4)
+            .await
+            .expect("saved");
     });
     let text = s.ok(&["stats"]);
     assert!(text.contains("events:       4 in 3 topic(s)"), "{text}");
@@ -130,13 +140,20 @@ fn stats_counts_dead_letters_per_handler() {
         let first = events.next().await.expect("one event").expect("readable");
         let second = events.next().await.expect("two events").expect("readable");
         drop(events);
-        store.save_checkpoint("billing", 4).await.expect("saved");
+        store
+            .checkpoint_store()
+            .unwrap()
+            .save_checkpoint("billing", 4)
+            .await
+            .expect("saved");
         for (handler, envelope) in [
             ("billing", &first),
             ("billing", &second),
             ("mailer", &first),
         ] {
             store
+                .dead_letter_store()
+                .unwrap()
                 .add_dead_letter(NewDeadLetter {
                     handler: handler.into(),
                     envelope: envelope.clone(),
@@ -147,10 +164,19 @@ fn stats_counts_dead_letters_per_handler() {
                 .expect("stored");
         }
         let mailer = store
+            .dead_letter_store()
+            .unwrap()
             .dead_letters(DeadLetterQuery::handler("mailer"))
             .await
             .expect("listed");
-        assert!(store.request_retry(mailer[0].id).await.expect("requested"));
+        assert!(
+            store
+                .dead_letter_store()
+                .unwrap()
+                .request_retry(mailer[0].id)
+                .await
+                .expect("requested")
+        );
     });
     let text = s.ok(&["stats"]);
     assert!(

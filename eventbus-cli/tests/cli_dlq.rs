@@ -46,6 +46,8 @@ fn seed(s: &Scratch) -> Seeded {
             ("mailer", &events[0], "smtp: connection refused", 3),
         ] {
             let id = store
+                .dead_letter_store()
+                .unwrap()
                 .add_dead_letter(NewDeadLetter {
                     handler: handler.into(),
                     envelope: envelope.clone(),
@@ -303,6 +305,8 @@ fn retry_requests_it_from_the_service_running_the_handler() {
     );
     let marked = with_store(&s.url, async |store| {
         store
+            .dead_letter_store()
+            .unwrap()
             .dead_letters(DeadLetterQuery::all().retry_requested())
             .await
             .expect("listed")

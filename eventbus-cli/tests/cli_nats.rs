@@ -100,6 +100,8 @@ fn nats_dead_letters_list_show_and_purge() {
             .expect("one event")
             .expect("readable");
         store
+            .dead_letter_store()
+            .unwrap()
             .add_dead_letter(NewDeadLetter {
                 handler: "billing".into(),
                 envelope: env,
@@ -122,6 +124,8 @@ fn nats_dead_letters_list_show_and_purge() {
     s.ok(&["dlq", "purge", "--handler", "billing", "--yes"]);
     let left = with_store(&s.url, async |store| {
         store
+            .dead_letter_store()
+            .unwrap()
             .dead_letters(DeadLetterQuery::all())
             .await
             .expect("listed")

@@ -79,7 +79,12 @@ fn replay_to_a_handler_moves_its_checkpoint_to_just_before_since() {
     let events = s.history_json(&[]);
     let third = events[2]["time"].as_str().expect("time").to_owned();
     with_store(&s.url, async |store| {
-        store.save_checkpoint("billing", 4).await.expect("saved");
+        store
+            .checkpoint_store()
+            .unwrap()
+            .save_checkpoint("billing", 4)
+            .await
+            .expect("saved");
     });
 
     // Without --yes and with no terminal to ask on, nothing moves.
@@ -99,7 +104,12 @@ fn replay_to_a_handler_moves_its_checkpoint_to_just_before_since() {
     assert!(e.contains("stdin is not a terminal; pass --yes"), "{e}");
     let checkpoint = |name: &'static str| {
         with_store(&s.url, async move |store| {
-            store.load_checkpoint(name).await.expect("loads")
+            store
+                .checkpoint_store()
+                .unwrap()
+                .load_checkpoint(name)
+                .await
+                .expect("loads")
         })
     };
     assert_eq!(checkpoint("billing"), Some(4));

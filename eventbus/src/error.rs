@@ -33,6 +33,14 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// The store does not offer what was asked of it.
+    #[error("the store {store} does not offer {capability}")]
+    Unsupported {
+        /// The store, described without secrets.
+        store: String,
+        /// What it does not offer.
+        capability: &'static str,
+    },
     /// A store URL could not be understood.
     #[error("invalid store URL `{url}`: {reason}")]
     InvalidStoreUrl {

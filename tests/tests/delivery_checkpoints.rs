@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use eventbus::prelude::*;
+use eventbus::store::CheckpointStore;
 use eventbus::store::SqliteStore;
 use eventbus::{Start, store::Store};
 use tests::{OrderEvent, Seen, eventually, isolated, recorder};

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use eventbus::Start;
 use eventbus::prelude::*;
+use eventbus::store::CheckpointStore;
 use eventbus::store::{SqliteStore, Store};
 use tests::{OrderEvent, TestChild, isolated};
 

@@ -174,8 +174,22 @@ async fn a_retry_requested_from_outside_is_made_by_the_bus_running_the_handler()
     let id = publish_until_dead(&bus).await;
     broken.store(false, Ordering::SeqCst);
     // What `eventbus dlq retry ID` does, through the store.
-    assert!(bus.store().request_retry(id).await.unwrap());
-    assert!(!bus.store().request_retry(id + 100).await.unwrap());
+    assert!(
+        bus.store()
+            .dead_letter_store()
+            .unwrap()
+            .request_retry(id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !bus.store()
+            .dead_letter_store()
+            .unwrap()
+            .request_retry(id + 100)
+            .await
+            .unwrap()
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while dead_count(&bus).await > 0 {
         assert!(
@@ -213,7 +227,12 @@ async fn dead_letters_survive_a_restart_on_sqlite_and_purge_by_handler() {
     bus.shutdown().await.unwrap();
 
     let store = eventbus::store::open(&url).await.unwrap();
-    let mut dead = store.dead_letters(DeadLetterQuery::all()).await.unwrap();
+    let mut dead = store
+        .dead_letter_store()
+        .unwrap()
+        .dead_letters(DeadLetterQuery::all())
+        .await
+        .unwrap();
     // The two handlers give up independently, in either order.
     dead.sort_by(|x, y| x.handler.cmp(&y.handler));
     assert_eq!(
@@ -226,16 +245,34 @@ async fn dead_letters_survive_a_restart_on_sqlite_and_purge_by_handler() {
         (sent.id(), sent.seq(), Some("acme"))
     );
     assert!(dead[0].error.contains("warehouse API is down"));
-    assert_eq!(store.purge_dead_letters(Some("a")).await.unwrap(), 1);
     assert_eq!(
         store
+            .dead_letter_store()
+            .unwrap()
+            .purge_dead_letters(Some("a"))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .dead_letter_store()
+            .unwrap()
             .dead_letters(DeadLetterQuery::all())
             .await
             .unwrap()
             .len(),
         1
     );
-    assert_eq!(store.purge_dead_letters(None).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .dead_letter_store()
+            .unwrap()
+            .purge_dead_letters(None)
+            .await
+            .unwrap(),
+        1
+    );
     store.close().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }

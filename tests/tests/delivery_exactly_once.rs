@@ -15,6 +15,7 @@ use eventbus::Start;
 use eventbus::prelude::*;
 use eventbus::rusqlite::{self, params};
 use eventbus::store::Store;
+use eventbus::store::{CheckpointStore, DeadLetterStore};
 use tests::{OrderEvent, TestChild, isolated};
 
 const EVENTS: u64 = 2000;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use eventbus::prelude::*;
 use eventbus::rusqlite::{self, params};
+use eventbus::store::{CheckpointStore, DeadLetterStore};
 use eventbus::store::{SqliteStore, Store};
 use eventbus::{Error, Start};
 use tests::{OrderEvent, eventually, isolated};

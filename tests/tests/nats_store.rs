@@ -397,7 +397,15 @@ async fn nats_a_handler_resumes_after_its_ack_floor() {
         publisher.publish(OrderEvent::Shipped { id }).await.unwrap();
     }
     let store = eventbus::store::open(&scope.url("")).await.unwrap();
-    assert_eq!(store.load_checkpoint("audit").await.unwrap(), Some(2));
+    assert_eq!(
+        store
+            .checkpoint_store()
+            .unwrap()
+            .load_checkpoint("audit")
+            .await
+            .unwrap(),
+        Some(2)
+    );
     let bus = isolated()
         .store(scope.url(""))
         .handler(recorder("audit", &seen))
@@ -413,7 +421,15 @@ async fn nats_a_handler_resumes_after_its_ack_floor() {
     eventually_async(
         "the ack floor to reach 5",
         Duration::from_secs(10),
-        || async { store.load_checkpoint("audit").await.unwrap() == Some(5) },
+        || async {
+            store
+                .checkpoint_store()
+                .unwrap()
+                .load_checkpoint("audit")
+                .await
+                .unwrap()
+                == Some(5)
+        },
     )
     .await;
     bus.shutdown().await.unwrap();
@@ -526,7 +542,13 @@ async fn nats_a_long_handling_signals_progress_and_is_not_redelivered() {
     let sent = bus.publish(OrderEvent::Shipped { id: 1 }).await.unwrap();
     let store = eventbus::store::open(&url).await.unwrap();
     eventually_async("the ack", Duration::from_secs(20), || async {
-        store.load_checkpoint("slow").await.unwrap() == Some(sent.seq())
+        store
+            .checkpoint_store()
+            .unwrap()
+            .load_checkpoint("slow")
+            .await
+            .unwrap()
+            == Some(sent.seq())
     })
     .await;
     assert_eq!(*calls.lock().unwrap(), [(sent.seq(), 1)]);
@@ -586,9 +608,23 @@ async fn nats_a_retry_requested_elsewhere_is_made_by_the_bus_running_the_handler
     broken.store(false, Ordering::SeqCst);
     // As `eventbus dlq retry` does, from another connection.
     let operator = eventbus::store::open(&scope.url("")).await.unwrap();
-    let dead = operator.dead_letters(DeadLetterQuery::all()).await.unwrap();
-    assert!(operator.request_retry(dead[0].id).await.unwrap());
+    let dead = operator
+        .dead_letter_store()
+        .unwrap()
+        .dead_letters(DeadLetterQuery::all())
+        .await
+        .unwrap();
+    assert!(
+        operator
+            .dead_letter_store()
+            .unwrap()
+            .request_retry(dead[0].id)
+            .await
+            .unwrap()
+    );
     let marked = operator
+        .dead_letter_store()
+        .unwrap()
         .dead_letters(DeadLetterQuery::all().retry_requested())
         .await
         .unwrap();
@@ -605,6 +641,8 @@ async fn nats_a_retry_requested_elsewhere_is_made_by_the_bus_running_the_handler
         Duration::from_secs(10),
         || async {
             operator
+                .dead_letter_store()
+                .unwrap()
                 .dead_letters(DeadLetterQuery::all())
                 .await
                 .unwrap()
@@ -613,10 +651,17 @@ async fn nats_a_retry_requested_elsewhere_is_made_by_the_bus_running_the_handler
         },
     )
     .await;
-    let left = operator.dead_letters(DeadLetterQuery::all()).await.unwrap();
+    let left = operator
+        .dead_letter_store()
+        .unwrap()
+        .dead_letters(DeadLetterQuery::all())
+        .await
+        .unwrap();
     assert_eq!(left[0].id, dead[1].id, "only the unmarked one is left");
     assert!(
         operator
+            .dead_letter_store()
+            .unwrap()
             .dead_letters(DeadLetterQuery::all().retry_requested())
             .await
             .unwrap()
@@ -679,14 +724,38 @@ async fn nats_open_existing_needs_the_stream_and_creates_nothing() {
     assert_eq!(existing.query(Query::default()).count().await, 1);
     assert!(
         existing
+            .dead_letter_store()
+            .unwrap()
             .dead_letters(DeadLetterQuery::all())
             .await
             .unwrap()
             .is_empty()
     );
-    assert!(!existing.request_retry(1).await.unwrap());
-    assert!(!existing.remove_dead_letter(1).await.unwrap());
-    assert_eq!(existing.purge_dead_letters(None).await.unwrap(), 0);
+    assert!(
+        !existing
+            .dead_letter_store()
+            .unwrap()
+            .request_retry(1)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !existing
+            .dead_letter_store()
+            .unwrap()
+            .remove_dead_letter(1)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        existing
+            .dead_letter_store()
+            .unwrap()
+            .purge_dead_letters(None)
+            .await
+            .unwrap(),
+        0
+    );
     assert!(!exists(&bucket_stream).await, "looking created the bucket");
 
     // Once a bus elsewhere makes the bucket and buries an event there, it
@@ -699,8 +768,18 @@ async fn nats_open_existing_needs_the_stream_and_creates_nothing() {
         error: "declined".into(),
         attempts: 3,
     };
-    let id = burying.add_dead_letter(dead).await.unwrap();
-    let listed = existing.dead_letters(DeadLetterQuery::all()).await.unwrap();
+    let id = burying
+        .dead_letter_store()
+        .unwrap()
+        .add_dead_letter(dead)
+        .await
+        .unwrap();
+    let listed = existing
+        .dead_letter_store()
+        .unwrap()
+        .dead_letters(DeadLetterQuery::all())
+        .await
+        .unwrap();
     assert_eq!(listed.iter().map(|d| d.id).collect::<Vec<_>>(), [id]);
     burying.close().await.unwrap();
     existing.close().await.unwrap();
@@ -718,9 +797,19 @@ async fn nats_open_existing_needs_the_stream_and_creates_nothing() {
         error: first.error,
         attempts: first.attempts,
     };
-    let id = existing.add_dead_letter(dead).await.unwrap();
+    let id = existing
+        .dead_letter_store()
+        .unwrap()
+        .add_dead_letter(dead)
+        .await
+        .unwrap();
     assert!(exists(&bucket_stream).await);
-    let listed = existing.dead_letters(DeadLetterQuery::all()).await.unwrap();
+    let listed = existing
+        .dead_letter_store()
+        .unwrap()
+        .dead_letters(DeadLetterQuery::all())
+        .await
+        .unwrap();
     assert_eq!(listed.iter().map(|d| d.id).collect::<Vec<_>>(), [id]);
     existing.close().await.unwrap();
 }

@@ -99,7 +99,15 @@ async fn wait_for_ack_floor(url: &str, seq: u64) {
     eventually_async(
         &format!("the ack floor to reach {seq}"),
         Duration::from_secs(60),
-        || async { store.load_checkpoint("shared-worker").await.unwrap() == Some(seq) },
+        || async {
+            store
+                .checkpoint_store()
+                .unwrap()
+                .load_checkpoint("shared-worker")
+                .await
+                .unwrap()
+                == Some(seq)
+        },
     )
     .await;
 }

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use eventbus::store::StoreAdmin;
 use eventbus::store::{SqliteStore, Store};
 use tests::{EntityCreated, OrderEvent, isolated};
 
@@ -110,7 +111,10 @@ async fn a_clear_leaves_no_trace_of_the_cleared_events_in_the_file() {
         .unwrap();
     }
     let pattern = eventbus::topic::Pattern::new("order.>").unwrap();
-    assert_eq!(bus.store().clear(&pattern).await.unwrap(), 200);
+    assert_eq!(
+        bus.store().admin().unwrap().clear(&pattern).await.unwrap(),
+        200
+    );
     bus.shutdown().await.unwrap();
 
     let bytes = std::fs::read(&db).unwrap();

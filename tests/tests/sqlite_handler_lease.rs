@@ -12,6 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use eventbus::prelude::*;
+use eventbus::store::CheckpointStore;
 use eventbus::store::Store;
 use tests::{TestChild, isolated};
 

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use eventbus::prelude::*;
+use eventbus::store::{CheckpointStore, DeadLetterStore, StoreAdmin};
 use eventbus::store::{SqliteStore, Store};
 use eventbus::{Draft, Error};
 use tests::{EntityCreated, OrderEvent, eventually, isolated};
@@ -287,6 +288,8 @@ async fn retention_keeps_by_count_and_age_and_clear_reclaims_space() {
     }
     let cleared = bus
         .store()
+        .admin()
+        .unwrap()
         .clear(&eventbus::topic::Pattern::new("entity.>").unwrap())
         .await
         .unwrap();
@@ -577,7 +580,7 @@ async fn open_existing_needs_the_file_and_creates_nothing() {
     let created = eventbus::store::open(&dir.url("")).await.unwrap();
     created.close().await.unwrap();
     let existing = eventbus::store::open_existing(&dir.url("")).await.unwrap();
-    assert!(existing.topics().await.unwrap().is_empty());
+    assert!(existing.admin().unwrap().topics().await.unwrap().is_empty());
     existing.close().await.unwrap();
 
     let err = eventbus::store::open_existing("memory://")

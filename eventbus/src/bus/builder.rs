@@ -297,7 +297,11 @@ impl BusBuilder {
             middleware.insert(0, Arc::new(TracingLayer));
         }
         let core = Arc::new(Core {
-            store_fed: store.durable(),
+            // Handlers read a durable store after their checkpoints, unless
+            // its server hands the events out itself.
+            store_fed: store.durable()
+                && store.as_checkpoint_store().is_some()
+                && store.as_server_consumers().is_none(),
             lag: self.lag,
             store,
             source: Arc::from(self.source.unwrap_or_else(default_source)),

@@ -24,7 +24,11 @@ impl DeadLetters {
     ///
     /// A store error.
     pub async fn list(&self, query: DeadLetterQuery) -> Result<Vec<DeadLetter>> {
-        self.core.store.dead_letters(query).await
+        self.core
+            .store
+            .dead_letter_store()?
+            .dead_letters(query)
+            .await
     }
 
     /// Delivers a dead letter to its handler again, in this process. On
@@ -47,6 +51,10 @@ impl DeadLetters {
     ///
     /// A store error.
     pub async fn purge(&self, handler: Option<&str>) -> Result<u64> {
-        self.core.store.purge_dead_letters(handler).await
+        self.core
+            .store
+            .dead_letter_store()?
+            .purge_dead_letters(handler)
+            .await
     }
 }

@@ -11,10 +11,11 @@ use tokio::sync::watch;
 use super::queue::{LagPolicy, PushedFeed};
 use super::subscribers::Subscribers;
 use crate::envelope::RawEnvelope;
+use crate::error::Result;
 use crate::handler::{Backoff, HandlerDef, Publisher, Scope};
 use crate::metrics;
 use crate::middleware::Middleware;
-use crate::store::Store;
+use crate::store::{CheckpointStore, Store};
 
 /// What every part of a running bus shares; the bus holds it, and so do
 /// its workers, replays and handlings, through their own handles.
@@ -78,6 +79,12 @@ pub(crate) struct HandlerScope {
 impl HandlerScope {
     pub(crate) fn new(core: Arc<Core>, handler: Arc<HandlerRuntime>) -> Arc<Self> {
         Arc::new(HandlerScope { core, handler })
+    }
+
+    /// The store's checkpoints: a handler reads its feed from the store
+    /// only when the store keeps them.
+    pub(crate) fn checkpoints(&self) -> Result<&dyn CheckpointStore> {
+        self.core.store.checkpoint_store()
     }
 
     pub(crate) fn count(&self, env: &RawEnvelope, outcome: metrics::Outcome) {

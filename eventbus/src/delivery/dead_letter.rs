@@ -72,7 +72,11 @@ pub(crate) async fn bury(
         error: error.to_string(),
         attempts,
     };
-    let id = match core.store.add_dead_letter(dead).await {
+    let stored = match core.store.dead_letter_store() {
+        Ok(store) => store.add_dead_letter(dead).await,
+        Err(e) => Err(e),
+    };
+    let id = match stored {
         Ok(id) => id,
         Err(store_error) => {
             tracing::error!(

@@ -14,7 +14,7 @@
 //! One thread per bus renews all of its leases in one store write, so the
 //! cost does not grow with the number of handlers. Stores that are not
 //! shared this way grant every lease (see
-//! [`Store::renew_leases`](crate::store::Store::renew_leases)).
+//! [`CheckpointStore::renew_leases`](crate::store::CheckpointStore::renew_leases)).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,7 +101,11 @@ impl Keeper {
                 tracing::warn!(error = %e, "could not renew handler leases; trying again");
             }
         }
-        if let Err(e) = self.store.release_leases(&self.holder).await {
+        let released = match self.store.checkpoint_store() {
+            Ok(store) => store.release_leases(&self.holder).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = released {
             tracing::warn!(error = %e, "could not release handler leases; standbys take over when they expire");
         }
     }
@@ -111,6 +115,7 @@ impl Keeper {
     async fn round(&self) -> Result<()> {
         let held = self
             .store
+            .checkpoint_store()?
             .renew_leases(&self.holder, &self.names, self.ttl)
             .await?;
         for (handler, held) in self.handlers.iter().zip(held) {

@@ -16,7 +16,8 @@ use crate::store::DeadLetterQuery;
 /// on success (`true`), kept with the new error on failure (`false`). The
 /// handler's own position never moves.
 pub(crate) async fn retry(core: &Arc<Core>, id: u64) -> Result<bool> {
-    let found = core.store.dead_letters(DeadLetterQuery::id(id)).await?;
+    let store = core.store.dead_letter_store()?;
+    let found = store.dead_letters(DeadLetterQuery::id(id)).await?;
     let Some(dead) = found.into_iter().next() else {
         return Err(Error::Config(format!("there is no dead letter {id}")));
     };
@@ -29,11 +30,11 @@ pub(crate) async fn retry(core: &Arc<Core>, id: u64) -> Result<bool> {
     let scope = HandlerScope::new(Arc::clone(core), Arc::clone(handler));
     match deliver(&scope, dead.envelope, Mode::DeadLetterRetry).await {
         Ok(()) => {
-            core.store.remove_dead_letter(id).await?;
+            store.remove_dead_letter(id).await?;
             Ok(true)
         }
         Err(failure) => {
-            core.store
+            store
                 .record_retry_failure(id, failure.error.to_string(), failure.attempts)
                 .await?;
             Ok(false)
@@ -48,13 +49,15 @@ pub(crate) async fn retry_requested(
     every: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let Some(store) = core.store.as_dead_letter_store() else {
+        return;
+    };
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = shutdown.changed() => return,
         }
-        let marked = match core
-            .store
+        let marked = match store
             .dead_letters(DeadLetterQuery::all().retry_requested())
             .await
         {

@@ -110,10 +110,9 @@ pub(crate) async fn run(
                 // Everything up to `at.last` is finished (handled, skipped,
                 // dead-lettered or of other topics): one run, so the
                 // records stay few and contiguous from the checkpoint.
-                scope
-                    .core
-                    .store
-                    .record_handled(&scope.handler.name, first..=at.last);
+                if let Ok(checkpoints) = scope.checkpoints() {
+                    checkpoints.record_handled(&scope.handler.name, first..=at.last);
+                }
             }
             if failed_read || !*lease.borrow() {
                 break 'reading;
@@ -160,8 +159,7 @@ impl Position {
     /// recorded to have finished after it.
     async fn at_checkpoint(scope: &HandlerScope, seq: u64) -> crate::error::Result<Self> {
         let finished = scope
-            .core
-            .store
+            .checkpoints()?
             .handled_after(&scope.handler.name, seq)
             .await?;
         Ok(Position {
@@ -189,8 +187,14 @@ impl Position {
     /// returned.
     async fn sync(&mut self, scope: &HandlerScope) -> bool {
         self.synced = Instant::now();
-        let store = &scope.core.store;
         let name = &scope.handler.name;
+        let store = match scope.checkpoints() {
+            Ok(store) => store,
+            Err(e) => {
+                tracing::warn!(handler = %name, error = %e, "cannot save the checkpoint");
+                return false;
+            }
+        };
         if self.last != self.saved {
             match store.advance_checkpoint(name, self.saved, self.last).await {
                 Ok(true) => {
@@ -228,7 +232,11 @@ impl Position {
     /// The position the store holds now, for a handler taken over from
     /// another process; from the start when it holds none.
     async fn current(scope: &HandlerScope) -> Self {
-        match scope.core.store.load_checkpoint(&scope.handler.name).await {
+        let loaded = match scope.checkpoints() {
+            Ok(store) => store.load_checkpoint(&scope.handler.name).await,
+            Err(e) => Err(e),
+        };
+        match loaded {
             Ok(seq) => Position::at_or_after(scope, seq.unwrap_or(0)).await,
             Err(e) => {
                 tracing::warn!(handler = %scope.handler.name, error = %e, "could not read the checkpoint; handling everything stored");
@@ -267,7 +275,7 @@ pub(crate) async fn first_position(
     scope: &HandlerScope,
     start: Start,
 ) -> crate::error::Result<Position> {
-    let store = &scope.core.store;
+    let store = scope.checkpoints()?;
     let seq = match store.load_checkpoint(&scope.handler.name).await? {
         Some(seq) => return Position::at_checkpoint(scope, seq).await,
         None if start == Start::Earliest => 0,
@@ -293,12 +301,11 @@ async fn newest_seq(scope: &HandlerScope) -> crate::error::Result<u64> {
 }
 
 async fn save(scope: &HandlerScope, seq: u64) -> bool {
-    match scope
-        .core
-        .store
-        .save_checkpoint(&scope.handler.name, seq)
-        .await
-    {
+    let saved = match scope.checkpoints() {
+        Ok(store) => store.save_checkpoint(&scope.handler.name, seq).await,
+        Err(e) => Err(e),
+    };
+    match saved {
         Ok(()) => true,
         Err(e) => {
             tracing::warn!(handler = %scope.handler.name, seq, error = %e, "could not save the checkpoint");

@@ -61,8 +61,8 @@ pub(crate) async fn start(
             start,
             max_in_flight: handler.def.options.concurrency.max(1),
         };
-        let source = if let Some(opening) = core.store.consume(spec) {
-            FeedSource::Served(opening.await?)
+        let source = if let Some(consumers) = core.store.as_server_consumers() {
+            FeedSource::Served(consumers.consume(spec).await?)
         } else if core.store_fed {
             let scope = HandlerScope::new(Arc::clone(core), Arc::clone(handler));
             FeedSource::Read(store_feed::first_position(&scope, start).await?)

@@ -8,7 +8,7 @@ use super::publish::{Publish, Publisher};
 use crate::envelope::RawEnvelope;
 use crate::error::{Error, Result};
 use crate::event::Event;
-use crate::store::{SqliteStore, Store};
+use crate::store::Store;
 
 /// What a handling needs from the bus running it: a narrow handle the
 /// delivery layer implements, one per handler, so the handler layer
@@ -190,16 +190,21 @@ impl Context {
         F: FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
     {
         let store = self.scope.store();
-        let any: &dyn Any = &**store;
-        let Some(sqlite) = any.downcast_ref::<SqliteStore>() else {
+        let Some(transactions) = store.as_transactions() else {
             return Err(Error::TransactionNeedsSqlite {
                 store: store.describe(),
             });
         };
         let mark = self.committed.as_ref().map(|_| self.envelope.seq());
-        let value = sqlite
-            .handler_transaction(Arc::clone(self.scope.handler()), mark, f)
+        let boxed: crate::store::TransactionFn =
+            Box::new(move |tx| f(tx).map(|value| Box::new(value) as Box<dyn Any + Send>));
+        let value = transactions
+            .run_transaction(Arc::clone(self.scope.handler()), mark, boxed)
             .await?;
+        // The closure above boxed a `T`, so this cannot fail.
+        let value = *value
+            .downcast::<T>()
+            .unwrap_or_else(|_| unreachable!("the transaction's value is the closure's"));
         if let Some(committed) = &self.committed {
             committed.store(true, Ordering::Release);
         }

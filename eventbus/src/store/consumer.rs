@@ -6,7 +6,18 @@ use std::time::Duration;
 
 use crate::envelope::RawEnvelope;
 use crate::error::Result;
-use crate::future::BoxFuture;
+use crate::future::{BoxFuture, BoxStream};
+
+/// Consumers a store's server runs for handlers (see
+/// [`Store`](super::Store)): the server keeps each handler's position and
+/// hands out its events, so processes running one handler share its work.
+pub trait ServerConsumers: Send + Sync {
+    /// Opens, creating it if needed, the handler's consumer and returns
+    /// its deliveries. The consumer exists when the future completes, so
+    /// that every event stored afterwards reaches the handler.
+    #[allow(clippy::type_complexity)]
+    fn consume(&self, spec: ConsumerSpec) -> BoxFuture<'_, Result<BoxStream<'static, Delivery>>>;
+}
 
 /// Where a handler seen for the first time starts reading, on a store that
 /// keeps its position.

@@ -3,6 +3,36 @@
 use chrono::{DateTime, Utc};
 
 use crate::envelope::RawEnvelope;
+use crate::error::Result;
+use crate::future::BoxFuture;
+
+/// Dead letters kept by the store (see [`Store`](super::Store)).
+pub trait DeadLetterStore: Send + Sync {
+    /// Stores a dead letter and returns its id.
+    fn add_dead_letter(&self, dead: NewDeadLetter) -> BoxFuture<'_, Result<u64>>;
+
+    /// Lists dead letters, oldest first.
+    fn dead_letters(&self, query: DeadLetterQuery) -> BoxFuture<'_, Result<Vec<DeadLetter>>>;
+
+    /// Marks a dead letter for retry by the bus that runs its handler;
+    /// false when no such dead letter exists.
+    fn request_retry(&self, id: u64) -> BoxFuture<'_, Result<bool>>;
+
+    /// Records that a retry of a dead letter failed again: the new error,
+    /// `attempts` more attempts, and no retry requested any more.
+    fn record_retry_failure(
+        &self,
+        id: u64,
+        error: String,
+        attempts: u32,
+    ) -> BoxFuture<'_, Result<()>>;
+
+    /// Deletes one dead letter; false when it did not exist.
+    fn remove_dead_letter(&self, id: u64) -> BoxFuture<'_, Result<bool>>;
+
+    /// Deletes the dead letters of one handler, or all; returns how many.
+    fn purge_dead_letters(&self, handler: Option<&str>) -> BoxFuture<'_, Result<u64>>;
+}
 
 /// An envelope a handler failed on after its last attempt (or could not
 /// decode), kept so it can be inspected, retried or purged.

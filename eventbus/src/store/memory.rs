@@ -5,13 +5,16 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 
-use super::{
-    BoxStream, DeadLetter, DeadLetterQuery, NewDeadLetter, Opt, Order, Query, Store, StoreUrl,
-    TopicSummary,
-};
+use super::admin::{StoreAdmin, TopicSummary};
+use super::checkpoints::CheckpointStore;
+use super::core::Store;
+use super::dead_letter::{DeadLetter, DeadLetterQuery, DeadLetterStore, NewDeadLetter};
+use super::query::{Order, Query};
+use super::url::{Opt, StoreUrl};
 use crate::envelope::{Draft, RawEnvelope};
 use crate::error::{Error, Result};
 use crate::future::BoxFuture;
+use crate::future::BoxStream;
 use crate::topic::Pattern;
 
 /// How long a repeated idempotency key returns the first event.
@@ -173,6 +176,32 @@ impl Store for MemoryStore {
         Box::pin(futures_util::stream::iter(found))
     }
 
+    fn close(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn durable(&self) -> bool {
+        false
+    }
+
+    fn describe(&self) -> String {
+        format!("memory://?capacity={}", self.capacity)
+    }
+
+    fn as_checkpoint_store(&self) -> Option<&dyn CheckpointStore> {
+        Some(self)
+    }
+
+    fn as_dead_letter_store(&self) -> Option<&dyn DeadLetterStore> {
+        Some(self)
+    }
+
+    fn as_admin(&self) -> Option<&dyn StoreAdmin> {
+        Some(self)
+    }
+}
+
+impl CheckpointStore for MemoryStore {
     fn load_checkpoint(&self, handler: &str) -> BoxFuture<'_, Result<Option<u64>>> {
         let seq = self
             .checkpoints
@@ -193,23 +222,17 @@ impl Store for MemoryStore {
         Box::pin(std::future::ready(done))
     }
 
-    fn clear(&self, pattern: &Pattern) -> BoxFuture<'_, Result<u64>> {
-        let removed: VecDeque<RawEnvelope> = {
-            let mut ring = self.ring();
-            let (gone, kept) = ring
-                .events
-                .drain(..)
-                .partition(|e| pattern.matches(e.topic()));
-            ring.events = kept;
-            gone
-        };
-        Box::pin(std::future::ready(Ok(removed.len() as u64)))
+    fn checkpoints(&self) -> BoxFuture<'_, Result<Vec<(String, u64)>>> {
+        let all = self.checkpoints.lock().map_err(|_| poisoned()).map(|c| {
+            let mut all: Vec<(String, u64)> = c.iter().map(|(h, s)| (h.clone(), *s)).collect();
+            all.sort();
+            all
+        });
+        Box::pin(std::future::ready(all))
     }
+}
 
-    fn close(&self) -> BoxFuture<'_, Result<()>> {
-        Box::pin(std::future::ready(Ok(())))
-    }
-
+impl DeadLetterStore for MemoryStore {
     fn add_dead_letter(&self, dead: NewDeadLetter) -> BoxFuture<'_, Result<u64>> {
         let mut box_ = self.dead();
         box_.next_id += 1;
@@ -286,14 +309,20 @@ impl Store for MemoryStore {
         let removed = (before - box_.items.len()) as u64;
         Box::pin(std::future::ready(Ok(removed)))
     }
+}
 
-    fn checkpoints(&self) -> BoxFuture<'_, Result<Vec<(String, u64)>>> {
-        let all = self.checkpoints.lock().map_err(|_| poisoned()).map(|c| {
-            let mut all: Vec<(String, u64)> = c.iter().map(|(h, s)| (h.clone(), *s)).collect();
-            all.sort();
-            all
-        });
-        Box::pin(std::future::ready(all))
+impl StoreAdmin for MemoryStore {
+    fn clear(&self, pattern: &Pattern) -> BoxFuture<'_, Result<u64>> {
+        let removed: VecDeque<RawEnvelope> = {
+            let mut ring = self.ring();
+            let (gone, kept) = ring
+                .events
+                .drain(..)
+                .partition(|e| pattern.matches(e.topic()));
+            ring.events = kept;
+            gone
+        };
+        Box::pin(std::future::ready(Ok(removed.len() as u64)))
     }
 
     fn topics(&self) -> BoxFuture<'_, Result<Vec<TopicSummary>>> {
@@ -317,14 +346,6 @@ impl Store for MemoryStore {
 
     fn size_bytes(&self) -> Option<u64> {
         None
-    }
-
-    fn durable(&self) -> bool {
-        false
-    }
-
-    fn describe(&self) -> String {
-        format!("memory://?capacity={}", self.capacity)
     }
 }
 

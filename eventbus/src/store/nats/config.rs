@@ -10,8 +10,7 @@ use std::time::Duration;
 use url::Url;
 
 use crate::error::{Error, Result};
-use crate::store::url::{decode, redact};
-use crate::store::{MAX_DURATION, Opt, StoreUrl};
+use crate::store::url::{MAX_DURATION, Opt, StoreUrl, decode, redact};
 
 /// Settings for a NATS JetStream store: where to connect, how to
 /// authenticate, and the stream that holds the events.

@@ -21,8 +21,8 @@ use tokio::sync::mpsc;
 use super::{Shared, nats_error, read, wire};
 use crate::error::Result;
 use crate::future::BoxFuture;
-use crate::store::Start;
-use crate::store::{Acknowledge, BoxStream, ConsumerSpec, Delivery};
+use crate::future::BoxStream;
+use crate::store::consumer::{Acknowledge, ConsumerSpec, Delivery, Start};
 
 /// A handler's consumer name: its name with characters consumer names
 /// cannot hold replaced, plus a hash of the full name so that two handlers

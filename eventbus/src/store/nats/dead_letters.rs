@@ -21,7 +21,7 @@ use tokio::sync::OnceCell;
 use super::{NatsConfig, consumer::consumer_name, nats_error};
 use crate::envelope::RawEnvelope;
 use crate::error::{Error, Result};
-use crate::store::{DeadLetter, DeadLetterQuery, NewDeadLetter};
+use crate::store::dead_letter::{DeadLetter, DeadLetterQuery, NewDeadLetter};
 
 /// The bucket of one event stream, found (or created) when first needed.
 pub(super) struct Bucket {

@@ -24,13 +24,16 @@ use async_nats::jetstream::{self, stream};
 
 pub use config::NatsConfig;
 
-use super::{
-    BoxStream, ConsumerSpec, Create, DeadLetter, DeadLetterQuery, Delivery, NewDeadLetter, Query,
-    Store, TopicSummary,
-};
+use super::admin::{StoreAdmin, TopicSummary};
+use super::checkpoints::CheckpointStore;
+use super::consumer::{ConsumerSpec, Delivery, ServerConsumers};
+use super::core::{Create, Store};
+use super::dead_letter::{DeadLetter, DeadLetterQuery, DeadLetterStore, NewDeadLetter};
+use super::query::Query;
 use crate::envelope::{Draft, RawEnvelope};
 use crate::error::{Error, Result};
 use crate::future::BoxFuture;
+use crate::future::BoxStream;
 use crate::topic::Pattern;
 
 /// A bus store on a NATS JetStream stream. Open it with
@@ -333,30 +336,6 @@ impl Store for NatsStore {
         read::query(Arc::clone(&self.shared), query)
     }
 
-    fn load_checkpoint(&self, handler: &str) -> BoxFuture<'_, Result<Option<u64>>> {
-        let handler = handler.to_owned();
-        Box::pin(async move { consumer::ack_floor(&self.shared, &handler).await })
-    }
-
-    fn save_checkpoint(&self, handler: &str, seq: u64) -> BoxFuture<'_, Result<()>> {
-        let handler = handler.to_owned();
-        Box::pin(async move { consumer::move_to(&self.shared, &handler, seq).await })
-    }
-
-    fn clear(&self, pattern: &Pattern) -> BoxFuture<'_, Result<u64>> {
-        let subject = self.shared.config.subject(pattern.as_str());
-        Box::pin(async move {
-            let purged = self
-                .shared
-                .stream
-                .purge()
-                .filter(subject)
-                .await
-                .map_err(nats_error("purging the stream"))?;
-            Ok(purged.purged)
-        })
-    }
-
     fn close(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
             self.shared
@@ -367,6 +346,48 @@ impl Store for NatsStore {
         })
     }
 
+    fn durable(&self) -> bool {
+        true
+    }
+
+    fn describe(&self) -> String {
+        self.shared.config.describe()
+    }
+
+    fn as_checkpoint_store(&self) -> Option<&dyn CheckpointStore> {
+        Some(self)
+    }
+
+    fn as_dead_letter_store(&self) -> Option<&dyn DeadLetterStore> {
+        Some(self)
+    }
+
+    fn as_admin(&self) -> Option<&dyn StoreAdmin> {
+        Some(self)
+    }
+
+    fn as_server_consumers(&self) -> Option<&dyn ServerConsumers> {
+        Some(self)
+    }
+}
+
+impl CheckpointStore for NatsStore {
+    fn load_checkpoint(&self, handler: &str) -> BoxFuture<'_, Result<Option<u64>>> {
+        let handler = handler.to_owned();
+        Box::pin(async move { consumer::ack_floor(&self.shared, &handler).await })
+    }
+
+    fn save_checkpoint(&self, handler: &str, seq: u64) -> BoxFuture<'_, Result<()>> {
+        let handler = handler.to_owned();
+        Box::pin(async move { consumer::move_to(&self.shared, &handler, seq).await })
+    }
+
+    fn checkpoints(&self) -> BoxFuture<'_, Result<Vec<(String, u64)>>> {
+        Box::pin(consumer::all_ack_floors(&self.shared))
+    }
+}
+
+impl DeadLetterStore for NatsStore {
     fn add_dead_letter(&self, dead: NewDeadLetter) -> BoxFuture<'_, Result<u64>> {
         Box::pin(self.shared.dead.add(dead))
     }
@@ -396,9 +417,21 @@ impl Store for NatsStore {
         let handler = handler.map(str::to_owned);
         Box::pin(async move { self.shared.dead.purge(handler.as_deref()).await })
     }
+}
 
-    fn checkpoints(&self) -> BoxFuture<'_, Result<Vec<(String, u64)>>> {
-        Box::pin(consumer::all_ack_floors(&self.shared))
+impl StoreAdmin for NatsStore {
+    fn clear(&self, pattern: &Pattern) -> BoxFuture<'_, Result<u64>> {
+        let subject = self.shared.config.subject(pattern.as_str());
+        Box::pin(async move {
+            let purged = self
+                .shared
+                .stream
+                .purge()
+                .filter(subject)
+                .await
+                .map_err(nats_error("purging the stream"))?;
+            Ok(purged.purged)
+        })
     }
 
     fn topics(&self) -> BoxFuture<'_, Result<Vec<TopicSummary>>> {
@@ -408,20 +441,11 @@ impl Store for NatsStore {
     fn size_bytes(&self) -> Option<u64> {
         None
     }
+}
 
-    fn durable(&self) -> bool {
-        true
-    }
-
-    fn describe(&self) -> String {
-        self.shared.config.describe()
-    }
-
-    fn consume(
-        &self,
-        spec: ConsumerSpec,
-    ) -> Option<BoxFuture<'_, Result<BoxStream<'static, Delivery>>>> {
-        Some(Box::pin(consumer::open(Arc::clone(&self.shared), spec)))
+impl ServerConsumers for NatsStore {
+    fn consume(&self, spec: ConsumerSpec) -> BoxFuture<'_, Result<BoxStream<'static, Delivery>>> {
+        Box::pin(consumer::open(Arc::clone(&self.shared), spec))
     }
 }
 

@@ -16,7 +16,9 @@ use tokio::sync::mpsc;
 use super::{Shared, nats_error, wire};
 use crate::envelope::RawEnvelope;
 use crate::error::{Error, Result};
-use crate::store::{BoxStream, Order, Query, TopicSummary};
+use crate::future::BoxStream;
+use crate::store::admin::TopicSummary;
+use crate::store::query::{Order, Query};
 
 /// Events buffered between the reading task and the caller.
 const BUFFER: usize = 512;

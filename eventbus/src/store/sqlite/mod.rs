@@ -28,13 +28,17 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio::sync::oneshot;
 
-use super::{
-    BoxStream, Create, DeadLetter, DeadLetterQuery, NewDeadLetter, Opt, Query, Store, StoreUrl,
-    TopicSummary,
-};
+use super::admin::{StoreAdmin, TopicSummary};
+use super::checkpoints::CheckpointStore;
+use super::core::{Create, Store};
+use super::dead_letter::{DeadLetter, DeadLetterQuery, DeadLetterStore, NewDeadLetter};
+use super::query::Query;
+use super::transactions::{HandlerTransactions, TransactionFn};
+use super::url::{Opt, StoreUrl};
 use crate::envelope::{Draft, RawEnvelope};
 use crate::error::{Error, Result};
 use crate::future::BoxFuture;
+use crate::future::BoxStream;
 use crate::topic::Pattern;
 use reader::Readers;
 use rusqlite::{OptionalExtension, params};
@@ -205,7 +209,7 @@ impl SqliteStore {
     /// records in that same transaction that `handler` finished the event
     /// with that seq: the handler's effect and its mark commit together or
     /// not at all. A panic in `f` rolls back and is resumed in the caller.
-    pub(crate) async fn handler_transaction<T, F>(
+    async fn handler_transaction<T, F>(
         &self,
         handler: Arc<str>,
         mark: Option<u64>,
@@ -519,6 +523,70 @@ impl Store for SqliteStore {
         Box::pin(pages.flat_map(futures_util::stream::iter))
     }
 
+    fn close(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            // Readers close first, so the writer is the file's last
+            // connection in this process: its close checkpoints the WAL
+            // into the file and removes `-wal` and `-shm`.
+            self.readers.close();
+            // Dropping the sender lets the writer finish its queue and exit.
+            drop(self.writer.lock().unwrap_or_else(|e| e.into_inner()).take());
+            let thread = self
+                .writer_thread
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            if let Some(thread) = thread {
+                tokio::task::spawn_blocking(move || thread.join())
+                    .await
+                    .map_err(|e| store_error(format!("closing failed: {e}")))?
+                    .map_err(|_| store_error("the writer thread panicked".into()))?;
+            }
+            Ok(())
+        })
+    }
+
+    fn durable(&self) -> bool {
+        true
+    }
+
+    fn describe(&self) -> String {
+        let sync = match self.synchronous {
+            Synchronous::Full => "full",
+            Synchronous::Normal => "normal",
+        };
+        format!("sqlite://{}?synchronous={sync}", self.path.display())
+    }
+
+    fn as_checkpoint_store(&self) -> Option<&dyn CheckpointStore> {
+        Some(self)
+    }
+
+    fn as_dead_letter_store(&self) -> Option<&dyn DeadLetterStore> {
+        Some(self)
+    }
+
+    fn as_admin(&self) -> Option<&dyn StoreAdmin> {
+        Some(self)
+    }
+
+    fn as_transactions(&self) -> Option<&dyn HandlerTransactions> {
+        Some(self)
+    }
+}
+
+impl HandlerTransactions for SqliteStore {
+    fn run_transaction(
+        &self,
+        handler: Arc<str>,
+        mark: Option<u64>,
+        f: TransactionFn,
+    ) -> BoxFuture<'_, Result<Box<dyn std::any::Any + Send>>> {
+        Box::pin(self.handler_transaction(handler, mark, f))
+    }
+}
+
+impl CheckpointStore for SqliteStore {
     fn load_checkpoint(&self, handler: &str) -> BoxFuture<'_, Result<Option<u64>>> {
         let handler = handler.to_owned();
         self.read(move |conn| {
@@ -659,41 +727,18 @@ impl Store for SqliteStore {
         })
     }
 
-    fn clear(&self, pattern: &Pattern) -> BoxFuture<'_, Result<u64>> {
-        let pattern = pattern.as_str().to_owned();
-        self.write("clearing a pattern", move |conn| {
-            let removed = conn.execute(
-                "DELETE FROM events WHERE topic_matches(?1, topic)",
-                params![pattern],
-            )?;
-            writer::reclaim(conn)?;
-            Ok(removed as u64)
+    fn checkpoints(&self) -> BoxFuture<'_, Result<Vec<(String, u64)>>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare("SELECT handler, seq FROM checkpoints ORDER BY handler")?;
+            let rows = stmt.query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })?;
+            rows.collect()
         })
     }
+}
 
-    fn close(&self) -> BoxFuture<'_, Result<()>> {
-        Box::pin(async move {
-            // Readers close first, so the writer is the file's last
-            // connection in this process: its close checkpoints the WAL
-            // into the file and removes `-wal` and `-shm`.
-            self.readers.close();
-            // Dropping the sender lets the writer finish its queue and exit.
-            drop(self.writer.lock().unwrap_or_else(|e| e.into_inner()).take());
-            let thread = self
-                .writer_thread
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take();
-            if let Some(thread) = thread {
-                tokio::task::spawn_blocking(move || thread.join())
-                    .await
-                    .map_err(|e| store_error(format!("closing failed: {e}")))?
-                    .map_err(|_| store_error("the writer thread panicked".into()))?;
-            }
-            Ok(())
-        })
-    }
-
+impl DeadLetterStore for SqliteStore {
     fn add_dead_letter(&self, dead: NewDeadLetter) -> BoxFuture<'_, Result<u64>> {
         Box::pin(async move {
             let envelope = dead.envelope.to_cloudevent_json().map_err(|e| {
@@ -818,14 +863,18 @@ impl Store for SqliteStore {
             .map(|n| n as u64)
         })
     }
+}
 
-    fn checkpoints(&self) -> BoxFuture<'_, Result<Vec<(String, u64)>>> {
-        self.read(|conn| {
-            let mut stmt = conn.prepare("SELECT handler, seq FROM checkpoints ORDER BY handler")?;
-            let rows = stmt.query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
-            })?;
-            rows.collect()
+impl StoreAdmin for SqliteStore {
+    fn clear(&self, pattern: &Pattern) -> BoxFuture<'_, Result<u64>> {
+        let pattern = pattern.as_str().to_owned();
+        self.write("clearing a pattern", move |conn| {
+            let removed = conn.execute(
+                "DELETE FROM events WHERE topic_matches(?1, topic)",
+                params![pattern],
+            )?;
+            writer::reclaim(conn)?;
+            Ok(removed as u64)
         })
     }
 
@@ -853,17 +902,5 @@ impl Store for SqliteStore {
             std::fs::metadata(name).map(|m| m.len()).unwrap_or(0)
         };
         Some(file("") + file("-wal") + file("-shm"))
-    }
-
-    fn durable(&self) -> bool {
-        true
-    }
-
-    fn describe(&self) -> String {
-        let sync = match self.synchronous {
-            Synchronous::Full => "full",
-            Synchronous::Normal => "normal",
-        };
-        format!("sqlite://{}?synchronous={sync}", self.path.display())
     }
 }

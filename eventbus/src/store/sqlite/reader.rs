@@ -14,7 +14,7 @@ use serde_json::value::RawValue;
 use super::schema::{self, Synchronous};
 use crate::envelope::{EventId, HeaderValue, Metadata, REPLAY_HEADER, RawEnvelope};
 use crate::error::Error;
-use crate::store::{Order, Query};
+use crate::store::query::{Order, Query};
 
 pub(crate) const COLUMNS: &str = "seq, id, topic, time_ns, source, correlation_id, causation_id, \
                        idempotency_key, headers, event_name, event_version, data, subject, dataschema";

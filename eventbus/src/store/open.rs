@@ -1,0 +1,72 @@
+//! Opening a store by URL, creating it or only if it exists.
+
+use std::sync::Arc;
+
+use super::core::{Create, Store};
+use super::memory::MemoryStore;
+use super::nats::{NatsConfig, NatsStore};
+use super::sqlite::SqliteStore;
+use super::url::StoreUrl;
+use crate::error::{Error, Result};
+
+/// Opens the store a URL names (`memory://...`, `sqlite://...` or
+/// `nats://...`), creating it when it does not exist: the SQLite file, or
+/// the NATS stream and its dead-letter bucket.
+///
+/// # Errors
+///
+/// [`Error::InvalidStoreUrl`](crate::Error::InvalidStoreUrl) naming what is
+/// wrong with the URL, or the store's own error when it cannot be opened.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
+    let parsed = StoreUrl::parse(url)?;
+    match parsed.scheme {
+        "memory" => Ok(Arc::new(MemoryStore::from_url(&parsed)?)),
+        "sqlite" => Ok(Arc::new(
+            SqliteStore::from_url(&parsed, Create::IfMissing).await?,
+        )),
+        "nats" => Ok(Arc::new(
+            NatsStore::connect(NatsConfig::from_parsed(&parsed)?).await?,
+        )),
+        other => Err(unknown_scheme(&parsed, other)),
+    }
+}
+
+/// Opens the store a URL names only if it already exists, and creates
+/// nothing: for tools that read a store, or change only what is in it,
+/// where a mistyped URL must be an error rather than a new, empty store.
+///
+/// A `sqlite://` file must exist. A `nats://` stream must exist; its
+/// dead-letter bucket is used when it exists, and while it does not there
+/// are no dead letters (until one is added, which creates it, as
+/// [`open`] would have). `memory://` is refused: such a store lives only
+/// inside the process that opened it, so there is never one to find.
+///
+/// # Errors
+///
+/// [`Error::StoreNotFound`] naming what is missing and where;
+/// [`Error::InvalidStoreUrl`] naming what is wrong with the URL; or the
+/// store's own error when it cannot be opened.
+pub async fn open_existing(url: &str) -> Result<Arc<dyn Store>> {
+    let parsed = StoreUrl::parse(url)?;
+    match parsed.scheme {
+        "memory" => Err(Error::StoreNotFound {
+            store: "memory",
+            message: "a `memory://` store lives only inside the process that opened it, so \
+                      there is none to open here; use a `sqlite://` or `nats://` store"
+                .to_owned(),
+        }),
+        "sqlite" => Ok(Arc::new(
+            SqliteStore::from_url(&parsed, Create::Never).await?,
+        )),
+        "nats" => Ok(Arc::new(
+            NatsStore::connect_existing(NatsConfig::from_parsed(&parsed)?).await?,
+        )),
+        other => Err(unknown_scheme(&parsed, other)),
+    }
+}
+
+fn unknown_scheme(url: &StoreUrl<'_>, scheme: &str) -> Error {
+    url.invalid(format!(
+        "unknown store `{scheme}://`; available: `memory://`, `sqlite://`, `nats://`"
+    ))
+}

@@ -1,0 +1,28 @@
+//! The transaction capability: a handler's writes and its handled mark in
+//! one transaction of the store's own database (`ctx.transaction`).
+
+use std::any::Any;
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::future::BoxFuture;
+
+/// A handler's effect, run inside the store's transaction; its value is
+/// handed back boxed, since the capability is a trait object.
+pub type TransactionFn =
+    Box<dyn FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<Box<dyn Any + Send>> + Send>;
+
+/// Transactions a handler's effect shares with the record that it handled
+/// an event (see [`Store`](super::Store)), so the two commit together or
+/// not at all.
+pub trait HandlerTransactions: Send + Sync {
+    /// Runs `f` in one transaction that, with `mark`, also records that
+    /// `handler` finished the event with that seq. A panic in `f` rolls
+    /// back and is resumed in the caller.
+    fn run_transaction(
+        &self,
+        handler: Arc<str>,
+        mark: Option<u64>,
+        f: TransactionFn,
+    ) -> BoxFuture<'_, Result<Box<dyn Any + Send>>>;
+}

@@ -11,8 +11,8 @@ use tokio::sync::watch;
 use super::checks::{self, Registered};
 use super::handle::{Bus, Inner};
 use crate::delivery::{
-    self, Core, HandlerCounters, HandlerRuntime, LagPolicy, PushedFeed, Settings, Subscribers,
-    lease,
+    self, Core, FeedKind, HandlerCounters, HandlerRuntime, LagPolicy, PushedFeed, Settings,
+    Subscribers, lease,
 };
 use crate::error::{Error, Result};
 use crate::handler::{Backoff, FnHandler, HandlerDef};
@@ -297,11 +297,7 @@ impl BusBuilder {
             middleware.insert(0, Arc::new(TracingLayer));
         }
         let core = Arc::new(Core {
-            // Handlers read a durable store after their checkpoints, unless
-            // its server hands the events out itself.
-            store_fed: store.durable()
-                && store.as_checkpoint_store().is_some()
-                && store.as_server_consumers().is_none(),
+            feeds: FeedKind::of(&*store),
             lag: self.lag,
             store,
             source: Arc::from(self.source.unwrap_or_else(default_source)),

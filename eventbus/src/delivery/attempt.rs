@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 
-use super::core::HandlerScope;
+use super::core::{FeedKind, HandlerScope};
 use super::dead_letter;
 use crate::envelope::RawEnvelope;
 use crate::handler::{Context, HandlingError};
@@ -47,8 +47,8 @@ pub(crate) async fn deliver(
     // Only a delivery from the handler's own feed in a durable store
     // records the event as handled in a `ctx.transaction`; the pushed
     // feeds of `memory://` skip the allocation.
-    let committed =
-        (mode == Mode::Live && scope.core.store_fed).then(|| Arc::new(AtomicBool::new(false)));
+    let committed = (mode == Mode::Live && scope.core.feeds == FeedKind::Read)
+        .then(|| Arc::new(AtomicBool::new(false)));
     let mut attempt = 1;
     loop {
         let started = scope.core.metrics.then(std::time::Instant::now);

@@ -17,6 +17,32 @@ use crate::metrics;
 use crate::middleware::Middleware;
 use crate::store::{CheckpointStore, Store};
 
+/// Where handlers get their events: decided once per bus, from what the
+/// store offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FeedKind {
+    /// The store's server hands them out (NATS consumers).
+    Served,
+    /// The bus reads them from the durable store after each handler's
+    /// checkpoint (SQLite).
+    Read,
+    /// The bus pushes them as they are published (`memory://`).
+    Pushed,
+}
+
+impl FeedKind {
+    /// The kind a store calls for.
+    pub(crate) fn of(store: &dyn Store) -> Self {
+        if store.as_server_consumers().is_some() {
+            FeedKind::Served
+        } else if store.durable() && store.as_checkpoint_store().is_some() {
+            FeedKind::Read
+        } else {
+            FeedKind::Pushed
+        }
+    }
+}
+
 /// What every part of a running bus shares; the bus holds it, and so do
 /// its workers, replays and handlings, through their own handles.
 pub(crate) struct Core {
@@ -32,9 +58,9 @@ pub(crate) struct Core {
     pub(crate) middleware: Vec<Arc<dyn Middleware>>,
     /// Set at shutdown: no new events.
     pub(crate) closed: AtomicBool,
-    /// Handlers read their feeds from the (durable) store instead of
-    /// having events pushed to them.
-    pub(crate) store_fed: bool,
+    /// Where every handler of this bus gets its events, decided by the
+    /// store's capabilities.
+    pub(crate) feeds: FeedKind,
     pub(crate) lag: LagPolicy,
     pub(crate) metrics: bool,
     pub(crate) runtime: tokio::runtime::Handle,

@@ -33,7 +33,7 @@ mod store_feed;
 mod subscribers;
 mod workers;
 
-pub(crate) use self::core::{Core, HandlerCounters, HandlerRuntime, HandlerScope};
+pub(crate) use self::core::{Core, FeedKind, HandlerCounters, HandlerRuntime, HandlerScope};
 pub(crate) use attempt::{Mode, deliver};
 pub use dead_letter::DeadLettered;
 pub use queue::LagPolicy;

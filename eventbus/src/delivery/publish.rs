@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::core::Core;
+use super::core::{Core, FeedKind};
 use crate::envelope::{Draft, RawEnvelope};
 use crate::error::{Error, Result};
 use crate::future::BoxFuture;
@@ -40,15 +40,18 @@ impl Core {
     /// Offers a stored event to the live subscriptions and to each handler
     /// whose topics include it: pushed into its feed, or, when handlers
     /// read from the store, a wake-up so it reads now instead of at its
-    /// next poll.
+    /// next poll. The server of a store with consumers routes by itself.
     async fn route(&self, env: &RawEnvelope) -> Result<()> {
         self.subscribers.offer(env);
+        if self.feeds == FeedKind::Served {
+            return Ok(());
+        }
         let Some(targets) = self.routes.get(env.topic()) else {
             return Ok(());
         };
         for &i in targets.iter() {
             let handler = &self.handlers[i];
-            if self.store_fed {
+            if self.feeds == FeedKind::Read {
                 handler.wake.notify_one();
             } else {
                 let missed = &handler.counters.missed;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::core::{Core, HandlerScope};
+use super::core::{Core, FeedKind, HandlerScope};
 use super::lease::LeaseKeeper;
 use super::{consumer_feed, pushed, redelivery, store_feed};
 use crate::error::Result;
@@ -61,13 +61,15 @@ pub(crate) async fn start(
             start,
             max_in_flight: handler.def.options.concurrency.max(1),
         };
-        let source = if let Some(consumers) = core.store.as_server_consumers() {
-            FeedSource::Served(consumers.consume(spec).await?)
-        } else if core.store_fed {
-            let scope = HandlerScope::new(Arc::clone(core), Arc::clone(handler));
-            FeedSource::Read(store_feed::first_position(&scope, start).await?)
-        } else {
-            FeedSource::Pushed
+        let source = match (core.feeds, core.store.as_server_consumers()) {
+            (FeedKind::Served, Some(consumers)) => {
+                FeedSource::Served(consumers.consume(spec).await?)
+            }
+            (FeedKind::Read, _) => {
+                let scope = HandlerScope::new(Arc::clone(core), Arc::clone(handler));
+                FeedSource::Read(store_feed::first_position(&scope, start).await?)
+            }
+            _ => FeedSource::Pushed,
         };
         sources.push(source);
     }

@@ -48,6 +48,19 @@ pub fn isolated() -> eventbus::BusBuilder {
         .backoff(Duration::from_millis(1), Duration::from_millis(5))
 }
 
+/// An error with its sources, as `{:#}` prints it in anyhow: what a user
+/// reads, and what tests check messages against.
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Waits until `done()` holds, checking every millisecond, failing the test
 /// after `timeout`.
 pub async fn eventually(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {

@@ -1,10 +1,43 @@
-//! The crate's error type: one enum whose variants a caller can match on.
+//! The crate's error type: one enum whose variants name what happened,
+//! each keeping the error beneath it as its source, and [`ErrorKind`], what
+//! a caller can do about it.
 
 use crate::event::CodecError;
 use eventbus_topic::InvalidTopic;
 
 /// A specialized `Result` for eventbus operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error from beneath eventbus (rusqlite, async-nats, io, serde), kept
+/// as the [`source`](std::error::Error::source) of ours.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What a caller can do about an [`Error`]: [`Error::kind`] sorts every
+/// error into one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Something given was malformed (a topic, URL, header, event, value):
+    /// fix it; retrying the same will fail the same way.
+    InvalidInput,
+    /// The bus or a store is set up wrongly (missing state, duplicate
+    /// handlers, a credentials file): fix the configuration.
+    Configuration,
+    /// What was asked for does not exist (a store, a dead letter, a
+    /// handler).
+    NotFound,
+    /// The store cannot be reached or is busy or closed: retrying later
+    /// may succeed.
+    Unavailable,
+    /// Stored data cannot be read back.
+    Corrupt,
+    /// The store does not offer what was asked of it.
+    Unsupported,
+    /// The bus is shut down or shutting down.
+    ShutDown,
+    /// An operation failed for another reason: the source says why.
+    Failed,
+}
 
 /// Everything that can go wrong in eventbus, each message saying what
 /// happened and what to do.
@@ -49,13 +82,46 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
-    /// The store failed.
+    /// The store failed; `source`, when there is one, is why.
     #[error("{store} store: {message}")]
     Store {
         /// Which store (`memory`, `sqlite`, `nats`).
         store: &'static str,
         /// What failed.
         message: String,
+        /// The store client's own error.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// The store cannot be reached, or is busy or closed; retrying later
+    /// may succeed.
+    #[error("{store} store is unavailable: {message}; try again later")]
+    Unavailable {
+        /// Which store.
+        store: &'static str,
+        /// What could not be done.
+        message: String,
+        /// The store client's own error.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// Something asked for does not exist.
+    #[error("there is no {what}")]
+    NotFound {
+        /// What was asked for, such as `dead letter 7`.
+        what: String,
+    },
+    /// A value given to an operation is out of range or not allowed.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// The operating system refused something eventbus needs (a thread).
+    #[error("{doing} failed")]
+    Io {
+        /// What eventbus was doing.
+        doing: &'static str,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
     },
     /// [`store::open_existing`](crate::store::open_existing) found no store
     /// where the URL points; nothing was created.
@@ -173,7 +239,7 @@ pub enum Error {
         store: String,
     },
     /// Several problems found together (by `build()`), each one an error
-    /// of its own.
+    /// of its own; its kind is the first one's.
     #[error("{} problems: {}", .0.len(), .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Problems(Vec<Error>),
     /// Shutdown gave up waiting for handlers.
@@ -187,6 +253,72 @@ pub enum Error {
 }
 
 impl Error {
+    /// What a caller can do about this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidTopic(_)
+            | Error::PatternMatchesNothing { .. }
+            | Error::Codec(_)
+            | Error::InvalidEvent { .. }
+            | Error::InvalidStoreUrl { .. }
+            | Error::InvalidHeader(_)
+            | Error::InvalidArgument(_) => ErrorKind::InvalidInput,
+            Error::DuplicateHandler { .. }
+            | Error::TopicConflict { .. }
+            | Error::MissingState { .. }
+            | Error::StateNotProvided(_)
+            | Error::Config(_)
+            | Error::NoRuntime
+            | Error::BlockingInsideRuntime => ErrorKind::Configuration,
+            Error::StoreNotFound { .. } | Error::NotFound { .. } | Error::UnknownHandler { .. } => {
+                ErrorKind::NotFound
+            }
+            Error::Unavailable { .. } => ErrorKind::Unavailable,
+            Error::BadRow { .. } => ErrorKind::Corrupt,
+            Error::Unsupported { .. } | Error::TransactionNeedsSqlite { .. } => {
+                ErrorKind::Unsupported
+            }
+            Error::ShutDown | Error::ShutdownTimedOut { .. } => ErrorKind::ShutDown,
+            Error::Problems(problems) => problems.first().map_or(ErrorKind::Failed, Error::kind),
+            _ => ErrorKind::Failed,
+        }
+    }
+
+    /// A store failure described in words, with no error beneath it.
+    pub(crate) fn store(store: &'static str, message: impl Into<String>) -> Self {
+        Error::Store {
+            store,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A store failure, keeping the client's error as its source.
+    pub(crate) fn store_source(
+        store: &'static str,
+        message: impl Into<String>,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        Error::Store {
+            store,
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// A store that cannot do anything now, with the error beneath it.
+    pub(crate) fn unavailable(
+        store: &'static str,
+        message: impl Into<String>,
+        source: Option<BoxError>,
+    ) -> Self {
+        Error::Unavailable {
+            store,
+            message: message.into(),
+            source,
+        }
+    }
+
     /// One error for a list of problems: `None` for none, the error itself
     /// for one, [`Error::Problems`] for more.
     pub(crate) fn from_problems(mut problems: Vec<Error>) -> Option<Error> {

@@ -64,7 +64,7 @@ pub mod __private;
 pub use bus::{Bus, BusBuilder, DeadLetters, HandlerStats, HistoryQuery, Replay, ReplayReport};
 pub use delivery::{DeadLettered, LagPolicy, Subscription, SubscriptionError};
 pub use envelope::{Draft, Envelope, EventId, HeaderKind, HeaderValue, RawEnvelope};
-pub use error::{Error, Result};
+pub use error::{BoxError, Error, ErrorKind, Result};
 pub use event::{CodecError, Event};
 pub use future::{BoxFuture, BoxStream};
 pub use handler::{

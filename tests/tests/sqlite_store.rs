@@ -159,8 +159,8 @@ async fn bad_sqlite_urls_and_files_get_clear_errors() {
             "does not exist",
         ),
     ] {
-        let err = isolated().store(&url).build().await.err().unwrap();
-        assert!(err.to_string().contains(needle), "{url}: {err}");
+        let err = tests::chain(&isolated().store(&url).build().await.err().unwrap());
+        assert!(err.contains(needle), "{url}: {err}");
     }
 
     // A file written by a newer eventbus is refused, not misread.
@@ -176,8 +176,8 @@ async fn bad_sqlite_urls_and_files_get_clear_errors() {
     raw_conn(&dir.db())
         .execute_batch("PRAGMA user_version = 99")
         .unwrap();
-    let err = isolated().store(dir.url("")).build().await.err().unwrap();
-    assert!(err.to_string().contains("schema version 99"), "{err}");
+    let err = tests::chain(&isolated().store(dir.url("")).build().await.err().unwrap());
+    assert!(err.contains("schema version 99"), "{err}");
 }
 
 #[tokio::test]

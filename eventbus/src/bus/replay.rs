@@ -94,7 +94,7 @@ impl Replay {
         if factor.is_finite() && factor > 0.0 {
             self.speed = Some(factor);
         } else {
-            self.error = Some(Error::Config(format!(
+            self.error = Some(Error::InvalidArgument(format!(
                 "replay speed must be a positive number, got {factor}"
             )));
         }
@@ -149,7 +149,7 @@ impl Replay {
                 .cloned()
                 .collect()),
             Some(name) => match all.iter().find(|h| &*h.name == name.as_str()) {
-                Some(h) if !h.def.options.replay => Err(Error::Config(format!(
+                Some(h) if !h.def.options.replay => Err(Error::InvalidArgument(format!(
                     "handler `{name}` is declared with `replay = false`, so replays never reach it"
                 ))),
                 Some(h) => Ok(vec![Arc::clone(h)]),

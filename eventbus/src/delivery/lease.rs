@@ -62,14 +62,20 @@ impl LeaseKeeper {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
-            .map_err(|e| Error::Config(format!("cannot start the lease thread: {e}")))?;
+            .map_err(|source| Error::Io {
+                doing: "starting the lease thread",
+                source,
+            })?;
         std::thread::Builder::new()
             .name("eventbus-leases".into())
             .spawn(move || {
                 runtime.block_on(keeper.run(stopped));
                 let _ = done.send(());
             })
-            .map_err(|e| Error::Config(format!("cannot start the lease thread: {e}")))?;
+            .map_err(|source| Error::Io {
+                doing: "starting the lease thread",
+                source,
+            })?;
         Ok(LeaseKeeper { stop, released })
     }
 

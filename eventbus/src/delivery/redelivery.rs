@@ -19,7 +19,9 @@ pub(crate) async fn retry(core: &Arc<Core>, id: u64) -> Result<bool> {
     let store = core.store.dead_letter_store()?;
     let found = store.dead_letters(DeadLetterQuery::id(id)).await?;
     let Some(dead) = found.into_iter().next() else {
-        return Err(Error::Config(format!("there is no dead letter {id}")));
+        return Err(Error::NotFound {
+            what: format!("dead letter {id}"),
+        });
     };
     let Some(handler) = core.handlers.iter().find(|h| *h.name == *dead.handler) else {
         return Err(Error::UnknownHandler {

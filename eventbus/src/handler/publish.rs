@@ -119,7 +119,7 @@ impl<'a, E: Event> Publish<'a, E> {
     fn into_draft(self) -> Result<(&'a dyn Publisher, Draft)> {
         let source = self.source.unwrap_or_else(|| self.publisher.source());
         if source.is_empty() {
-            return Err(Error::Config(
+            return Err(Error::InvalidArgument(
                 "the source of an event must not be empty".into(),
             ));
         }

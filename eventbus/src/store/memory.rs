@@ -357,10 +357,7 @@ fn within(window: chrono::Duration, first: DateTime<Utc>, now: DateTime<Utc>) ->
 }
 
 fn poisoned() -> Error {
-    Error::Store {
-        store: "memory",
-        message: "checkpoint table lock poisoned by a panic".into(),
-    }
+    Error::store("memory", "checkpoint table lock poisoned by a panic")
 }
 
 #[cfg(test)]

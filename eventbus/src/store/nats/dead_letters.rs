@@ -200,9 +200,11 @@ impl Open {
                     .purge(format!("d.{id}"))
                     .await
                     .map_err(nats_error("removing a duplicate dead letter"))?;
-                self.indexed(&index).await?.ok_or_else(|| Error::Store {
-                    store: "nats",
-                    message: format!("dead-letter index `{index}` vanished while being read"),
+                self.indexed(&index).await?.ok_or_else(|| {
+                    Error::store(
+                        "nats",
+                        format!("dead-letter index `{index}` vanished while being read"),
+                    )
                 })
             }
             Err(e) => Err(nats_error("indexing a dead letter")(e)),
@@ -250,10 +252,10 @@ impl Open {
                 // Another process took this id: read the counter again.
                 Err(true) => continue,
                 Err(false) => {
-                    return Err(Error::Store {
-                        store: "nats",
-                        message: "could not advance the dead-letter counter".to_owned(),
-                    });
+                    return Err(Error::store(
+                        "nats",
+                        "could not advance the dead-letter counter",
+                    ));
                 }
             }
         }
@@ -305,9 +307,8 @@ impl Open {
         let Some(entry) = entry.filter(|e| e.operation == kv::Operation::Put) else {
             return Ok(None);
         };
-        let record: Record = serde_json::from_slice(&entry.value).map_err(|e| Error::Store {
-            store: "nats",
-            message: format!("dead letter {id} cannot be read: {e}"),
+        let record: Record = serde_json::from_slice(&entry.value).map_err(|e| {
+            Error::store_source("nats", format!("dead letter {id} cannot be read"), e)
         })?;
         let dead = DeadLetter {
             id,
@@ -407,8 +408,5 @@ impl Open {
 fn encode(record: &Record) -> Result<Bytes> {
     serde_json::to_vec(record)
         .map(Bytes::from)
-        .map_err(|e| Error::Store {
-            store: "nats",
-            message: format!("a dead letter cannot be encoded: {e}"),
-        })
+        .map_err(|e| Error::store_source("nats", "a dead letter cannot be encoded", e))
 }

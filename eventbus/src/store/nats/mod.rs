@@ -180,12 +180,15 @@ async fn connect_client(config: &NatsConfig) -> Result<async_nats::Client> {
     options
         .connect(config.servers.as_slice())
         .await
-        .map_err(|e| Error::Store {
-            store: "nats",
-            message: format!(
-                "cannot connect to {}: {e}; is nats-server running there?",
-                config.servers()
-            ),
+        .map_err(|e| {
+            Error::unavailable(
+                "nats",
+                format!(
+                    "cannot connect to {}; is nats-server running there?",
+                    config.servers()
+                ),
+                Some(Box::new(e)),
+            )
         })
 }
 
@@ -206,15 +209,15 @@ async fn ensure_stream(
                 .map_err(nats_error("reading the stream's settings"))?;
             let problems = stream_mismatches(&info.config, config, &all);
             if !problems.is_empty() {
-                return Err(Error::Store {
-                    store: "nats",
-                    message: format!(
+                return Err(Error::store(
+                    "nats",
+                    format!(
                         "stream `{}` exists with other settings: {}; point the URL at another \
                          stream (`?stream=NAME`) or change the stream (`nats stream edit`)",
                         config.stream,
                         problems.join("; ")
                     ),
-                });
+                ));
             }
             Ok(existing)
         }
@@ -249,14 +252,15 @@ async fn ensure_stream(
                 .await
                 .map_err(nats_error("creating the stream"))
         }
-        Err(e) => Err(Error::Store {
-            store: "nats",
-            message: format!(
-                "looking up stream `{}`: {e}; is JetStream enabled on the server \
+        Err(e) => Err(Error::store_source(
+            "nats",
+            format!(
+                "looking up stream `{}` failed; is JetStream enabled on the server \
                  (`nats-server -js`)?",
                 config.stream
             ),
-        }),
+            e,
+        )),
     }
 }
 
@@ -319,12 +323,11 @@ pub(super) fn is_stream_not_found(e: &jetstream::context::GetStreamError) -> boo
     )
 }
 
-/// Wraps a client error with what was being done.
-pub(crate) fn nats_error<E: std::fmt::Display>(doing: &'static str) -> impl Fn(E) -> Error {
-    move |e| Error::Store {
-        store: "nats",
-        message: format!("{doing}: {e}"),
-    }
+/// Wraps a client error, kept as the source, with what was being done.
+pub(crate) fn nats_error<E: Into<crate::error::BoxError>>(
+    doing: &'static str,
+) -> impl Fn(E) -> Error {
+    move |e| Error::store_source("nats", format!("{doing} failed"), e)
 }
 
 impl Store for NatsStore {

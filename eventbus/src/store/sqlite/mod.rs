@@ -119,10 +119,11 @@ impl SqliteStore {
             let path = path.clone();
             tokio::task::spawn_blocking(move || open_writer(&path, synchronous, create))
                 .await
-                .map_err(|e| store_error(format!("opening the file panicked: {e}")))?
+                .map_err(|e| Error::store_source("sqlite", "opening the file panicked", e))?
         };
-        let conn =
-            opened.map_err(|e| store_error(format!("cannot open `{}`: {e}", path.display())))?;
+        let conn = opened.map_err(|e| {
+            Error::store_source("sqlite", format!("cannot open `{}`", path.display()), e)
+        })?;
         let (tx, rx) = mpsc::channel();
         let pending = Arc::new(writer::Pending::default());
         let thread = {
@@ -131,7 +132,10 @@ impl SqliteStore {
                 .name("eventbus-sqlite-writer".into())
                 .spawn(move || writer::run(conn, rx, pending, retention, RETENTION_EVERY))
         }
-        .map_err(|e| store_error(format!("cannot start the writer thread: {e}")))?;
+        .map_err(|source| Error::Io {
+            doing: "starting the SQLite writer thread",
+            source,
+        })?;
         let store = SqliteStore {
             readers: Arc::new(Readers::new(path.clone())),
             path,
@@ -201,7 +205,7 @@ impl SqliteStore {
         let (source, destination) = (self.path.clone(), destination.as_ref().to_owned());
         tokio::task::spawn_blocking(move || backup_file(&source, &destination))
             .await
-            .map_err(|e| store_error(format!("the backup panicked: {e}")))?
+            .map_err(|e| Error::store_source("sqlite", "the backup panicked", e))?
             .map_err(store_error)
     }
 
@@ -232,9 +236,12 @@ impl SqliteStore {
             writer::TxOutcome::Committed(value) => Ok(value),
             writer::TxOutcome::Failed(source) => Err(Error::Transaction { handler, source }),
             writer::TxOutcome::AlreadyHandled(seq) => Err(Error::AlreadyHandled { handler, seq }),
-            writer::TxOutcome::Store(e) => Err(store_error(format!(
-                "the transaction of handler `{handler}` could not be committed and was rolled back: {e}"
-            ))),
+            writer::TxOutcome::Store(e) => Err(sqlite_error(
+                format!(
+                    "the transaction of handler `{handler}` could not be committed and was rolled back"
+                ),
+                e,
+            )),
             writer::TxOutcome::Panicked(payload) => std::panic::resume_unwind(payload),
         }
     }
@@ -248,8 +255,8 @@ impl SqliteStore {
         Box::pin(async move {
             tokio::task::spawn_blocking(move || readers.with(f))
                 .await
-                .map_err(|e| store_error(format!("read panicked: {e}")))?
-                .map_err(|e| store_error(format!("read failed: {e}")))
+                .map_err(|e| Error::store_source("sqlite", "a read panicked", e))?
+                .map_err(|e| sqlite_error("a read failed", e))
         })
     }
 
@@ -279,14 +286,16 @@ impl SqliteStore {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
-            .ok_or_else(|| store_error("the store is closed".into()))?;
+            .ok_or_else(|| Error::unavailable("sqlite", "the store is closed", None))?;
         sender
             .send(op(reply))
-            .map_err(|_| store_error("the writer thread has stopped".into()))?;
+            .map_err(|_| Error::unavailable("sqlite", "the writer thread has stopped", None))?;
         answer
             .await
-            .map_err(|_| store_error("the writer thread stopped before answering".into()))?
-            .map_err(store_error)
+            .map_err(|_| {
+                Error::unavailable("sqlite", "the writer thread stopped before answering", None)
+            })?
+            .map_err(Error::from)
     }
 }
 
@@ -324,8 +333,14 @@ impl Cursor {
         let size = self.remaining.min(PAGE_SIZE);
         let page = match self.reading.take()?.await {
             Ok(Ok(page)) => page,
-            Ok(Err(e)) => return Some(vec![Err(store_error(format!("query failed: {e}")))]),
-            Err(e) => return Some(vec![Err(store_error(format!("query panicked: {e}")))]),
+            Ok(Err(e)) => return Some(vec![Err(sqlite_error("a history query failed", e))]),
+            Err(e) => {
+                return Some(vec![Err(Error::store_source(
+                    "sqlite",
+                    "a history query panicked",
+                    e,
+                ))]);
+            }
         };
         self.remaining -= page.rows.len();
         if page.rows.len() == size {
@@ -350,10 +365,34 @@ fn nanos(duration: Duration) -> i64 {
     i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX)
 }
 
-fn store_error(message: String) -> Error {
-    Error::Store {
-        store: "sqlite",
-        message,
+fn store_error(message: impl Into<String>) -> Error {
+    Error::store("sqlite", message)
+}
+
+/// A failure with SQLite's error as its source: "unavailable" when the
+/// file stayed locked past the busy timeout (retrying later may work).
+fn sqlite_error(message: impl Into<String>, source: impl Into<crate::error::BoxError>) -> Error {
+    let source = source.into();
+    let busy = source
+        .downcast_ref::<rusqlite::Error>()
+        .or_else(|| source.downcast_ref::<Arc<rusqlite::Error>>().map(|e| &**e))
+        .and_then(rusqlite::Error::sqlite_error_code)
+        .is_some_and(|code| {
+            matches!(
+                code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            )
+        });
+    if busy {
+        Error::unavailable("sqlite", message, Some(source))
+    } else {
+        Error::store_source("sqlite", message, source)
+    }
+}
+
+impl From<writer::WriteError> for Error {
+    fn from(e: writer::WriteError) -> Self {
+        sqlite_error(e.what, e.source)
     }
 }
 
@@ -539,8 +578,8 @@ impl Store for SqliteStore {
             if let Some(thread) = thread {
                 tokio::task::spawn_blocking(move || thread.join())
                     .await
-                    .map_err(|e| store_error(format!("closing failed: {e}")))?
-                    .map_err(|_| store_error("the writer thread panicked".into()))?;
+                    .map_err(|e| Error::store_source("sqlite", "closing failed", e))?
+                    .map_err(|_| store_error("the writer thread panicked"))?;
             }
             Ok(())
         })
@@ -680,7 +719,7 @@ impl CheckpointStore for SqliteStore {
             done.await?;
             answer
                 .await
-                .map_err(|_| store_error("the lease renewal gave no answer".into()))
+                .map_err(|_| store_error("the lease renewal gave no answer"))
         })
     }
 
@@ -742,7 +781,7 @@ impl DeadLetterStore for SqliteStore {
     fn add_dead_letter(&self, dead: NewDeadLetter) -> BoxFuture<'_, Result<u64>> {
         Box::pin(async move {
             let envelope = dead.envelope.to_cloudevent_json().map_err(|e| {
-                store_error(format!("the dead letter's envelope does not encode: {e}"))
+                Error::store_source("sqlite", "the dead letter's envelope does not encode", e)
             })?;
             let seq = dead.envelope.seq() as i64;
             self.write("storing a dead letter", move |conn| {

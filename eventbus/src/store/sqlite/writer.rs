@@ -41,7 +41,24 @@ enum Stored {
     Existing(RawEnvelope),
 }
 
-pub(crate) type Reply<T> = oneshot::Sender<Result<T, String>>;
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, WriteError>>;
+
+/// A failed write: what failed, and SQLite's error (shared, since one
+/// failed group commit answers every publisher in it).
+#[derive(Debug, Clone)]
+pub(crate) struct WriteError {
+    pub(crate) what: String,
+    pub(crate) source: Arc<rusqlite::Error>,
+}
+
+impl WriteError {
+    fn new(what: impl Into<String>, source: rusqlite::Error) -> Self {
+        WriteError {
+            what: what.into(),
+            source: Arc::new(source),
+        }
+    }
+}
 
 /// A write other than an append, run on the writer thread in arrival order,
 /// inside a transaction of its own that the writer commits.
@@ -136,12 +153,14 @@ pub(crate) fn run(
                 Op::Write(what, write, reply) => {
                     std::mem::take(&mut batch).commit(&mut conn);
                     let done = in_transaction(&mut conn, write);
-                    let _ = reply.send(done.map_err(|e| format!("{what} failed: {e}")));
+                    let _ =
+                        reply.send(done.map_err(|e| WriteError::new(format!("{what} failed"), e)));
                 }
                 Op::WriteUnsynced(what, write, reply) => {
                     std::mem::take(&mut batch).commit(&mut conn);
                     let done = unsynced(&mut conn, |conn| in_transaction(conn, write));
-                    let _ = reply.send(done.map_err(|e| format!("{what} failed: {e}")));
+                    let _ =
+                        reply.send(done.map_err(|e| WriteError::new(format!("{what} failed"), e)));
                 }
                 Op::Run(run) => {
                     std::mem::take(&mut batch).commit(&mut conn);
@@ -368,9 +387,9 @@ fn reply_appends(
             }
         }
         Err(e) => {
-            let message = format!("append failed, nothing of this batch was stored: {e}");
+            let error = WriteError::new("append failed, nothing of this batch was stored", e);
             for (_, reply) in batch {
-                let _ = reply.send(Err(message.clone()));
+                let _ = reply.send(Err(error.clone()));
             }
         }
     }

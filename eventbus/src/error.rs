@@ -206,6 +206,7 @@ pub enum Error {
         "the bus must be built inside a tokio runtime (`#[tokio::main]` or `Runtime::block_on`)"
     )]
     NoRuntime,
+    #[cfg(feature = "sqlite")]
     /// The closure given to [`Context::transaction`](crate::Context::transaction)
     /// returned an error; the transaction was rolled back.
     #[error(
@@ -294,6 +295,7 @@ impl Error {
     }
 
     /// A store failure, keeping the client's error as its source.
+    #[cfg(any(feature = "sqlite", feature = "nats"))]
     pub(crate) fn store_source(
         store: &'static str,
         message: impl Into<String>,
@@ -307,6 +309,7 @@ impl Error {
     }
 
     /// A store that cannot do anything now, with the error beneath it.
+    #[cfg(any(feature = "sqlite", feature = "nats"))]
     pub(crate) fn unavailable(
         store: &'static str,
         message: impl Into<String>,

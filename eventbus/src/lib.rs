@@ -77,6 +77,7 @@ pub use eventbus_macros::{Event, handler, topic};
 
 /// The rusqlite that [`Context::transaction`] hands its closure, so a
 /// handler's SQL uses the same version as the store.
+#[cfg(feature = "sqlite")]
 pub use rusqlite;
 
 /// The names most programs need: `use eventbus::prelude::*;`.

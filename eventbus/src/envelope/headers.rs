@@ -127,6 +127,7 @@ impl HeaderValue {
     }
 
     /// A value of `kind` from its text form, as NATS headers carry it.
+    #[cfg(feature = "nats")]
     pub(crate) fn from_text(text: String, kind: HeaderKind) -> Result<Self, String> {
         let valid = match kind {
             HeaderKind::String => true,

@@ -2,7 +2,9 @@
 
 use std::any::{Any, TypeId};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
+#[cfg(feature = "sqlite")]
+use std::sync::atomic::Ordering;
 
 use super::publish::{Publish, Publisher};
 use crate::envelope::RawEnvelope;
@@ -21,6 +23,7 @@ pub(crate) trait Scope: Send + Sync {
     /// Shared state by type.
     fn state(&self, id: TypeId) -> Option<&Arc<dyn Any + Send + Sync>>;
     /// The store, for the capabilities a handling may use (transactions).
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     fn store(&self) -> &Arc<dyn Store>;
 }
 
@@ -63,6 +66,7 @@ pub struct Context {
     attempt: u32,
     /// For a delivery from the handler's own feed: set once a transaction
     /// committed the event as handled, shared by all its attempts.
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     committed: Option<Arc<AtomicBool>>,
 }
 
@@ -115,6 +119,7 @@ impl Context {
         self.envelope.is_replay()
     }
 
+    #[cfg(feature = "sqlite")]
     /// Runs `f` in one SQLite transaction, in the store's own file, that
     /// also records this event as handled by this handler: the handler's
     /// writes and that record commit together or not at all. After a

@@ -14,9 +14,11 @@ mod consumer;
 mod core;
 mod dead_letter;
 mod memory;
+#[cfg(feature = "nats")]
 mod nats;
 mod open;
 mod query;
+#[cfg(feature = "sqlite")]
 mod sqlite;
 #[cfg(feature = "sqlite")]
 mod transactions;
@@ -29,9 +31,11 @@ pub use checkpoints::CheckpointStore;
 pub use consumer::{Acknowledge, ConsumerSpec, Delivery, ServerConsumers, Start};
 pub use dead_letter::{DeadLetter, DeadLetterQuery, DeadLetterStore, NewDeadLetter};
 pub use memory::MemoryStore;
+#[cfg(feature = "nats")]
 pub use nats::{NatsConfig, NatsStore};
 pub use open::{open, open_existing};
 pub use query::{Order, Query};
+#[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 #[cfg(feature = "sqlite")]
 pub use transactions::{HandlerTransactions, TransactionFn};

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use super::core::{Create, Store};
 use super::memory::MemoryStore;
+#[cfg(feature = "nats")]
 use super::nats::{NatsConfig, NatsStore};
+#[cfg(feature = "sqlite")]
 use super::sqlite::SqliteStore;
 use super::url::StoreUrl;
 use crate::error::{Error, Result};
@@ -21,12 +23,8 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
     let parsed = StoreUrl::parse(url)?;
     match parsed.scheme {
         "memory" => Ok(Arc::new(MemoryStore::from_url(&parsed)?)),
-        "sqlite" => Ok(Arc::new(
-            SqliteStore::from_url(&parsed, Create::IfMissing).await?,
-        )),
-        "nats" => Ok(Arc::new(
-            NatsStore::connect(NatsConfig::from_parsed(&parsed)?).await?,
-        )),
+        "sqlite" => sqlite(&parsed, Create::IfMissing).await,
+        "nats" => nats(&parsed, Create::IfMissing).await,
         other => Err(unknown_scheme(&parsed, other)),
     }
 }
@@ -55,14 +53,43 @@ pub async fn open_existing(url: &str) -> Result<Arc<dyn Store>> {
                       there is none to open here; use a `sqlite://` or `nats://` store"
                 .to_owned(),
         }),
-        "sqlite" => Ok(Arc::new(
-            SqliteStore::from_url(&parsed, Create::Never).await?,
-        )),
-        "nats" => Ok(Arc::new(
-            NatsStore::connect_existing(NatsConfig::from_parsed(&parsed)?).await?,
-        )),
+        "sqlite" => sqlite(&parsed, Create::Never).await,
+        "nats" => nats(&parsed, Create::Never).await,
         other => Err(unknown_scheme(&parsed, other)),
     }
+}
+
+#[cfg(feature = "sqlite")]
+async fn sqlite(url: &StoreUrl<'_>, create: Create) -> Result<Arc<dyn Store>> {
+    Ok(Arc::new(SqliteStore::from_url(url, create).await?))
+}
+
+#[cfg(not(feature = "sqlite"))]
+async fn sqlite(url: &StoreUrl<'_>, _create: Create) -> Result<Arc<dyn Store>> {
+    Err(missing_feature(url, "sqlite"))
+}
+
+#[cfg(feature = "nats")]
+async fn nats(url: &StoreUrl<'_>, create: Create) -> Result<Arc<dyn Store>> {
+    let config = NatsConfig::from_parsed(url)?;
+    Ok(Arc::new(match create {
+        Create::IfMissing => NatsStore::connect(config).await?,
+        Create::Never => NatsStore::connect_existing(config).await?,
+    }))
+}
+
+#[cfg(not(feature = "nats"))]
+async fn nats(url: &StoreUrl<'_>, _create: Create) -> Result<Arc<dyn Store>> {
+    Err(missing_feature(url, "nats"))
+}
+
+/// A store whose support this build leaves out.
+#[cfg(not(all(feature = "sqlite", feature = "nats")))]
+fn missing_feature(url: &StoreUrl<'_>, feature: &str) -> Error {
+    url.invalid(format!(
+        "this eventbus is built without `{feature}://` stores; enable the `{feature}` \
+         feature of eventbus in Cargo.toml"
+    ))
 }
 
 fn unknown_scheme(url: &StoreUrl<'_>, scheme: &str) -> Error {

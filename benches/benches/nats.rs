@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer::pull};
-use benches::{median_ratio, print_throughput_ratio};
+use benches::{best_ratio, print_throughput_ratio};
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group};
 use eventbus::Start;
 use eventbus::prelude::*;
@@ -273,7 +273,7 @@ fn nats(c: &mut Criterion) {
             "raw sends the data without CloudEvents headers",
         ),
     ] {
-        let times = median_ratio(
+        let times = best_ratio(
             RATIO_ROUNDS,
             || rt.block_on(bus_publish_round(&s)),
             || rt.block_on(raw_publish_round(&s, kind)),
@@ -296,7 +296,7 @@ fn nats(c: &mut Criterion) {
         }
     });
     let round = AtomicU64::new(0);
-    let times = median_ratio(
+    let times = best_ratio(
         RATIO_ROUNDS,
         || rt.block_on(bus_consume_round(&s, round.fetch_add(1, Ordering::Relaxed))),
         || rt.block_on(raw_consume_round(&s, round.fetch_add(1, Ordering::Relaxed))),

@@ -11,8 +11,8 @@ use tokio::sync::watch;
 use super::checks::{self, Registered};
 use super::handle::{Bus, Inner};
 use crate::delivery::{
-    self, Core, FeedKind, HandlerCounters, HandlerRuntime, LagPolicy, PushedFeed, Settings,
-    Subscribers, lease,
+    self, Core, FeedKind, HandlerCounters, HandlerRuntime, LagPolicy, Ring, Settings, Subscribers,
+    lease,
 };
 use crate::error::{Error, Result};
 use crate::handler::{Backoff, FnHandler, HandlerDef};
@@ -163,8 +163,10 @@ impl BusBuilder {
         self
     }
 
-    /// How many events may wait in each handler's feed before publishers
-    /// wait for the handler (default 1024).
+    /// How many events may wait for each handler before publishers wait
+    /// for it (default 1024). On `memory://` the handlers share one ring of
+    /// this many events per handler; on a durable store handlers read the
+    /// store and this does not apply.
     pub fn feed_capacity(mut self, n: usize) -> Self {
         if n == 0 {
             self.errors
@@ -277,7 +279,7 @@ impl BusBuilder {
                 retries: def.options.retry.unwrap_or(self.default_retry),
                 backoff: def.options.backoff.unwrap_or(self.backoff),
                 topics,
-                feed: PushedFeed::new(self.feed_capacity.max(1)),
+                index: handlers.len(),
                 wake: tokio::sync::Notify::new(),
                 lease: watch::Sender::new(true),
                 counters: HandlerCounters::default(),
@@ -296,15 +298,20 @@ impl BusBuilder {
         if self.tracing {
             middleware.insert(0, Arc::new(TracingLayer));
         }
+        let feeds = FeedKind::of(&*store);
+        let ring = (feeds == FeedKind::Pushed).then(|| {
+            let capacity = self
+                .feed_capacity
+                .max(1)
+                .saturating_mul(handlers.len().max(1));
+            Ring::new(capacity, handlers.len(), self.lag)
+        });
         let core = Arc::new(Core {
-            feeds: FeedKind::of(&*store),
-            lag: self.lag,
+            feeds,
+            ring,
             store,
             source: Arc::from(self.source.unwrap_or_else(default_source)),
-            routes: routes
-                .into_iter()
-                .map(|(t, v)| (t, v.into_boxed_slice()))
-                .collect(),
+            routes: routes.into_iter().map(|(t, v)| (t, v.into())).collect(),
             handlers,
             subscribers: Arc::new(Subscribers::default()),
             subscriber_capacity: self.subscriber_capacity,

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use tokio::sync::watch;
 
-use super::queue::{LagPolicy, PushedFeed};
+use super::ring::Ring;
 use super::subscribers::Subscribers;
 use crate::envelope::RawEnvelope;
 use crate::error::Result;
@@ -51,7 +51,10 @@ pub(crate) struct Core {
     pub(crate) handlers: Vec<Arc<HandlerRuntime>>,
     /// Topic -> indices into `handlers`, computed once at build time from
     /// the handlers' static topic lists.
-    pub(crate) routes: HashMap<&'static str, Box<[usize]>>,
+    pub(crate) routes: HashMap<&'static str, Arc<[usize]>>,
+    /// The ring every handler's events are pushed into, when handlers are
+    /// pushed ([`FeedKind::Pushed`]).
+    pub(crate) ring: Option<Ring>,
     pub(crate) subscribers: Arc<Subscribers>,
     pub(crate) subscriber_capacity: usize,
     pub(crate) states: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
@@ -61,7 +64,6 @@ pub(crate) struct Core {
     /// Where every handler of this bus gets its events, decided by the
     /// store's capabilities.
     pub(crate) feeds: FeedKind,
-    pub(crate) lag: LagPolicy,
     pub(crate) metrics: bool,
     pub(crate) runtime: tokio::runtime::Handle,
 }
@@ -84,8 +86,8 @@ pub(crate) struct HandlerRuntime {
     pub(crate) topics: Vec<&'static str>,
     pub(crate) retries: u32,
     pub(crate) backoff: Backoff,
-    /// Where events are pushed on a store that does not outlive the process.
-    pub(crate) feed: PushedFeed,
+    /// Its place among the bus's handlers, and in the ring.
+    pub(crate) index: usize,
     /// Wakes a store-fed handler when this process stored an event for it.
     pub(crate) wake: tokio::sync::Notify,
     /// Whether this bus holds the handler's lease on a shared store, so

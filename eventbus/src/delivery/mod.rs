@@ -4,8 +4,9 @@
 //!   handlers as they run; `publish`: the publish path (middleware, store,
 //!   route);
 //! - `subscribers`: live subscriptions, a broadcast;
-//! - `queue` and `pushed`: feeds pushed to handlers on a store that does
-//!   not outlive the process (`memory://`), and their workers;
+//! - `ring` and `pushed`: feeds pushed to handlers on a store that does
+//!   not outlive the process (`memory://`): one ring all of them read,
+//!   and their workers;
 //! - `store_feed`: feeds read from a durable store after a checkpoint,
 //!   and `lease`: one process at a time runs a handler on a shared store;
 //! - `consumer_feed`: feeds a store's server hands out (NATS consumers);
@@ -27,8 +28,8 @@ mod dead_letter;
 pub(crate) mod lease;
 mod publish;
 mod pushed;
-mod queue;
 mod redelivery;
+mod ring;
 mod store_feed;
 mod subscribers;
 mod workers;
@@ -36,9 +37,9 @@ mod workers;
 pub(crate) use self::core::{Core, FeedKind, HandlerCounters, HandlerRuntime, HandlerScope};
 pub(crate) use attempt::{Mode, deliver};
 pub use dead_letter::DeadLettered;
-pub use queue::LagPolicy;
-pub(crate) use queue::PushedFeed;
 pub(crate) use redelivery::retry;
+pub use ring::LagPolicy;
+pub(crate) use ring::Ring;
 pub(crate) use subscribers::Subscribers;
 pub use subscribers::{Subscription, SubscriptionError};
 pub(crate) use workers::{Settings, Workers, start};

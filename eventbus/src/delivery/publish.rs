@@ -49,19 +49,31 @@ impl Core {
         let Some(targets) = self.routes.get(env.topic()) else {
             return Ok(());
         };
-        for &i in targets.iter() {
-            let handler = &self.handlers[i];
-            if self.feeds == FeedKind::Read {
-                handler.wake.notify_one();
-            } else {
-                let missed = &handler.counters.missed;
-                handler
-                    .feed
-                    .push(&handler.name, env, self.lag, missed)
-                    .await?;
+        match &self.ring {
+            Some(ring) => {
+                ring.push(env.clone(), targets, |i, old| self.missed(i, old))
+                    .await
+            }
+            None => {
+                for &i in targets.iter() {
+                    self.handlers[i].wake.notify_one();
+                }
             }
         }
         Ok(())
+    }
+}
+
+impl Core {
+    /// Counts and logs an event handler `i` skipped because it was behind
+    /// ([`LagPolicy::Skip`](crate::LagPolicy::Skip)).
+    fn missed(&self, i: usize, env: &RawEnvelope) {
+        let handler = &self.handlers[i];
+        let missed = handler.counters.missed.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::warn!(
+            handler = %handler.name, seq = env.seq(), topic = env.topic(), missed,
+            "handler is behind and its feed is full; it skips this event (LagPolicy::Skip)"
+        );
     }
 }
 

@@ -106,6 +106,7 @@ pub fn recorder(name: &'static str, seen: &Seen) -> FnHandler {
 /// This test binary re-executed to run one test (a child that does its
 /// part only when `env` is set), killed when dropped so a failing test
 /// leaves no process behind.
+#[derive(Debug)]
 pub struct TestChild(std::process::Child);
 
 impl TestChild {
@@ -160,6 +161,7 @@ pub fn nats_server() -> String {
 /// A stream and subject prefix of one test's own on the shared NATS
 /// server, deleted (with its dead-letter bucket) when dropped, so tests
 /// never see each other's events and leave nothing behind.
+#[derive(Debug)]
 pub struct NatsScope {
     /// The stream's name.
     pub stream: String,

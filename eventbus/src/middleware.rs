@@ -72,6 +72,18 @@ pub struct Next<'a> {
     ctx: Context,
 }
 
+impl std::fmt::Debug for Next<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Next")
+            .field(
+                "layers",
+                &self.layers.iter().map(|l| l.name()).collect::<Vec<_>>(),
+            )
+            .field("ctx", &self.ctx)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a> Next<'a> {
     pub(crate) fn new(
         layers: &'a [Arc<dyn Middleware>],

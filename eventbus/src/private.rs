@@ -74,6 +74,12 @@ pub struct ConstMessage {
     len: usize,
 }
 
+impl std::fmt::Debug for ConstMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ConstMessage").field(&self.as_str()).finish()
+    }
+}
+
 impl ConstMessage {
     const fn new() -> Self {
         ConstMessage {

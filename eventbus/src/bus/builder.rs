@@ -52,6 +52,21 @@ pub struct BusBuilder {
     errors: Vec<Error>,
 }
 
+impl std::fmt::Debug for BusBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BusBuilder")
+            .field("store", &self.store.as_ref().map(|s| s.describe()))
+            .field("source", &self.source)
+            .field("handlers", &self.handlers.len())
+            .field("default_retry", &self.default_retry)
+            .field("backoff", &self.backoff)
+            .field("feed_capacity", &self.feed_capacity)
+            .field("lag", &self.lag)
+            .field("problems", &self.errors.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Bus {
     /// Starts configuring a bus.
     pub fn builder() -> BusBuilder {

@@ -13,6 +13,14 @@ pub struct DeadLetters {
     core: Arc<Core>,
 }
 
+impl std::fmt::Debug for DeadLetters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeadLetters")
+            .field("store", &self.core.store.describe())
+            .finish()
+    }
+}
+
 impl DeadLetters {
     pub(crate) fn new(core: Arc<Core>) -> Self {
         DeadLetters { core }

@@ -34,6 +34,16 @@ pub struct HistoryQuery {
     error: Option<Error>,
 }
 
+impl std::fmt::Debug for HistoryQuery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HistoryQuery")
+            .field("store", &self.store.describe())
+            .field("query", &self.query)
+            .field("error", &self.error)
+            .finish()
+    }
+}
+
 impl HistoryQuery {
     pub(crate) fn new(store: Arc<dyn Store>) -> Self {
         HistoryQuery {

@@ -36,6 +36,16 @@ pub struct Replay {
     error: Option<Error>,
 }
 
+impl std::fmt::Debug for Replay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replay")
+            .field("history", &self.history)
+            .field("handler", &self.handler)
+            .field("speed", &self.speed)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What a replay did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReplayReport {

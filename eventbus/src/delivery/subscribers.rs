@@ -172,6 +172,15 @@ pub struct Subscription<E> {
     _event: PhantomData<fn() -> E>,
 }
 
+impl<E> std::fmt::Debug for Subscription<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("topics", &self.topics)
+            .field("queued", &self.rx.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<E> Subscription<E> {
     /// The topics this subscription receives.
     pub fn topics(&self) -> &[&'static str] {

@@ -114,6 +114,20 @@ pub struct Draft {
     pub(crate) imported: bool,
 }
 
+impl fmt::Debug for Draft {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = &self.meta;
+        f.debug_struct("Draft")
+            .field("id", &m.id)
+            .field("topic", &m.topic)
+            .field("time", &m.time)
+            .field("source", &m.source)
+            .field("subject", &m.subject)
+            .field("imported", &self.imported)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Draft {
     pub(crate) fn new<E: Event>(event: E, source: Arc<str>) -> Self {
         Draft {

@@ -41,6 +41,17 @@ pub struct FnHandler {
     pub(crate) def: HandlerDef,
 }
 
+impl std::fmt::Debug for FnHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FnHandler")
+            .field("name", &self.def.name)
+            .field("pattern", &self.def.pattern)
+            .field("event", &self.def.event)
+            .field("options", &self.def.options)
+            .finish_non_exhaustive()
+    }
+}
+
 impl FnHandler {
     /// A handler named `name` calling `f` for every event of type `E`.
     pub fn new<E, F, Fut, R>(name: impl Into<Cow<'static, str>>, f: F) -> Self

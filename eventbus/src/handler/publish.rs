@@ -47,6 +47,20 @@ pub struct Publish<'a, E> {
     headers: Vec<(String, HeaderValue)>,
 }
 
+impl<E: std::fmt::Debug> std::fmt::Debug for Publish<'_, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publish")
+            .field("event", &self.event)
+            .field("source", &self.source)
+            .field("subject", &self.subject)
+            .field("correlation_id", &self.correlation_id)
+            .field("causation_id", &self.causation_id)
+            .field("idempotency_key", &self.idempotency_key)
+            .field("headers", &self.headers)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a, E: Event> Publish<'a, E> {
     pub(crate) fn new(publisher: &'a dyn Publisher, event: E) -> Self {
         Publish {
@@ -160,5 +174,11 @@ impl Future for PublishFuture<'_> {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
         self.0.as_mut().poll(cx)
+    }
+}
+
+impl std::fmt::Debug for PublishFuture<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublishFuture").finish_non_exhaustive()
     }
 }

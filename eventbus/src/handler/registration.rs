@@ -59,6 +59,19 @@ pub struct HandlerRegistration {
     pub line: u32,
 }
 
+impl std::fmt::Debug for HandlerRegistration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HandlerRegistration")
+            .field("name", &self.name)
+            .field("pattern", &self.pattern)
+            .field("event", &self.event)
+            .field("options", &self.options)
+            .field("file", &self.file)
+            .field("line", &self.line)
+            .finish_non_exhaustive()
+    }
+}
+
 inventory::collect!(HandlerRegistration);
 
 /// One handler as the bus sees it, from either source.

@@ -40,6 +40,15 @@ pub struct MemoryStore {
     dead: Mutex<DeadLetters>,
 }
 
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("capacity", &self.capacity)
+            .field("idempotency_window", &self.idempotency_window)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Dead letters, bounded like the ring: the oldest go first, with a warning.
 #[derive(Default)]
 struct DeadLetters {

@@ -76,6 +76,16 @@ pub struct SqliteStore {
     readers: Arc<Readers>,
 }
 
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .field("synchronous", &self.synchronous)
+            .field("retention", &self.retention)
+            .finish_non_exhaustive()
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating if needed, with mode 0600) the file a `sqlite://` URL names.
     ///

@@ -10,13 +10,14 @@
 //! order even through retries. A handler's checkpoint is its consumer's
 //! ack floor.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{self, AckPolicy, DeliverPolicy, pull};
 use async_nats::jetstream::message::{AckKind, Acker};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use super::{Shared, nats_error, read, wire};
 use crate::error::Result;
@@ -74,11 +75,48 @@ pub(super) async fn open(
     // One delivery waits here at most: the server's max ack pending is the
     // real bound on what this process holds.
     let (tx, rx) = mpsc::channel(1);
-    tokio::spawn(pull_loop(shared, wanted, consumer, tx));
+    let feed = tx.clone();
+    let task = tokio::spawn(pull_loop(Arc::clone(&shared), wanted, consumer, tx));
+    shared.pullers.add(task, feed);
     Ok(Box::pin(futures_util::stream::unfold(
         rx,
         |mut rx| async move { rx.recv().await.map(|d| (d, rx)) },
     )))
+}
+
+/// The pull loops of one store. A loop ends soon after its bus drops the
+/// stream, but until it has, its pull request stays open on the server,
+/// which goes on handing it messages that no one will take until their ack
+/// wait runs out (30 s by default), delaying them for the next process.
+/// Closing the store therefore waits for the stopped loops to end, and
+/// only then flushes, so their unsubscribes reach the server first.
+#[derive(Default)]
+pub(super) struct Pullers(Mutex<Vec<(JoinHandle<()>, mpsc::Sender<Delivery>)>>);
+
+impl Pullers {
+    fn add(&self, task: JoinHandle<()>, feed: mpsc::Sender<Delivery>) {
+        let mut pullers = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        pullers.retain(|(task, _)| !task.is_finished());
+        pullers.push((task, feed));
+    }
+
+    /// Waits for the loops whose bus is gone; those of a bus still running
+    /// on this store carry on.
+    pub(super) async fn join_stopped(&self) {
+        let stopped: Vec<JoinHandle<()>> = {
+            let mut pullers = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            let (stopped, running) = std::mem::take(&mut *pullers)
+                .into_iter()
+                .partition(|(_, feed)| feed.is_closed());
+            *pullers = running;
+            stopped.into_iter().map(|(task, _)| task).collect()
+        };
+        for task in stopped {
+            // A loop stuck on an unreachable server is not worth hanging
+            // the shutdown for: its pull request ends with the connection.
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+    }
 }
 
 /// The consumer as `wanted` describes it. An existing one with other
@@ -140,6 +178,14 @@ async fn remake(
         .map_err(nats_error("remaking a handler's consumer"))
 }
 
+/// Hands back, for redelivery at once, the messages the server already
+/// sent this loop that the bus will not take now that it stopped.
+async fn release_buffered(mut messages: pull::Stream) {
+    while let Some(Some(Ok(message))) = messages.next().now_or_never() {
+        let _ = message.ack_with(AckKind::Nak(None)).await;
+    }
+}
+
 /// Pulls deliveries until the bus drops the stream; survives server
 /// restarts and a consumer remade from outside (`eventbus replay
 /// --to-handler` moves a checkpoint that way).
@@ -158,7 +204,7 @@ async fn pull_loop(
         match messages {
             Ok(mut messages) => loop {
                 let next = tokio::select! {
-                    () = tx.closed() => return,
+                    () = tx.closed() => return release_buffered(messages).await,
                     next = messages.next() => next,
                 };
                 let message = match next {
@@ -180,7 +226,7 @@ async fn pull_loop(
                     // The bus stopped: let another process have it now
                     // rather than after the ack wait.
                     let _ = refused.0.ack.retry_after(Duration::ZERO).await;
-                    return;
+                    return release_buffered(messages).await;
                 }
             },
             Err(e) => tracing::warn!(error = %e, "cannot pull a handler's deliveries; retrying"),

@@ -56,6 +56,9 @@ struct Shared {
     /// What ids of messages without CloudEvents headers are made of.
     origin: wire::Origin,
     dead: dead_letters::Bucket,
+    /// The handlers' pull loops, so that closing waits for those whose bus
+    /// stopped to unsubscribe before it flushes (see `consumer::Pullers`).
+    pullers: consumer::Pullers,
 }
 
 impl NatsStore {
@@ -104,6 +107,7 @@ impl NatsStore {
                 stream,
                 origin,
                 dead,
+                pullers: consumer::Pullers::default(),
             }),
         })
     }
@@ -341,6 +345,7 @@ impl Store for NatsStore {
 
     fn close(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
+            self.shared.pullers.join_stopped().await;
             self.shared
                 .client
                 .flush()

@@ -3,64 +3,128 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::{self, Poll, Waker};
 
 use super::core::{Core, FeedKind};
-use crate::envelope::{Draft, RawEnvelope};
+use crate::envelope::{Draft, EventId, RawEnvelope};
 use crate::error::{Error, Result};
-use crate::future::BoxFuture;
-use crate::handler::Publisher;
+use crate::handler::{PublishFuture, Publisher};
 use crate::middleware::Flow;
 
 impl Core {
     /// Stores a draft and routes it; a repeat of an idempotency key
     /// answers with the first event, which was routed when it was published.
-    pub(crate) async fn publish(&self, mut draft: Draft) -> Result<RawEnvelope> {
+    ///
+    /// What can finish at once does: with `memory://` and room in the
+    /// handlers' feeds, the publish is done before the future is awaited,
+    /// and nothing is allocated for it.
+    pub(crate) fn publish(&self, mut draft: Draft) -> PublishFuture<'_> {
         if self.closed.load(Ordering::Acquire) {
-            return Err(Error::ShutDown);
+            return PublishFuture::done(Err(Error::ShutDown));
         }
         for layer in &self.middleware {
             if layer.on_publish(&mut draft) == Flow::Drop {
-                return Err(Error::Dropped {
+                return PublishFuture::done(Err(Error::Dropped {
                     layer: layer.name().to_owned(),
-                });
+                }));
             }
         }
         let id = draft.id().clone();
         let started = self.metrics.then(std::time::Instant::now);
-        let env = self.store.append(draft).await?;
-        if *env.id() == id {
-            self.route(&env).await?;
-            if let Some(started) = started {
-                crate::metrics::published(env.topic(), started.elapsed());
+        let mut append = self.store.append(draft);
+        // A store future may be polled first with a waker that does
+        // nothing: awaited later, it is polled again with the task's own.
+        let first = append
+            .as_mut()
+            .poll(&mut task::Context::from_waker(Waker::noop()));
+        let env = match first {
+            Poll::Ready(Ok(env)) => env,
+            Poll::Ready(Err(e)) => return PublishFuture::done(Err(e)),
+            Poll::Pending => {
+                return PublishFuture::running(async move {
+                    let env = append.await?;
+                    self.routed(env, &id, started).await
+                });
             }
+        };
+        if *env.id() != id {
+            return PublishFuture::done(Ok(env));
+        }
+        match self.route_now(env) {
+            Ok(env) => {
+                self.published(&env, started);
+                PublishFuture::done(Ok(env))
+            }
+            Err(env) => PublishFuture::running(async move {
+                self.push_when_room(&env).await;
+                self.published(&env, started);
+                Ok(env)
+            }),
+        }
+    }
+
+    /// Routes a stored event unless it repeats an earlier one.
+    async fn routed(
+        &self,
+        env: RawEnvelope,
+        id: &EventId,
+        started: Option<std::time::Instant>,
+    ) -> Result<RawEnvelope> {
+        if *env.id() == *id {
+            self.route(&env).await;
+            self.published(&env, started);
         }
         Ok(env)
+    }
+
+    fn published(&self, env: &RawEnvelope, started: Option<std::time::Instant>) {
+        if let Some(started) = started {
+            crate::metrics::published(env.topic(), started.elapsed());
+        }
     }
 
     /// Offers a stored event to the live subscriptions and to each handler
     /// whose topics include it: pushed into its feed, or, when handlers
     /// read from the store, a wake-up so it reads now instead of at its
     /// next poll. The server of a store with consumers routes by itself.
-    async fn route(&self, env: &RawEnvelope) -> Result<()> {
-        self.subscribers.offer(env);
+    ///
+    /// Hands the event back when a pushed feed has no room yet.
+    fn route_now(&self, env: RawEnvelope) -> std::result::Result<RawEnvelope, RawEnvelope> {
+        self.subscribers.offer(&env);
         if self.feeds == FeedKind::Served {
-            return Ok(());
+            return Ok(env);
         }
         let Some(targets) = self.routes.get(env.topic()) else {
-            return Ok(());
+            return Ok(env);
         };
         match &self.ring {
-            Some(ring) => {
-                ring.push(env.clone(), targets, |i, old| self.missed(i, old))
-                    .await
-            }
+            Some(ring) => match ring.try_push(env.clone(), targets, |i, old| self.missed(i, old)) {
+                Ok(()) => Ok(env),
+                Err(_) => Err(env),
+            },
             None => {
                 for &i in targets.iter() {
                     self.handlers[i].wake.notify_one();
                 }
+                Ok(env)
             }
         }
-        Ok(())
+    }
+
+    /// [`Core::route_now`], waiting for room in the pushed feeds.
+    async fn route(&self, env: &RawEnvelope) {
+        if let Err(env) = self.route_now(env.clone()) {
+            self.push_when_room(&env).await;
+        }
+    }
+
+    /// Pushes an event [`Core::route_now`] handed back, once its feeds
+    /// have room.
+    async fn push_when_room(&self, env: &RawEnvelope) {
+        if let (Some(ring), Some(targets)) = (&self.ring, self.routes.get(env.topic())) {
+            ring.push(env.clone(), targets, |i, old| self.missed(i, old))
+                .await;
+        }
     }
 }
 
@@ -78,8 +142,8 @@ impl Core {
 }
 
 impl Publisher for Core {
-    fn publish_draft(&self, draft: Draft) -> BoxFuture<'_, Result<RawEnvelope>> {
-        Box::pin(self.publish(draft))
+    fn publish_draft(&self, draft: Draft) -> PublishFuture<'_> {
+        self.publish(draft)
     }
 
     fn source(&self) -> Arc<str> {

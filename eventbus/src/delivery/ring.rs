@@ -102,6 +102,23 @@ impl Ring {
         self.mask + 1
     }
 
+    /// Writes `env` for the handlers `targets` if its slot may be reused
+    /// now, and wakes those of them that sleep; hands `env` back when the
+    /// lag policy says to wait for room ([`Ring::push`] does).
+    pub(crate) fn try_push(
+        &self,
+        env: RawEnvelope,
+        targets: &Arc<[usize]>,
+        missed: impl Fn(usize, &RawEnvelope),
+    ) -> Result<(), RawEnvelope> {
+        let mut env = Some(env);
+        if self.try_write(&mut env, targets, &missed) {
+            self.wake(targets);
+            return Ok(());
+        }
+        Err(env.expect("a refused write keeps its event"))
+    }
+
     /// Writes `env` for the handlers `targets`, waiting for room by the
     /// lag policy, then wakes those of them that sleep. `missed` is told of
     /// each handler that skips an older event to make room (`Skip`).
@@ -128,7 +145,11 @@ impl Ring {
             }
             space.await;
         }
-        for &i in targets.iter() {
+        self.wake(targets);
+    }
+
+    fn wake(&self, targets: &[usize]) {
+        for &i in targets {
             let reader = &self.readers[i];
             if reader.sleeping.load(Ordering::SeqCst)
                 && reader.sleeping.swap(false, Ordering::SeqCst)

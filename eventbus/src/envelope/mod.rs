@@ -130,11 +130,12 @@ impl fmt::Debug for Draft {
 
 impl Draft {
     pub(crate) fn new<E: Event>(event: E, source: Arc<str>) -> Self {
+        let (id, time) = EventId::stamped();
         Draft {
             meta: Metadata {
-                id: EventId::new_v7(),
+                id,
                 topic: Cow::Borrowed(event.topic()),
-                time: Utc::now(),
+                time,
                 source,
                 subject: None,
                 dataschema: None,

@@ -16,7 +16,7 @@ use crate::future::BoxFuture;
 /// What a publish needs from the bus: store and route a draft.
 pub(crate) trait Publisher: Send + Sync {
     /// Runs the publish middleware, stores the draft and routes it.
-    fn publish_draft(&self, draft: Draft) -> BoxFuture<'_, Result<RawEnvelope>>;
+    fn publish_draft(&self, draft: Draft) -> PublishFuture<'_>;
     /// The bus's default CloudEvents `source`.
     fn source(&self) -> Arc<str>;
     /// The runtime the bus was built in, for [`Publish::blocking`].
@@ -127,7 +127,8 @@ impl<'a, E: Event> Publish<'a, E> {
             return Err(Error::BlockingInsideRuntime);
         }
         let runtime = self.publisher.runtime().clone();
-        runtime.block_on(self.into_future())
+        // Inside the runtime: a publish may start its store's work at once.
+        runtime.block_on(async move { self.await })
     }
 
     fn into_draft(self) -> Result<(&'a dyn Publisher, Draft)> {
@@ -156,15 +157,32 @@ impl<'a, E: Event> IntoFuture for Publish<'a, E> {
 
     fn into_future(self) -> Self::IntoFuture {
         match self.into_draft() {
-            Ok((publisher, draft)) => PublishFuture(publisher.publish_draft(draft)),
-            Err(e) => PublishFuture(Box::pin(std::future::ready(Err(e)))),
+            Ok((publisher, draft)) => publisher.publish_draft(draft),
+            Err(e) => PublishFuture::done(Err(e)),
         }
     }
 }
 
 /// The future of an awaited [`Publish`].
 #[must_use = "futures do nothing unless polled"]
-pub struct PublishFuture<'a>(BoxFuture<'a, Result<RawEnvelope>>);
+pub struct PublishFuture<'a>(State<'a>);
+
+enum State<'a> {
+    /// Finished when it was made (a store that answers at once, a feed
+    /// with room): no allocation for the common in-process publish.
+    Done(Option<Result<RawEnvelope>>),
+    Running(BoxFuture<'a, Result<RawEnvelope>>),
+}
+
+impl<'a> PublishFuture<'a> {
+    pub(crate) fn done(result: Result<RawEnvelope>) -> Self {
+        PublishFuture(State::Done(Some(result)))
+    }
+
+    pub(crate) fn running(future: impl Future<Output = Result<RawEnvelope>> + Send + 'a) -> Self {
+        PublishFuture(State::Running(Box::pin(future)))
+    }
+}
 
 impl Future for PublishFuture<'_> {
     type Output = Result<RawEnvelope>;
@@ -173,7 +191,14 @@ impl Future for PublishFuture<'_> {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
-        self.0.as_mut().poll(cx)
+        match &mut self.0 {
+            State::Done(result) => std::task::Poll::Ready(
+                result
+                    .take()
+                    .expect("a PublishFuture is not polled after it completed"),
+            ),
+            State::Running(future) => future.as_mut().poll(cx),
+        }
     }
 }
 

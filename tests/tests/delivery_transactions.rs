@@ -278,3 +278,63 @@ async fn moving_a_checkpoint_back_forgets_the_records_so_the_events_are_handled_
     bus.shutdown().await.unwrap();
     assert_eq!(*seen.lock().unwrap(), [1, 2, 3, 4, 3, 4]);
 }
+
+#[tokio::test]
+async fn a_group_commit_that_fails_takes_its_handlings_back_and_they_are_handled_again() {
+    const EVENTS: u64 = 40;
+    let db = TempDb::with_effects("group").await;
+    let publisher = isolated().store(db.url()).build().await.unwrap();
+    for id in 1..=EVENTS {
+        publisher.publish(OrderEvent::Shipped { id }).await.unwrap();
+    }
+    publisher.shutdown().await.unwrap();
+    let handlings = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&handlings);
+    let handler = FnHandler::new("h", move |ev: Envelope<OrderEvent>, ctx: Context| {
+        let (seq, attempt) = (ev.seq(), ctx.attempt());
+        seen.lock().unwrap().push(seq);
+        async move {
+            ctx.transaction(move |tx| {
+                insert_effect(seq)(tx)?;
+                if seq == EVENTS / 2 && attempt == 1 {
+                    // What SQLite does on a full disk or an I/O error: the
+                    // whole transaction, and the group commit with it, is
+                    // taken back.
+                    tx.execute_batch("ROLLBACK")?;
+                }
+                Ok(())
+            })
+            .await
+        }
+    })
+    .retry(1)
+    .backoff(Duration::from_millis(1), Duration::from_millis(1))
+    .start(Start::Earliest);
+    let bus = isolated()
+        .store(db.url())
+        .handler(handler)
+        .build()
+        .await
+        .unwrap();
+    eventually("every event's effect", Duration::from_secs(10), || {
+        db.effects().len() as u64 >= EVENTS
+    })
+    .await;
+    bus.shutdown().await.unwrap();
+    assert_eq!(
+        db.effects(),
+        (1..=EVENTS).collect::<Vec<_>>(),
+        "each effect exactly once"
+    );
+    let handlings = handlings.lock().unwrap().clone();
+    let again = handlings.len() as u64 - EVENTS;
+    // At least the event whose transaction broke the group is handled
+    // again; so is each event that shared the group with it.
+    assert!(again >= 1, "{handlings:?}");
+    println!("{again} handlings repeated after the failed group commit");
+    let store = SqliteStore::open(&db.url()).await.unwrap();
+    let dead = store.dead_letters(Default::default()).await.unwrap();
+    assert!(dead.is_empty(), "{dead:#?}");
+    assert_eq!(store.load_checkpoint("h").await.unwrap(), Some(EVENTS));
+    store.close().await.unwrap();
+}

@@ -6,15 +6,15 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures_util::FutureExt;
 
-use super::core::{FeedKind, HandlerScope};
+use super::core::HandlerScope;
 use super::dead_letter;
 use crate::envelope::RawEnvelope;
-use crate::handler::{Context, HandlingError};
+use crate::handler::{Committed, Context, HandlingError};
 use crate::metrics;
 use crate::middleware::Next;
 
@@ -42,13 +42,27 @@ pub(crate) async fn deliver(
     env: RawEnvelope,
     mode: Mode,
 ) -> Result<(), Failure> {
+    deliver_with(scope, env, mode, None).await
+}
+
+/// [`deliver`] from the handler's own feed in a durable store, where a
+/// `ctx.transaction` records the event as handled in `committed`.
+pub(crate) async fn deliver_recorded(
+    scope: &Arc<HandlerScope>,
+    env: RawEnvelope,
+    committed: Arc<Committed>,
+) -> Result<(), Failure> {
+    deliver_with(scope, env, Mode::Live, Some(committed)).await
+}
+
+async fn deliver_with(
+    scope: &Arc<HandlerScope>,
+    env: RawEnvelope,
+    mode: Mode,
+    committed: Option<Arc<Committed>>,
+) -> Result<(), Failure> {
     let handler = &*scope.handler;
     let attempts = handler.retries.saturating_add(1);
-    // Only a delivery from the handler's own feed in a durable store
-    // records the event as handled in a `ctx.transaction`; the pushed
-    // feeds of `memory://` skip the allocation.
-    let committed = (mode == Mode::Live && scope.core.feeds == FeedKind::Read)
-        .then(|| Arc::new(AtomicBool::new(false)));
     let mut attempt = 1;
     loop {
         let started = scope.core.metrics.then(std::time::Instant::now);
@@ -63,10 +77,7 @@ pub(crate) async fn deliver(
             }
             Err(error) => error,
         };
-        if committed
-            .as_ref()
-            .is_some_and(|c| c.load(Ordering::Acquire))
-        {
+        if committed.as_ref().is_some_and(|c| c.is_done()) {
             // Its transaction is stored: a retry would apply it twice.
             tracing::warn!(
                 handler = %handler.name, topic = env.topic(), event_id = %env.id(), seq = env.seq(),
@@ -145,7 +156,7 @@ pub(crate) async fn attempt_once(
     scope: &Arc<HandlerScope>,
     env: &RawEnvelope,
     attempt: u32,
-    committed: Option<Arc<AtomicBool>>,
+    committed: Option<Arc<Committed>>,
 ) -> Result<(), HandlingError> {
     let ctx = Context::new(scope.clone(), env.clone(), attempt, committed);
     let next = Next::new(&scope.core.middleware, &scope.handler.def.call, ctx);

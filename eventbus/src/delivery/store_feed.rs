@@ -14,6 +14,13 @@
 //! handling finished but whose record was not yet committed is handled
 //! again. `ctx.transaction` commits the record with the handler's own
 //! writes, which closes that window.
+//!
+//! The store may answer a `ctx.transaction` before committing it (SQLite
+//! gathers a handler's transactions into group commits). Such a handling
+//! comes back with a receipt, and the feed waits for the receipts before
+//! it records a run as handled or moves the checkpoint past it; when the
+//! commit failed (its writes and marks were rolled back) it reads the
+//! events from there again.
 
 use std::collections::VecDeque;
 use std::ops::RangeInclusive;
@@ -23,11 +30,12 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use tokio::sync::watch;
 
-use super::attempt::{Mode, deliver};
+use super::attempt::deliver_recorded;
 use super::core::HandlerScope;
 use super::lease;
 use crate::error::Error;
-use crate::store::{Order, Query, Start};
+use crate::handler::Committed;
+use crate::store::{Durability, Order, Query, Start};
 
 /// While busy, a handler saves its checkpoint once it is this many events
 /// ahead of the saved one and [`SAVE_INTERVAL`] has passed since the last
@@ -55,6 +63,7 @@ pub(crate) async fn run(
 ) {
     let mut lease = scope.handler.lease.subscribe();
     let mut stopping = false;
+    let mut unconfirmed = VecDeque::new();
     loop {
         if !*lease.borrow_and_update() {
             tracing::info!(handler = %scope.handler.name, "another process runs this handler on this store; standing by");
@@ -83,6 +92,7 @@ pub(crate) async fn run(
         'reading: while let Some(chunk) = chunks.next().await {
             let first = at.last + 1;
             let mut handlings = Vec::with_capacity(chunk.len());
+            let mut records = Vec::with_capacity(chunk.len());
             let mut failed_read = false;
             for item in chunk {
                 match item {
@@ -92,8 +102,10 @@ pub(crate) async fn run(
                     }
                     Ok(env) => {
                         at.last = at.last.max(env.seq());
+                        let committed = Arc::new(Committed::default());
+                        records.push(Arc::clone(&committed));
                         // `deliver` records a final failure as a dead letter.
-                        handlings.push(deliver(&scope, env, Mode::Live));
+                        handlings.push(deliver_recorded(&scope, env, committed));
                     }
                     Err(Error::BadRow { seq, reason }) => {
                         tracing::error!(handler = %scope.handler.name, seq, %reason, "skipping a stored event that cannot be read");
@@ -110,20 +122,27 @@ pub(crate) async fn run(
                 // Everything up to `at.last` is finished (handled, skipped,
                 // dead-lettered or of other topics): one run, so the
                 // records stay few and contiguous from the checkpoint.
-                if let Ok(checkpoints) = scope.checkpoints() {
-                    checkpoints.record_handled(&scope.handler.name, first..=at.last);
+                let receipts: Vec<Durability> =
+                    records.iter().filter_map(|c| c.take_durability()).collect();
+                if receipts.is_empty() && unconfirmed.is_empty() {
+                    record_handled(&scope, first..=at.last);
+                } else {
+                    unconfirmed.push_back((first..=at.last, receipts));
                 }
             }
             if failed_read || !*lease.borrow() {
                 break 'reading;
             }
-            if at.last >= at.saved + SAVE_EVERY
-                && at.synced.elapsed() >= SAVE_INTERVAL
-                && at.sync(&scope).await
-            {
-                // Moved from outside: read again from the new position.
-                break 'reading;
+            if at.last >= at.saved + SAVE_EVERY && at.synced.elapsed() >= SAVE_INTERVAL {
+                // Rolled back (read again from there) or moved from
+                // outside (read again from the new position).
+                if confirm(&scope, &mut at, &mut unconfirmed).await || at.sync(&scope).await {
+                    break 'reading;
+                }
             }
+        }
+        if confirm(&scope, &mut at, &mut unconfirmed).await {
+            continue;
         }
         // Saves the position, and notices a checkpoint moved from outside
         // while idle or busy: then the next round reads from there.
@@ -140,6 +159,51 @@ pub(crate) async fn run(
             _ = shutdown.changed() => stopping = true,
         }
     }
+}
+
+/// Runs of events finished whose transactions are not committed yet, with
+/// the receipts of those commits.
+type Unconfirmed = VecDeque<(RangeInclusive<u64>, Vec<Durability>)>;
+
+fn record_handled(scope: &HandlerScope, seqs: RangeInclusive<u64>) {
+    if let Ok(checkpoints) = scope.checkpoints() {
+        checkpoints.record_handled(&scope.handler.name, seqs);
+    }
+}
+
+/// Waits for the commits holding the handler's transactions, oldest run
+/// first, and records each run as handled once its commits are done.
+/// When one failed, its writes and marks were rolled back: the position
+/// moves back before that run, so it is read and handled again, and this
+/// returns true. (Later runs may have committed; their marks make the
+/// second reading skip them.)
+async fn confirm(scope: &HandlerScope, at: &mut Position, unconfirmed: &mut Unconfirmed) -> bool {
+    while let Some((seqs, receipts)) = unconfirmed.pop_front() {
+        let mut failed = None;
+        for receipt in receipts {
+            if let Err(e) = receipt.wait().await {
+                failed.get_or_insert(e);
+            }
+        }
+        let Some(error) = failed else {
+            record_handled(scope, seqs);
+            continue;
+        };
+        tracing::warn!(
+            handler = %scope.handler.name, first = seqs.start(), last = seqs.end(), %error,
+            "the commit holding handler transactions failed and was rolled back; handling those events again"
+        );
+        // The later runs' commits settle first, so that reading the marks
+        // again sees every one of them that did commit.
+        for (_, receipts) in unconfirmed.drain(..) {
+            for receipt in receipts {
+                let _ = receipt.wait().await;
+            }
+        }
+        at.rewind(scope, seqs.start() - 1).await;
+        return true;
+    }
+    false
 }
 
 /// Where a handler is: the last seq it handled, the last one saved, and
@@ -168,6 +232,23 @@ impl Position {
             finished: finished.into(),
             synced: Instant::now(),
         })
+    }
+
+    /// Moves back to just after `seq`, with what is recorded handled
+    /// after it; the saved checkpoint, which never passed what was not
+    /// committed, stays.
+    async fn rewind(&mut self, scope: &HandlerScope, seq: u64) {
+        let finished = match scope.checkpoints() {
+            Ok(store) => store.handled_after(&scope.handler.name, seq).await,
+            Err(e) => Err(e),
+        };
+        self.last = seq;
+        self.finished = finished
+            .unwrap_or_else(|e| {
+                tracing::warn!(handler = %scope.handler.name, error = %e, "could not read which events were handled; handling all after the rollback");
+                Vec::new()
+            })
+            .into();
     }
 
     /// Whether the event `seq` was finished before a restart. Called in

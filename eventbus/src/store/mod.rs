@@ -13,6 +13,7 @@ mod checkpoints;
 mod consumer;
 mod core;
 mod dead_letter;
+mod durability;
 mod memory;
 #[cfg(feature = "nats")]
 mod nats;
@@ -30,6 +31,7 @@ pub use admin::{StoreAdmin, TopicSummary};
 pub use checkpoints::CheckpointStore;
 pub use consumer::{Acknowledge, ConsumerSpec, Delivery, ServerConsumers, Start};
 pub use dead_letter::{DeadLetter, DeadLetterQuery, DeadLetterStore, NewDeadLetter};
+pub use durability::Durability;
 pub use memory::MemoryStore;
 #[cfg(feature = "nats")]
 pub use nats::{NatsConfig, NatsStore};
@@ -38,6 +40,6 @@ pub use query::{Order, Query};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 #[cfg(feature = "sqlite")]
-pub use transactions::{HandlerTransactions, TransactionFn};
+pub use transactions::{HandlerTransactions, Ran, TransactionFn};
 
 pub use crate::future::BoxStream;

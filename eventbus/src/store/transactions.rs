@@ -4,6 +4,7 @@
 use std::any::Any;
 use std::sync::Arc;
 
+use super::durability::Durability;
 use crate::error::Result;
 use crate::future::BoxFuture;
 
@@ -19,10 +20,26 @@ pub trait HandlerTransactions: Send + Sync {
     /// Runs `f` in one transaction that, with `mark`, also records that
     /// `handler` finished the event with that seq. A panic in `f` rolls
     /// back and is resumed in the caller.
+    ///
+    /// With a `mark`, a store may answer before the commit, as soon as
+    /// `f`'s writes and the mark are in a transaction that will commit
+    /// them together (a group commit shared with other handlings); the
+    /// answer's [`Durability`] then resolves once they are committed, or
+    /// to an error when that commit failed and took them back.
     fn run_transaction(
         &self,
         handler: Arc<str>,
         mark: Option<u64>,
         f: TransactionFn,
-    ) -> BoxFuture<'_, Result<Box<dyn Any + Send>>>;
+    ) -> BoxFuture<'_, Result<Ran>>;
+}
+
+/// What [`HandlerTransactions::run_transaction`] came to: the closure's
+/// value, and when its writes are committed.
+#[derive(Debug)]
+pub struct Ran {
+    /// What the closure returned.
+    pub value: Box<dyn Any + Send>,
+    /// When the writes (with the mark) are committed.
+    pub durability: Durability,
 }

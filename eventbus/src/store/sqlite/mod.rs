@@ -32,8 +32,9 @@ use super::admin::{StoreAdmin, TopicSummary};
 use super::checkpoints::CheckpointStore;
 use super::core::{Create, Store};
 use super::dead_letter::{DeadLetter, DeadLetterQuery, DeadLetterStore, NewDeadLetter};
+use super::durability::Durability;
 use super::query::Query;
-use super::transactions::{HandlerTransactions, TransactionFn};
+use super::transactions::{HandlerTransactions, Ran, TransactionFn};
 use super::url::{Opt, StoreUrl};
 use crate::envelope::{Draft, RawEnvelope};
 use crate::error::{Error, Result};
@@ -219,31 +220,45 @@ impl SqliteStore {
             .map_err(store_error)
     }
 
-    /// Runs `f` in one transaction on the writer thread and, with `mark`,
-    /// records in that same transaction that `handler` finished the event
-    /// with that seq: the handler's effect and its mark commit together or
-    /// not at all. A panic in `f` rolls back and is resumed in the caller.
+    /// Runs `f` on the writer thread in a transaction that, with `mark`,
+    /// also records that `handler` finished the event with that seq: the
+    /// handler's effect and its mark commit together or not at all. With a
+    /// mark, `f` runs in a savepoint of the next group commit and the
+    /// answer comes before that commits, with its receipt; without one (a
+    /// replay, a dead-letter retry) it commits on its own first. A panic in
+    /// `f` rolls back and is resumed in the caller.
     async fn handler_transaction<T, F>(
         &self,
         handler: Arc<str>,
         mark: Option<u64>,
         f: F,
-    ) -> Result<T>
+    ) -> Result<(T, Durability)>
     where
         T: Send + 'static,
         F: FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
     {
-        let marker = mark.map(|seq| (Arc::clone(&handler), seq));
-        let outcome = self
-            .call(move |reply| {
-                Op::Run(Box::new(move |conn| {
-                    let _ = reply.send(Ok(writer::handler_transaction(conn, marker, f)));
-                }))
-            })
-            .await?;
+        let (outcome, durability) = match mark {
+            Some(seq) => {
+                let marker = (Arc::clone(&handler), seq);
+                let (outcome, receipt) = self
+                    .call(move |reply| Op::InGroup(Box::new(InGroup { marker, f, reply })))
+                    .await?;
+                (outcome, Durability::pending(committed(receipt)))
+            }
+            None => {
+                let outcome = self
+                    .call(move |reply| {
+                        Op::Run(Box::new(move |conn| {
+                            let _ = reply.send(Ok(writer::handler_transaction(conn, None, f)));
+                        }))
+                    })
+                    .await?;
+                (outcome, Durability::committed())
+            }
+        };
         let handler = handler.to_string();
         match outcome {
-            writer::TxOutcome::Committed(value) => Ok(value),
+            writer::TxOutcome::Committed(value) => Ok((value, durability)),
             writer::TxOutcome::Failed(source) => Err(Error::Transaction { handler, source }),
             writer::TxOutcome::AlreadyHandled(seq) => Err(Error::AlreadyHandled { handler, seq }),
             writer::TxOutcome::Store(e) => Err(sqlite_error(
@@ -630,9 +645,51 @@ impl HandlerTransactions for SqliteStore {
         handler: Arc<str>,
         mark: Option<u64>,
         f: TransactionFn,
-    ) -> BoxFuture<'_, Result<Box<dyn std::any::Any + Send>>> {
-        Box::pin(self.handler_transaction(handler, mark, f))
+    ) -> BoxFuture<'_, Result<Ran>> {
+        Box::pin(async move {
+            let (value, durability) = self.handler_transaction(handler, mark, f).await?;
+            Ok(Ran { value, durability })
+        })
     }
+}
+
+/// A handler transaction on its way to a group commit.
+struct InGroup<T, F> {
+    marker: (Arc<str>, u64),
+    f: F,
+    reply: writer::Reply<(writer::TxOutcome<T>, writer::Receipt)>,
+}
+
+impl<T, F> writer::GroupWork for InGroup<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
+{
+    fn run(self: Box<Self>, tx: &rusqlite::Transaction<'_>, commit: &writer::GroupCommit) {
+        let InGroup { marker, f, reply } = *self;
+        let outcome = writer::in_savepoint(tx, Some(marker), f);
+        let _ = reply.send(Ok((outcome, commit.receipt())));
+    }
+
+    fn fail(self: Box<Self>, error: writer::WriteError) {
+        let _ = self.reply.send(Err(error));
+    }
+}
+
+/// Waits for the group commit behind `receipt`.
+async fn committed(mut receipt: writer::Receipt) -> Result<()> {
+    let settled = receipt
+        .wait_for(Option::is_some)
+        .await
+        .map_err(|_| {
+            Error::unavailable(
+                "sqlite",
+                "the writer thread stopped before committing a handler transaction",
+                None,
+            )
+        })?
+        .clone();
+    settled.unwrap_or(Ok(())).map_err(Error::from)
 }
 
 impl CheckpointStore for SqliteStore {

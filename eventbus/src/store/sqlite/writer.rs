@@ -7,12 +7,13 @@
 //! was syncing, so the batch grows with the load and nobody waits for a
 //! timer.
 
+use std::collections::VecDeque;
 use std::ops::RangeInclusive;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use super::reader;
 use crate::envelope::{Draft, RawEnvelope};
@@ -73,6 +74,9 @@ pub(crate) enum Op {
     /// Handlers finished events: what [`Pending`] holds goes into the
     /// next group commit, with no reply, so handlers never wait for it.
     Handled,
+    /// A handler's transaction with its handled mark: run in a savepoint
+    /// of the next group commit, answered before that commits.
+    InGroup(Box<dyn GroupWork>),
     Write(&'static str, WriteFn, Reply<u64>),
     /// A write whose loss in a power cut costs nothing but redone work
     /// (a lease renewal), committed without waiting for the disk.
@@ -117,8 +121,9 @@ fn close(conn: Connection) {
 
 /// Runs until every sender is gone, then closes the connection.
 ///
-/// Operations run in arrival order; consecutive appends share a
-/// transaction. With a bounded `retention`, it is applied every `every`.
+/// Operations run in arrival order; consecutive appends, handled records
+/// and handler transactions share a transaction (see [`Group`]). With a
+/// bounded `retention`, it is applied every `every`.
 pub(crate) fn run(
     mut conn: Connection,
     ops: mpsc::Receiver<Op>,
@@ -126,49 +131,52 @@ pub(crate) fn run(
     retention: Retention,
     every: Duration,
 ) {
-    let mut queued = Vec::new();
+    let mut queued = VecDeque::new();
     let mut last_retention = Instant::now();
     loop {
-        let first = if retention.is_unbounded() {
-            ops.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected)
-        } else {
-            ops.recv_timeout(every.saturating_sub(last_retention.elapsed()))
-        };
-        match first {
-            Ok(op) => queued.push(op),
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => return close(conn),
+        if queued.is_empty() {
+            let first = if retention.is_unbounded() {
+                ops.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected)
+            } else {
+                ops.recv_timeout(every.saturating_sub(last_retention.elapsed()))
+            };
+            match first {
+                Ok(op) => queued.push_back(op),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return close(conn),
+            }
         }
         while !queued.is_empty() && queued.len() < MAX_BATCH {
             match ops.try_recv() {
-                Ok(op) => queued.push(op),
+                Ok(op) => queued.push_back(op),
                 Err(_) => break,
             }
         }
-        let mut batch = Batch::default();
-        for op in queued.drain(..) {
+        let mut group = Group::default();
+        while let Some(op) = queued.pop_front() {
             match op {
-                Op::Append(row, reply) => batch.appends.push((row, reply)),
-                Op::Handled => batch.handled.append(&mut pending.take()),
+                Op::Append(row, reply) => group.appends.push((row, reply)),
+                Op::Handled => group.handled.append(&mut pending.take()),
+                Op::InGroup(work) => group.work.push(work),
                 Op::Write(what, write, reply) => {
-                    std::mem::take(&mut batch).commit(&mut conn);
+                    std::mem::take(&mut group).commit(&mut conn, &ops, &pending, &mut queued);
                     let done = in_transaction(&mut conn, write);
                     let _ =
                         reply.send(done.map_err(|e| WriteError::new(format!("{what} failed"), e)));
                 }
                 Op::WriteUnsynced(what, write, reply) => {
-                    std::mem::take(&mut batch).commit(&mut conn);
+                    std::mem::take(&mut group).commit(&mut conn, &ops, &pending, &mut queued);
                     let done = unsynced(&mut conn, |conn| in_transaction(conn, write));
                     let _ =
                         reply.send(done.map_err(|e| WriteError::new(format!("{what} failed"), e)));
                 }
                 Op::Run(run) => {
-                    std::mem::take(&mut batch).commit(&mut conn);
+                    std::mem::take(&mut group).commit(&mut conn, &ops, &pending, &mut queued);
                     run(&mut conn);
                 }
             }
         }
-        batch.commit(&mut conn);
+        group.commit(&mut conn, &ops, &pending, &mut queued);
         if !retention.is_unbounded() && last_retention.elapsed() >= every {
             last_retention = Instant::now();
             if let Err(e) = in_transaction(&mut conn, |tx| retain(tx, retention)) {
@@ -226,29 +234,102 @@ impl Pending {
     }
 }
 
-/// Consecutive appends and handled runs, committed in one transaction.
+/// How long a group commit that holds handler transactions, and no
+/// publisher waiting, stays open for more of them: the handler's next
+/// event is usually a few microseconds away, and every handling it takes
+/// in saves an fsync.
+const GROUP_BUDGET: Duration = Duration::from_millis(2);
+
+/// The most handler transactions one group commit takes.
+const MAX_GROUP_WORK: usize = 512;
+
+/// Consecutive appends, handled runs and handler transactions, committed
+/// in one transaction: one fsync for all of them.
+///
+/// Publishers are answered after the commit. A handler transaction runs in
+/// a savepoint of its own (a failure rolls back only its own writes) and
+/// is answered at once, with a receipt for the commit to come; while the
+/// group holds handler transactions and no publisher waits, it stays open
+/// for up to [`GROUP_BUDGET`] for more, so that a handler working through
+/// a backlog commits many events at a time instead of one.
 #[derive(Default)]
-struct Batch {
+struct Group {
     appends: Vec<(Box<Row>, Reply<RawEnvelope>)>,
     handled: Vec<(Arc<str>, RangeInclusive<u64>)>,
+    work: Vec<Box<dyn GroupWork>>,
 }
 
-impl Batch {
-    fn commit(self, conn: &mut Connection) {
-        if self.appends.is_empty() && self.handled.is_empty() {
+impl Group {
+    /// Commits the group; an operation that arrived while it waited for
+    /// more work, and cannot join it, is put back in `queued`.
+    fn commit(
+        mut self,
+        conn: &mut Connection,
+        ops: &mpsc::Receiver<Op>,
+        pending: &Pending,
+        queued: &mut VecDeque<Op>,
+    ) {
+        if self.appends.is_empty() && self.work.is_empty() {
+            if !self.handled.is_empty() {
+                commit_records(conn, &self.handled);
+            }
             return;
         }
-        if self.appends.is_empty() {
-            return commit_records(conn, &self.handled);
-        }
+        let commit = GroupCommit::default();
+        let work = std::mem::take(&mut self.work);
+        let tx = match begin(conn) {
+            Ok(tx) => tx,
+            Err(e) => {
+                let error = WriteError::new("beginning a group commit failed", clone_error(&e));
+                for w in work {
+                    w.fail(error.clone());
+                }
+                return reply_appends(self.appends, Err(e));
+            }
+        };
         let result = (|| -> rusqlite::Result<Vec<Stored>> {
-            let tx = begin(conn)?;
             let mut stored = Vec::with_capacity(self.appends.len());
             for (row, _) in &self.appends {
                 stored.push(append_row(&tx, row)?);
             }
             for (handler, seqs) in &self.handled {
                 mark_handled(&tx, handler, seqs)?;
+            }
+            let mut done = 0;
+            for w in work {
+                w.run(&tx, &commit);
+                done += 1;
+                broken(&tx)?;
+            }
+            let opened = Instant::now();
+            while done > 0 && self.appends.is_empty() && done < MAX_GROUP_WORK {
+                let Some(left) = GROUP_BUDGET.checked_sub(opened.elapsed()) else {
+                    break;
+                };
+                match next_soon(ops, left) {
+                    Ok(Op::InGroup(w)) => {
+                        w.run(&tx, &commit);
+                        done += 1;
+                        broken(&tx)?;
+                    }
+                    Ok(Op::Handled) => {
+                        for (handler, seqs) in pending.take() {
+                            mark_handled(&tx, &handler, &seqs)?;
+                            self.handled.push((handler, seqs));
+                        }
+                    }
+                    Ok(Op::Append(row, reply)) => {
+                        // A publisher waits: commit now, with its row.
+                        let appended = append_row(&tx, &row);
+                        self.appends.push((row, reply));
+                        stored.push(appended?);
+                    }
+                    Ok(other) => {
+                        queued.push_front(other);
+                        break;
+                    }
+                    Err(_) => break,
+                }
             }
             tx.commit()?;
             Ok(stored)
@@ -260,7 +341,96 @@ impl Batch {
             // it handles these events again, as at-least-once allows.
             tracing::warn!(error = %e, "recording handled events failed");
         }
+        commit.settle(result.as_ref().map(drop).map_err(|e| {
+            WriteError::new(
+                "the group commit holding handler transactions failed",
+                clone_error(e),
+            )
+        }));
         reply_appends(self.appends, result);
+    }
+}
+
+/// How long the writer keeps looking for a handler's next transaction
+/// before it sleeps: waking a sleeping thread costs more than this on a
+/// VM, and the handler's next event is usually sooner.
+const SPIN: Duration = Duration::from_micros(50);
+
+/// The next operation within `left`, looked for without sleeping at first.
+fn next_soon(ops: &mpsc::Receiver<Op>, left: Duration) -> Result<Op, mpsc::RecvTimeoutError> {
+    let spinning = Instant::now();
+    while spinning.elapsed() < SPIN.min(left) {
+        match ops.try_recv() {
+            Ok(op) => return Ok(op),
+            Err(mpsc::TryRecvError::Empty) => std::thread::yield_now(),
+            Err(mpsc::TryRecvError::Disconnected) => {
+                return Err(mpsc::RecvTimeoutError::Disconnected);
+            }
+        }
+    }
+    ops.recv_timeout(left.saturating_sub(spinning.elapsed()))
+}
+
+/// An error that SQLite took the whole transaction back on (it does so
+/// for a full disk, an I/O error, an interrupt): nothing more may run in
+/// it, since each statement would commit on its own.
+fn broken(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    if tx.is_autocommit() {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+            Some("SQLite rolled the group commit back after a handler transaction failed".into()),
+        ));
+    }
+    Ok(())
+}
+
+/// rusqlite's errors are not `Clone`; a group's error is told to every
+/// handling in it, by its text.
+fn clone_error(e: &rusqlite::Error) -> rusqlite::Error {
+    match e {
+        rusqlite::Error::SqliteFailure(code, message) => {
+            rusqlite::Error::SqliteFailure(*code, message.clone())
+        }
+        other => rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+            Some(other.to_string()),
+        ),
+    }
+}
+
+/// A handler transaction waiting for its group: run it in the group's
+/// transaction, or tell it the group could not begin.
+pub(crate) trait GroupWork: Send {
+    /// Runs in `tx`, in a savepoint of its own, and answers at once with
+    /// a receipt from `commit`.
+    fn run(self: Box<Self>, tx: &Transaction<'_>, commit: &GroupCommit);
+    /// Answers that the group's transaction could not begin.
+    fn fail(self: Box<Self>, error: WriteError);
+}
+
+/// What a handler transaction in a group waits on: `None` until the
+/// group is committed or failed.
+pub(crate) type Receipt = watch::Receiver<Option<Result<(), WriteError>>>;
+
+/// The commit a group's handler transactions wait for.
+#[derive(Debug)]
+pub(crate) struct GroupCommit(watch::Sender<Option<Result<(), WriteError>>>);
+
+impl Default for GroupCommit {
+    fn default() -> Self {
+        GroupCommit(watch::Sender::new(None))
+    }
+}
+
+impl GroupCommit {
+    /// A receipt that resolves when the group is committed or failed; a
+    /// writer gone before either (a crash of the thread) is a failure.
+    pub(crate) fn receipt(&self) -> Receipt {
+        self.0.subscribe()
+    }
+
+    fn settle(&self, result: Result<(), WriteError>) {
+        self.0.send_replace(Some(result));
     }
 }
 
@@ -302,16 +472,29 @@ fn unsynced<T>(
 }
 
 /// Records that `handler` finished the events in `seqs`; runs may overlap.
+/// A run that reaches up to or into `seqs` is extended rather than a new
+/// row added, so a handler marking its events one by one (each
+/// `ctx.transaction`) keeps one row, and looking a seq up stays cheap.
 pub(crate) fn mark_handled(
     tx: &rusqlite::Transaction<'_>,
     handler: &str,
     seqs: &RangeInclusive<u64>,
 ) -> rusqlite::Result<()> {
+    let (first, last) = (*seqs.start() as i64, *seqs.end() as i64);
+    let extended = tx
+        .prepare_cached(
+            "UPDATE handled SET last_seq = max(last_seq, ?3)
+             WHERE handler = ?1 AND first_seq <= ?2 AND last_seq + 1 >= ?2",
+        )?
+        .execute(params![handler, first, last])?;
+    if extended > 0 {
+        return Ok(());
+    }
     tx.prepare_cached(
         "INSERT INTO handled (handler, first_seq, last_seq) VALUES (?1, ?2, ?3)
          ON CONFLICT (handler, first_seq) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)",
     )?
-    .execute(params![handler, *seqs.start() as i64, *seqs.end() as i64])
+    .execute(params![handler, first, last])
     .map(drop)
 }
 
@@ -344,6 +527,49 @@ where
         Ok(tx) => tx,
         Err(e) => return TxOutcome::Store(e),
     };
+    match in_savepoint(&tx, mark, f) {
+        TxOutcome::Committed(value) => match tx.commit() {
+            Ok(()) => TxOutcome::Committed(value),
+            Err(e) => TxOutcome::Store(e),
+        },
+        other => other,
+    }
+}
+
+/// Runs a handler's closure in a savepoint of `tx` that also marks the
+/// event handled (with `mark`); on an error or a panic only the savepoint
+/// is rolled back. `Committed` here means kept in `tx`, which commits it.
+pub(crate) fn in_savepoint<T, F>(
+    tx: &Transaction<'_>,
+    mark: Option<(Arc<str>, u64)>,
+    f: F,
+) -> TxOutcome<T>
+where
+    F: FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+{
+    if let Err(e) = tx.execute_batch("SAVEPOINT handler_transaction") {
+        return TxOutcome::Store(e);
+    }
+    let outcome = savepoint_body(tx, mark, f);
+    let end = if matches!(outcome, TxOutcome::Committed(_)) {
+        "RELEASE handler_transaction"
+    } else {
+        "ROLLBACK TO handler_transaction; RELEASE handler_transaction"
+    };
+    // After an error SQLite took the whole transaction back on, there is
+    // no savepoint left to end; the group sees that and fails.
+    if !tx.is_autocommit()
+        && let Err(e) = tx.execute_batch(end)
+    {
+        return TxOutcome::Store(e);
+    }
+    outcome
+}
+
+fn savepoint_body<T, F>(tx: &Transaction<'_>, mark: Option<(Arc<str>, u64)>, f: F) -> TxOutcome<T>
+where
+    F: FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+{
     if let Some((handler, seq)) = &mark {
         let done = tx
             .prepare_cached(
@@ -356,16 +582,24 @@ where
             Err(e) => return TxOutcome::Store(e),
         }
     }
-    let value = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&tx))) {
+    let value = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(tx))) {
         Ok(Ok(value)) => value,
         Ok(Err(e)) => return TxOutcome::Failed(e),
         Err(payload) => return TxOutcome::Panicked(payload),
     };
+    if tx.is_autocommit() {
+        // The closure ended the transaction itself (`ROLLBACK`, `COMMIT`):
+        // a mark now would commit on its own, without the writes.
+        return TxOutcome::Store(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISUSE),
+            Some("the handler's closure ended the transaction it was given".into()),
+        ));
+    }
     let marked = match &mark {
-        Some((handler, seq)) => mark_handled(&tx, handler, &(*seq..=*seq)),
+        Some((handler, seq)) => mark_handled(tx, handler, &(*seq..=*seq)),
         None => Ok(()),
     };
-    match marked.and_then(|()| tx.commit()) {
+    match marked {
         Ok(()) => TxOutcome::Committed(value),
         Err(e) => TxOutcome::Store(e),
     }

@@ -323,27 +323,43 @@ fn bus_end_to_end_round(rt: &Runtime, files: &Files, latency: &Mutex<(f64, f64)>
 type Row = (i64, String, oneshot::Sender<i64>);
 
 /// Commits what is queued in one transaction per round, answering each
-/// row with its seq once committed.
+/// row with its seq once committed. The file is laid out by the bus's own
+/// store (same schema and indexes), so both sides write the same b-trees.
 fn raw_writer(path: PathBuf, rows: std::sync::mpsc::Receiver<Row>) {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            let store = eventbus::store::SqliteStore::open(&url(&path))
+                .await
+                .expect("store creates the file");
+            eventbus::store::Store::close(&store).await.expect("close");
+        });
     let mut conn = Connection::open(path).expect("open");
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .expect("wal");
     conn.pragma_update(None, "synchronous", "FULL")
         .expect("synchronous");
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, id TEXT, time_ns INTEGER, data TEXT)",
-    )
-    .expect("create");
     while let Ok(first) = rows.recv() {
         let mut batch = vec![first];
         batch.extend(rows.try_iter().take(1023));
         let tx = conn.transaction().expect("begin");
         let mut seqs = Vec::with_capacity(batch.len());
         for (time_ns, data, _) in &batch {
-            tx.prepare_cached("INSERT INTO events (id, time_ns, data) VALUES (?1, ?2, ?3)")
-                .expect("prepare")
-                .execute(params![uuid::Uuid::now_v7().to_string(), time_ns, data])
-                .expect("insert");
+            tx.prepare_cached(
+                "INSERT INTO events (id, topic, time_ns, source, event_name, event_version, data)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .expect("prepare")
+            .execute(params![
+                uuid::Uuid::now_v7().hyphenated().to_string(),
+                "order.placed",
+                time_ns,
+                "bench",
+                <Placed as Event>::NAME,
+                <Placed as Event>::VERSION,
+                data
+            ])
+            .expect("insert");
             seqs.push(tx.last_insert_rowid());
         }
         tx.commit().expect("commit");
@@ -361,10 +377,15 @@ fn raw_end_to_end_round(rt: &Runtime, files: &Files, latency: &Mutex<(f64, f64)>
         std::thread::spawn(move || raw_writer(path, rows))
     };
     let elapsed = rt.block_on(async {
-        // The writer creates the table; the first row waits for it.
+        // The writer lays the file out; the first row waits for it.
         let (first, ready) = oneshot::channel();
-        tx.send((now_ns(), "{}".to_owned(), first)).expect("writer");
-        ready.await.expect("table made");
+        tx.send((
+            now_ns(),
+            r#"{"id":-1,"cents":0,"at":null}"#.to_owned(),
+            first,
+        ))
+        .expect("writer");
+        ready.await.expect("file laid out");
         let count = Arc::new(Count::default());
         let reader = {
             let (count, path) = (Arc::clone(&count), path.clone());

@@ -15,7 +15,7 @@ mod core;
 mod dead_letter;
 mod memory;
 #[cfg(feature = "nats")]
-mod nats;
+pub(crate) mod nats;
 mod open;
 mod query;
 #[cfg(feature = "sqlite")]
@@ -33,6 +33,8 @@ pub use dead_letter::{DeadLetter, DeadLetterQuery, DeadLetterStore, NewDeadLette
 pub use memory::MemoryStore;
 #[cfg(feature = "nats")]
 pub use nats::{NatsConfig, NatsStore};
+#[cfg(all(feature = "sqlite", feature = "nats"))]
+pub(crate) use open::check_url;
 pub use open::{open, open_existing};
 pub use query::{Order, Query};
 #[cfg(feature = "sqlite")]

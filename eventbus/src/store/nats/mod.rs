@@ -15,7 +15,7 @@ mod config;
 mod consumer;
 mod dead_letters;
 mod read;
-mod wire;
+pub(crate) mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -35,7 +35,7 @@ use super::dead_letter::{DeadLetter, DeadLetterQuery, DeadLetterStore, NewDeadLe
 use super::durability::Durability;
 use super::query::Query;
 use super::transactions::{HandlerTransactions, Ran, TransactionFn};
-use super::url::{Opt, StoreUrl};
+use super::url::{Opt, Options, StoreUrl};
 use crate::envelope::{Draft, RawEnvelope};
 use crate::error::{Error, Result};
 use crate::future::BoxFuture;
@@ -99,8 +99,7 @@ impl SqliteStore {
     }
 
     pub(crate) async fn from_url(url: &StoreUrl<'_>, create: Create) -> Result<Self> {
-        let options = url.options(OPTIONS)?;
-        let path = Self::path_in(url)?;
+        let (options, path) = Self::read_url(url)?;
         let synchronous = match options.word("synchronous") {
             Some("normal") => Synchronous::Normal,
             _ => Synchronous::Full,
@@ -161,6 +160,13 @@ impl SqliteStore {
             store.apply_retention().await?;
         }
         Ok(store)
+    }
+
+    /// The options and the file of a URL: all that [`SqliteStore::from_url`]
+    /// refuses before it touches the file, so a URL can be checked without
+    /// creating one.
+    pub(crate) fn read_url(url: &StoreUrl<'_>) -> Result<(Options, PathBuf)> {
+        Ok((url.options(OPTIONS)?, Self::path_in(url)?))
     }
 
     /// The file a `sqlite://` URL names, percent-decoded (`sqlite://a%20b.db`

@@ -292,7 +292,11 @@ impl Position {
         match store.load_checkpoint(name).await {
             Ok(Some(seq)) if seq != self.saved => {
                 tracing::info!(handler = %name, from = self.last, to = seq, "checkpoint moved from outside; following it");
-                *self = Position::at_or_after(scope, seq).await;
+                // Everything after the new position is handled again: the
+                // handled records above it are this bus's own, possibly
+                // committed after the move, and would skip what the move
+                // asked for.
+                *self = Position::bare(seq);
                 true
             }
             Ok(Some(_)) => false,

@@ -62,14 +62,14 @@ pub mod topic;
 pub mod __private;
 
 pub use bus::{Bus, BusBuilder, DeadLetters, HandlerStats, HistoryQuery, Replay, ReplayReport};
-pub use delivery::{DeadLettered, LagPolicy, Subscription, SubscriptionError};
+pub use delivery::{DeadLettered, LagPolicy, RawSubscription, Subscription, SubscriptionError};
 pub use envelope::{Draft, Envelope, EventId, HeaderKind, HeaderValue, RawEnvelope};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use event::{CodecError, Event};
 pub use future::{BoxFuture, BoxStream};
 pub use handler::{
     Backoff, Context, EventParam, FnHandler, HandlerInfo, HandlerOptions, HandlerReturn,
-    HandlingError, Publish, PublishFuture, StateRequirement,
+    HandlingError, JsonEvent, Publish, PublishFuture, Publishable, StateRequirement,
 };
 pub use store::Start;
 
@@ -83,7 +83,8 @@ pub use rusqlite;
 /// The names most programs need: `use eventbus::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Bus, Context, Envelope, Event, FnHandler, RawEnvelope, Subscription, SubscriptionError,
+        Bus, Context, Envelope, Event, FnHandler, RawEnvelope, RawSubscription, Subscription,
+        SubscriptionError,
     };
     pub use eventbus_macros::{handler, topic};
     pub use futures_util::StreamExt as _;

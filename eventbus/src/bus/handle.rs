@@ -11,11 +11,13 @@ use super::checks::topics_matching;
 use super::dead_letters::DeadLetters;
 use super::history::HistoryQuery;
 use super::replay::Replay;
-use crate::delivery::{Core, Subscription, Workers};
+use crate::delivery::{Core, RawSubscription, Subscription, Workers};
+use crate::envelope::{Draft, RawEnvelope};
 use crate::error::{Error, Result};
 use crate::event::Event;
-use crate::handler::{HandlerInfo, HandlerOptions, Publish};
+use crate::handler::{HandlerInfo, HandlerOptions, JsonEvent, Publish};
 use crate::store::Store;
+use crate::topic::Pattern;
 
 /// The event bus. Cheap to clone: every clone is a handle on the same bus.
 ///
@@ -59,6 +61,70 @@ impl Bus {
     /// `.await` it. See [`Publish`].
     pub fn publish<E: Event>(&self, event: E) -> Publish<'_, E> {
         Publish::new(&*self.inner.core, event)
+    }
+
+    /// Publishes JSON data on a topic chosen at run time: stored, and
+    /// routed like any event to the subscriptions and handlers whose
+    /// patterns match the topic (typed ones decode the data into their
+    /// type). The same builder as [`Bus::publish`]: set source, subject,
+    /// correlation id, idempotency key or headers, then `.await`.
+    ///
+    /// # Errors
+    ///
+    /// At `.await`: [`Error::InvalidTopic`] for a malformed topic and
+    /// [`Error::InvalidArgument`] for data that does not serialize to
+    /// JSON, besides those of [`Bus::publish`].
+    ///
+    /// ```
+    /// # use eventbus::prelude::*;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> eventbus::Result<()> {
+    /// let bus = Bus::builder().only_handlers(Vec::<String>::new()).build().await?;
+    /// let topic = format!("sensor.{}", "kitchen");
+    /// let stored = bus
+    ///     .publish_json(topic, &serde_json::json!({ "celsius": 21.5 }))
+    ///     .subject("thermometer-3")
+    ///     .await?;
+    /// assert_eq!(stored.topic(), "sensor.kitchen");
+    /// assert_eq!(stored.data_value()?["celsius"], 21.5);
+    /// # bus.shutdown().await
+    /// # }
+    /// ```
+    pub fn publish_json(
+        &self,
+        topic: impl Into<String>,
+        data: &impl serde::Serialize,
+    ) -> Publish<'_, JsonEvent> {
+        Publish::new(&*self.inner.core, JsonEvent::new(topic, data))
+    }
+
+    /// Stores an event that already has its id, time and metadata (what
+    /// `eventbus import` does) and routes it as a publish would. An id
+    /// the store already holds adds nothing and routes nothing; the stored
+    /// envelope is returned either way.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Bus::publish`].
+    pub async fn import(&self, envelope: &RawEnvelope) -> Result<RawEnvelope> {
+        self.inner
+            .core
+            .publish(Draft::from_envelope(envelope))
+            .await
+    }
+
+    /// An untyped stream of live events whose topic matches `pattern`, of
+    /// any type or none: for tools that follow topics without knowing
+    /// their types. Like [`Bus::subscribe`], it sees the events published
+    /// through this bus and never slows publishers.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidTopic`] for a malformed pattern.
+    pub fn subscribe_raw(&self, pattern: impl AsRef<str>) -> Result<RawSubscription> {
+        let pattern = Pattern::new(pattern.as_ref().to_owned())?;
+        let core = &self.inner.core;
+        Ok(core.subscribers.add_raw(pattern, core.subscriber_capacity))
     }
 
     /// A typed stream of live events of type `E` whose topic matches

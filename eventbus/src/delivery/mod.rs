@@ -41,5 +41,5 @@ pub(crate) use redelivery::retry;
 pub use ring::LagPolicy;
 pub(crate) use ring::Ring;
 pub(crate) use subscribers::Subscribers;
-pub use subscribers::{Subscription, SubscriptionError};
+pub use subscribers::{RawSubscription, Subscription, SubscriptionError};
 pub(crate) use workers::{Settings, Workers, start};

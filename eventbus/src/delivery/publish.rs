@@ -12,8 +12,9 @@ use crate::handler::{PublishFuture, Publisher};
 use crate::middleware::Flow;
 
 impl Core {
-    /// Stores a draft and routes it; a repeat of an idempotency key
-    /// answers with the first event, which was routed when it was published.
+    /// Stores a draft and routes it; a repeat (an idempotency key within
+    /// its window, an import of a stored id) answers with the event stored
+    /// first, which was routed then.
     ///
     /// What can finish at once does: with `memory://` and room in the
     /// handlers' feeds, the publish is done before the future is awaited,
@@ -47,7 +48,7 @@ impl Core {
                 });
             }
         };
-        if *env.id() != id {
+        if *env.id() != id || !env.take_unrouted() {
             return PublishFuture::done(Ok(env));
         }
         match self.route_now(env) {
@@ -70,7 +71,7 @@ impl Core {
         id: &EventId,
         started: Option<std::time::Instant>,
     ) -> Result<RawEnvelope> {
-        if *env.id() == *id {
+        if *env.id() == *id && env.take_unrouted() {
             self.route(&env).await;
             self.published(&env, started);
         }

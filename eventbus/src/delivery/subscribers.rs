@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::envelope::{Envelope, RawEnvelope};
 use crate::event::{CodecError, Event};
+use crate::topic::Pattern;
 
 /// What a subscription yields instead of an event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -92,12 +93,13 @@ impl Slot {
     }
 }
 
-/// Every live subscription, by topic.
+/// Every live subscription: typed ones by topic, untyped ones by pattern.
 #[derive(Default)]
 pub(crate) struct Subscribers {
     count: AtomicUsize,
     next_id: AtomicU64,
     by_topic: RwLock<HashMap<&'static str, Vec<Arc<Slot>>>>,
+    by_pattern: RwLock<Vec<(Pattern, Arc<Slot>)>>,
 }
 
 impl Subscribers {
@@ -111,17 +113,20 @@ impl Subscribers {
                 slot.offer(env);
             }
         }
+        drop(by_topic);
+        let by_pattern = self.by_pattern.read().unwrap_or_else(|e| e.into_inner());
+        for (pattern, slot) in by_pattern.iter() {
+            if pattern.matches(env.topic()) {
+                slot.offer(env);
+            }
+        }
     }
 
     pub(crate) fn count(&self) -> usize {
         self.count.load(Ordering::Acquire)
     }
 
-    pub(crate) fn add<E: Event>(
-        self: &Arc<Self>,
-        topics: Vec<&'static str>,
-        capacity: usize,
-    ) -> Subscription<E> {
+    fn slot(&self, capacity: usize) -> (Arc<Slot>, mpsc::Receiver<Item>) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let slot = Arc::new(Slot {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
@@ -129,6 +134,30 @@ impl Subscribers {
             lagging: AtomicBool::new(false),
             lag: Mutex::new(LagState::default()),
         });
+        (slot, rx)
+    }
+
+    pub(crate) fn add_raw(self: &Arc<Self>, pattern: Pattern, capacity: usize) -> RawSubscription {
+        let (slot, rx) = self.slot(capacity);
+        self.by_pattern
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((pattern.clone(), Arc::clone(&slot)));
+        self.count.fetch_add(1, Ordering::AcqRel);
+        RawSubscription {
+            rx,
+            id: slot.id,
+            pattern,
+            registry: Arc::clone(self),
+        }
+    }
+
+    pub(crate) fn add<E: Event>(
+        self: &Arc<Self>,
+        topics: Vec<&'static str>,
+        capacity: usize,
+    ) -> Subscription<E> {
+        let (slot, rx) = self.slot(capacity);
         {
             let mut by_topic = self.by_topic.write().unwrap_or_else(|e| e.into_inner());
             for topic in &topics {
@@ -143,6 +172,14 @@ impl Subscribers {
             registry: Arc::clone(self),
             _event: PhantomData,
         }
+    }
+
+    fn remove_raw(&self, id: u64) {
+        self.by_pattern
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(_, slot)| slot.id != id);
+        self.count.fetch_sub(1, Ordering::AcqRel);
     }
 
     fn remove(&self, id: u64, topics: &[&'static str]) {
@@ -211,5 +248,56 @@ impl<E: Event> Stream for Subscription<E> {
 impl<E> Drop for Subscription<E> {
     fn drop(&mut self) {
         self.registry.remove(self.id, &self.topics);
+    }
+}
+
+/// An untyped stream of live events whose topic matches a pattern, from
+/// [`Bus::subscribe_raw`](crate::Bus::subscribe_raw): for tools that follow
+/// any topic. Dropping it unsubscribes.
+///
+/// Yields `Ok(envelope)` for each matching event and
+/// `Err(SubscriptionError::Lagged { .. })` for a gap; it goes on after one.
+#[must_use = "a subscription receives nothing unless polled"]
+pub struct RawSubscription {
+    rx: mpsc::Receiver<Item>,
+    id: u64,
+    pattern: Pattern,
+    registry: Arc<Subscribers>,
+}
+
+impl RawSubscription {
+    /// The pattern this subscription follows.
+    pub fn pattern(&self) -> &str {
+        self.pattern.as_str()
+    }
+}
+
+impl std::fmt::Debug for RawSubscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawSubscription")
+            .field("pattern", &self.pattern.as_str())
+            .field("queued", &self.rx.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stream for RawSubscription {
+    type Item = Result<RawEnvelope, SubscriptionError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx).map(|item| {
+            item.map(|item| match item {
+                Item::Event(raw) => Ok(raw),
+                Item::Lagged { missed, from_seq } => {
+                    Err(SubscriptionError::Lagged { missed, from_seq })
+                }
+            })
+        })
+    }
+}
+
+impl Drop for RawSubscription {
+    fn drop(&mut self) {
+        self.registry.remove_raw(self.id);
     }
 }

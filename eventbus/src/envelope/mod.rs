@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
@@ -91,6 +92,10 @@ impl Payload {
 struct Inner {
     meta: Metadata,
     payload: Payload,
+    /// Set when a draft is sealed, taken by the first to route it: an
+    /// envelope a store hands back for a repeat (an import of a stored id,
+    /// a repeated idempotency key) was routed already, or was read back.
+    unrouted: AtomicBool,
 }
 
 /// A stored event whose type is not known statically: metadata plus data.
@@ -148,6 +153,31 @@ impl Draft {
                 event_version: E::VERSION,
             },
             payload: Payload::Typed(Arc::new(event)),
+            imported: false,
+        }
+    }
+
+    /// A draft of JSON data for a topic chosen at run time, with no Rust
+    /// type behind it (its `eventname` is empty).
+    pub(crate) fn json(topic: crate::topic::Topic, data: Box<RawValue>, source: Arc<str>) -> Self {
+        let (id, time) = EventId::stamped();
+        Draft {
+            meta: Metadata {
+                id,
+                topic: Cow::Owned(topic.as_str().to_owned()),
+                time,
+                source,
+                subject: None,
+                dataschema: None,
+                correlation_id: None,
+                causation_id: None,
+                idempotency_key: None,
+                headers: BTreeMap::new(),
+                seq: 0,
+                event_name: Cow::Borrowed(""),
+                event_version: 1,
+            },
+            payload: Payload::Json(data),
             imported: false,
         }
     }
@@ -228,6 +258,7 @@ impl Draft {
             inner: Arc::new(Inner {
                 meta,
                 payload: self.payload,
+                unrouted: AtomicBool::new(true),
             }),
         }
     }
@@ -329,6 +360,30 @@ impl RawEnvelope {
         self.inner.payload.to_json()
     }
 
+    /// The event data as a JSON value.
+    ///
+    /// # Errors
+    ///
+    /// [`CodecError::Encode`] when a typed value does not serialize.
+    pub fn data_value(&self) -> Result<serde_json::Value, CodecError> {
+        self.data::<serde_json::Value>()
+    }
+
+    /// The event data read as any serde type, whatever type published it.
+    ///
+    /// # Errors
+    ///
+    /// [`CodecError::Decode`] when the data does not fit `T`, and
+    /// [`CodecError::Encode`] when a typed value does not serialize.
+    pub fn data<T: serde::de::DeserializeOwned>(&self) -> Result<T, CodecError> {
+        let json = self.data_json()?;
+        serde_json::from_str(json.get()).map_err(|e| CodecError::Decode {
+            topic: self.topic().to_owned(),
+            event: std::any::type_name::<T>(),
+            reason: e.to_string(),
+        })
+    }
+
     /// Decodes into a typed envelope. In-process events of type `E` are
     /// shared, not decoded.
     ///
@@ -337,6 +392,12 @@ impl RawEnvelope {
     /// [`CodecError`] when the topic is not one of `E`'s or the data does not fit.
     pub fn decode<E: Event>(&self) -> Result<Envelope<E>, CodecError> {
         Envelope::from_raw(self)
+    }
+
+    /// Whether this envelope was just stored and nobody routed it yet;
+    /// true once only.
+    pub(crate) fn take_unrouted(&self) -> bool {
+        self.inner.unrouted.swap(false, Ordering::AcqRel)
     }
 
     /// A copy marked as replayed, sharing the data.
@@ -348,6 +409,7 @@ impl RawEnvelope {
             inner: Arc::new(Inner {
                 meta,
                 payload: self.inner.payload.clone(),
+                unrouted: AtomicBool::new(false),
             }),
         }
     }
@@ -357,6 +419,7 @@ impl RawEnvelope {
             inner: Arc::new(Inner {
                 meta,
                 payload: Payload::Json(data),
+                unrouted: AtomicBool::new(false),
             }),
         }
     }

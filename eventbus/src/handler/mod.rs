@@ -14,6 +14,6 @@ pub use fn_handler::FnHandler;
 pub use options::{Backoff, HandlerOptions};
 pub use param::{EventParam, HandlerReturn};
 pub(crate) use publish::Publisher;
-pub use publish::{Publish, PublishFuture};
+pub use publish::{JsonEvent, Publish, PublishFuture, Publishable};
 pub(crate) use registration::{HandlerCall, HandlerDef};
 pub use registration::{HandlerInfo, HandlerRegistration, HandlingError, StateRequirement};

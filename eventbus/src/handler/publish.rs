@@ -61,7 +61,7 @@ impl<E: std::fmt::Debug> std::fmt::Debug for Publish<'_, E> {
     }
 }
 
-impl<'a, E: Event> Publish<'a, E> {
+impl<'a, E> Publish<'a, E> {
     pub(crate) fn new(publisher: &'a dyn Publisher, event: E) -> Self {
         Publish {
             publisher,
@@ -122,7 +122,10 @@ impl<'a, E: Event> Publish<'a, E> {
     ///
     /// As for `.await`, plus [`Error::BlockingInsideRuntime`] when called on
     /// a thread that runs a tokio runtime (blocking there would stall it).
-    pub fn blocking(self) -> Result<RawEnvelope> {
+    pub fn blocking(self) -> Result<RawEnvelope>
+    where
+        E: Publishable,
+    {
         if tokio::runtime::Handle::try_current().is_ok() {
             return Err(Error::BlockingInsideRuntime);
         }
@@ -131,14 +134,17 @@ impl<'a, E: Event> Publish<'a, E> {
         runtime.block_on(async move { self.await })
     }
 
-    fn into_draft(self) -> Result<(&'a dyn Publisher, Draft)> {
+    fn into_draft(self) -> Result<(&'a dyn Publisher, Draft)>
+    where
+        E: Publishable,
+    {
         let source = self.source.unwrap_or_else(|| self.publisher.source());
         if source.is_empty() {
             return Err(Error::InvalidArgument(
                 "the source of an event must not be empty".into(),
             ));
         }
-        let mut draft = Draft::new(self.event, source);
+        let mut draft = self.event.into_draft(source)?;
         draft.meta.correlation_id = self.correlation_id;
         draft.meta.causation_id = self.causation_id;
         draft.meta.idempotency_key = self.idempotency_key;
@@ -151,7 +157,7 @@ impl<'a, E: Event> Publish<'a, E> {
     }
 }
 
-impl<'a, E: Event> IntoFuture for Publish<'a, E> {
+impl<'a, E: Publishable> IntoFuture for Publish<'a, E> {
     type Output = Result<RawEnvelope>;
     type IntoFuture = PublishFuture<'a>;
 
@@ -160,6 +166,58 @@ impl<'a, E: Event> IntoFuture for Publish<'a, E> {
             Ok((publisher, draft)) => publisher.publish_draft(draft),
             Err(e) => PublishFuture::done(Err(e)),
         }
+    }
+}
+
+/// What [`Publish`] can publish: any [`Event`], or [`JsonEvent`] data
+/// for a topic chosen at run time. Sealed.
+pub trait Publishable: sealed::Sealed + Send {
+    #[doc(hidden)]
+    fn into_draft(self, source: Arc<str>) -> Result<Draft>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl<E: crate::event::Event> Sealed for E {}
+    impl Sealed for super::JsonEvent {}
+}
+
+impl<E: Event> Publishable for E {
+    fn into_draft(self, source: Arc<str>) -> Result<Draft> {
+        Ok(Draft::new(self, source))
+    }
+}
+
+/// JSON data for a topic chosen at run time: what
+/// [`Bus::publish_json`](crate::Bus::publish_json) publishes. Handlers and
+/// subscriptions whose patterns match the topic receive it; typed ones
+/// decode the data into their type (data that does not fit is a dead
+/// letter, as for any stored event).
+#[derive(Debug)]
+pub struct JsonEvent {
+    topic: String,
+    data: std::result::Result<Box<serde_json::value::RawValue>, serde_json::Error>,
+}
+
+impl JsonEvent {
+    pub(crate) fn new(topic: impl Into<String>, data: &impl serde::Serialize) -> Self {
+        JsonEvent {
+            topic: topic.into(),
+            data: serde_json::value::to_raw_value(data),
+        }
+    }
+}
+
+impl Publishable for JsonEvent {
+    fn into_draft(self, source: Arc<str>) -> Result<Draft> {
+        let topic = crate::topic::Topic::new(self.topic)?;
+        let data = self.data.map_err(|e| {
+            Error::InvalidArgument(format!(
+                "the data for `{}` is not JSON: {e}",
+                topic.as_str()
+            ))
+        })?;
+        Ok(Draft::json(topic, data, source))
     }
 }
 

@@ -159,24 +159,24 @@ pub(crate) fn run(
                 Op::Handled => group.handled.append(&mut pending.take()),
                 Op::InGroup(work) => group.work.push(work),
                 Op::Write(what, write, reply) => {
-                    std::mem::take(&mut group).commit(&mut conn, &ops, &pending, &mut queued);
+                    std::mem::take(&mut group).commit(&mut conn, None, &pending);
                     let done = in_transaction(&mut conn, write);
                     let _ =
                         reply.send(done.map_err(|e| WriteError::new(format!("{what} failed"), e)));
                 }
                 Op::WriteUnsynced(what, write, reply) => {
-                    std::mem::take(&mut group).commit(&mut conn, &ops, &pending, &mut queued);
+                    std::mem::take(&mut group).commit(&mut conn, None, &pending);
                     let done = unsynced(&mut conn, |conn| in_transaction(conn, write));
                     let _ =
                         reply.send(done.map_err(|e| WriteError::new(format!("{what} failed"), e)));
                 }
                 Op::Run(run) => {
-                    std::mem::take(&mut group).commit(&mut conn, &ops, &pending, &mut queued);
+                    std::mem::take(&mut group).commit(&mut conn, None, &pending);
                     run(&mut conn);
                 }
             }
         }
-        group.commit(&mut conn, &ops, &pending, &mut queued);
+        group.commit(&mut conn, Some((&ops, &mut queued)), &pending);
         if !retention.is_unbounded() && last_retention.elapsed() >= every {
             last_retention = Instant::now();
             if let Err(e) = in_transaction(&mut conn, |tx| retain(tx, retention)) {
@@ -260,14 +260,14 @@ struct Group {
 }
 
 impl Group {
-    /// Commits the group; an operation that arrived while it waited for
-    /// more work, and cannot join it, is put back in `queued`.
+    /// Commits the group. With `more`, nothing else is waiting, so it may
+    /// wait for more handler transactions from `ops`; an operation that
+    /// arrives then and cannot join is put back in the queue.
     fn commit(
         mut self,
         conn: &mut Connection,
-        ops: &mpsc::Receiver<Op>,
+        more: Option<(&mpsc::Receiver<Op>, &mut VecDeque<Op>)>,
         pending: &Pending,
-        queued: &mut VecDeque<Op>,
     ) {
         if self.appends.is_empty() && self.work.is_empty() {
             if !self.handled.is_empty() {
@@ -302,6 +302,10 @@ impl Group {
                 broken(&tx)?;
             }
             let opened = Instant::now();
+            let Some((ops, queued)) = more else {
+                tx.commit()?;
+                return Ok(stored);
+            };
             while done > 0 && self.appends.is_empty() && done < MAX_GROUP_WORK {
                 let Some(left) = GROUP_BUDGET.checked_sub(opened.elapsed()) else {
                     break;

@@ -225,6 +225,33 @@ fn data_is_held_to_serde_json_limits() {
     }
 }
 
+#[test]
+fn data_using_serde_json_private_names_as_keys_is_refused() {
+    // serde_json built with `raw_value` (eventbus builds it so) reads an
+    // object whose first key is its raw-value name as that value's text:
+    // a `serde_json::Value` (a handler's field, the CloudEvents SDK) gets
+    // `[1]` from the second object and an error from the first. The number
+    // name means the same under `arbitrary_precision`, which any crate in a
+    // program may turn on.
+    for data in [
+        r#"{"$serde_json::private::RawValue":6}"#,
+        r#"{"a":[{"$serde_json::private::RawValue":"[1]"}]}"#,
+        r#"{"a":1,"$serde_json::private::Number":"1"}"#,
+    ] {
+        let text = format!(
+            r#"{{"specversion":"1.0","id":"x","source":"s","type":"order.placed","data":{data}}}"#
+        );
+        let err = RawEnvelope::from_cloudevent_json(text.as_bytes()).unwrap_err();
+        assert!(
+            err.to_string().contains("`data`") && err.to_string().contains("serde_json"),
+            "{data}: {err}"
+        );
+    }
+    let text = r#"{"specversion":"1.0","id":"x","source":"s","type":"order.placed",
+        "data":{"$serde_json::private::RawValu":1,"serde_json::private::RawValue":2}}"#;
+    assert!(RawEnvelope::from_cloudevent_json(text.as_bytes()).is_ok());
+}
+
 #[derive(Event, Clone, Debug, PartialEq)]
 #[event(topic = "sensor.reading")]
 struct Reading {

@@ -22,8 +22,10 @@
 //!   which every CloudEvents reader can write back;
 //! - `data` is JSON (`data_base64` and non-JSON content types are
 //!   refused), read with serde_json's own limits: strings must be valid
-//!   Unicode (no lone surrogates) and nesting at most 128 deep; its text
-//!   is kept exactly as given;
+//!   Unicode (no lone surrogates), nesting at most 128 deep, and no
+//!   object key one of serde_json's own names (`$serde_json::private::…`,
+//!   which a serde_json reader takes for something else); its text is
+//!   kept exactly as given;
 //! - no attribute appears twice, and extension values are strings,
 //!   integers or booleans.
 

@@ -6,8 +6,21 @@
 //! event is then refused by other CloudEvents readers. Walking the value
 //! with serde_json's own decoder applies its rules (strings decode to
 //! valid Unicode, nesting is bounded) without building the value.
+//!
+//! Object keys that serde_json keeps for itself are refused too: with its
+//! `raw_value` feature (which eventbus turns on, so every program using
+//! eventbus has it) a `Value` reads `{"$serde_json::private::RawValue":
+//! "[1]"}` as `[1]`, and `arbitrary_precision` does the same with its
+//! number name; such data would decode as something else than was sent.
 
-use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserialize, Deserializer, Error, MapAccess, SeqAccess, Visitor};
+
+/// The names serde_json gives a raw value and an arbitrary-precision
+/// number when it passes them through serde as one-key objects.
+const PRIVATE_KEYS: &[&str] = &[
+    "$serde_json::private::RawValue",
+    "$serde_json::private::Number",
+];
 
 /// Checks that `text` is one JSON value that serde_json reads in full.
 ///
@@ -70,8 +83,37 @@ impl<'de> Visitor<'de> for StrictVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Strict, A::Error> {
-        while map.next_entry::<Strict, Strict>()?.is_some() {}
+        while map.next_entry::<Key, Strict>()?.is_some() {}
         Ok(Strict)
+    }
+}
+
+/// An object key, decoded and dropped unless it is one of [`PRIVATE_KEYS`].
+struct Key;
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = Key;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E: Error>(self, key: &str) -> Result<Key, E> {
+        if PRIVATE_KEYS.contains(&key) {
+            return Err(E::custom(format!(
+                "the key `{key}` is a name serde_json keeps for itself, and a serde_json \
+                 reader would take its object for something else"
+            )));
+        }
+        Ok(Key)
     }
 }
 
@@ -89,7 +131,13 @@ mod tests {
             assert_eq!(validate(good), Ok(()), "{good}");
         }
         let deep = format!("{}{}", "[".repeat(129), "]".repeat(129));
-        for bad in [r#""\ud800""#, r#"{"a":"\udc00"}"#, deep.as_str(), "1 2"] {
+        for bad in [
+            r#""\ud800""#,
+            r#"{"a":"\udc00"}"#,
+            deep.as_str(),
+            "1 2",
+            r#"[{"$serde_json::private::RawValue":"1"}]"#,
+        ] {
             assert!(validate(bad).is_err(), "{bad}");
         }
     }

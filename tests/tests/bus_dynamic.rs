@@ -132,6 +132,10 @@ async fn bad_topics_and_data_fail_the_publish_naming_them() {
     let err = bus.publish_json("order.placed", &data).await.unwrap_err();
     assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
     assert!(err.to_string().contains("order.placed"), "{err}");
+    // Nor data that would read back as something else.
+    let data = serde_json::json!({ "$serde_json::private::RawValue": 6 });
+    let err = bus.publish_json("order.placed", &data).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
     assert!(bus.history().fetch().await.unwrap().is_empty());
     bus.shutdown().await.unwrap();
 }

@@ -211,12 +211,18 @@ impl JsonEvent {
 impl Publishable for JsonEvent {
     fn into_draft(self, source: Arc<str>) -> Result<Draft> {
         let topic = crate::topic::Topic::new(self.topic)?;
-        let data = self.data.map_err(|e| {
-            Error::InvalidArgument(format!(
-                "the data for `{}` is not JSON: {e}",
-                topic.as_str()
-            ))
-        })?;
+        let data = self
+            .data
+            .map_err(|e| e.to_string())
+            // The rules imported data is held to, so that what is
+            // published exports and imports back as the same data.
+            .and_then(|data| crate::envelope::strict::validate(data.get()).map(|()| data))
+            .map_err(|e| {
+                Error::InvalidArgument(format!(
+                    "the data for `{}` is not JSON: {e}",
+                    topic.as_str()
+                ))
+            })?;
         Ok(Draft::json(topic, data, source))
     }
 }

@@ -135,36 +135,37 @@ impl fmt::Debug for Draft {
 
 impl Draft {
     pub(crate) fn new<E: Event>(event: E, source: Arc<str>) -> Self {
-        let (id, time) = EventId::stamped();
-        Draft {
-            meta: Metadata {
-                id,
-                topic: Cow::Borrowed(event.topic()),
-                time,
-                source,
-                subject: None,
-                dataschema: None,
-                correlation_id: None,
-                causation_id: None,
-                idempotency_key: None,
-                headers: BTreeMap::new(),
-                seq: 0,
-                event_name: Cow::Borrowed(E::NAME),
-                event_version: E::VERSION,
-            },
-            payload: Payload::Typed(Arc::new(event)),
-            imported: false,
-        }
+        let topic = Cow::Borrowed(event.topic());
+        let name = Cow::Borrowed(E::NAME);
+        Self::fresh(
+            topic,
+            name,
+            E::VERSION,
+            source,
+            Payload::Typed(Arc::new(event)),
+        )
     }
 
     /// A draft of JSON data for a topic chosen at run time, with no Rust
     /// type behind it (its `eventname` is empty).
     pub(crate) fn json(topic: crate::topic::Topic, data: Box<RawValue>, source: Arc<str>) -> Self {
+        let topic = Cow::Owned(topic.as_str().to_owned());
+        Self::fresh(topic, Cow::Borrowed(""), 1, source, Payload::Json(data))
+    }
+
+    /// A new event: a fresh id and time, no optional metadata yet.
+    fn fresh(
+        topic: Cow<'static, str>,
+        event_name: Cow<'static, str>,
+        event_version: u32,
+        source: Arc<str>,
+        payload: Payload,
+    ) -> Self {
         let (id, time) = EventId::stamped();
         Draft {
             meta: Metadata {
                 id,
-                topic: Cow::Owned(topic.as_str().to_owned()),
+                topic,
                 time,
                 source,
                 subject: None,
@@ -174,10 +175,10 @@ impl Draft {
                 idempotency_key: None,
                 headers: BTreeMap::new(),
                 seq: 0,
-                event_name: Cow::Borrowed(""),
-                event_version: 1,
+                event_name,
+                event_version,
             },
-            payload: Payload::Json(data),
+            payload,
             imported: false,
         }
     }

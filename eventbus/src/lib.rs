@@ -63,7 +63,9 @@ pub mod __private;
 
 pub use bus::{Bus, BusBuilder, DeadLetters, HandlerStats, HistoryQuery, Replay, ReplayReport};
 pub use delivery::{DeadLettered, LagPolicy, RawSubscription, Subscription, SubscriptionError};
-pub use envelope::{Draft, Envelope, EventId, HeaderKind, HeaderValue, RawEnvelope};
+pub use envelope::{
+    Draft, Envelope, EventId, HeaderKind, HeaderValue, IntoHeaderValue, RawEnvelope,
+};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use event::{CodecError, Event};
 pub use future::{BoxFuture, BoxStream};

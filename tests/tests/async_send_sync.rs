@@ -88,6 +88,7 @@ const _: fn(&Bus, &Context) = |bus, ctx| {
         })
         .correlation_id("c")
         .header("tenant", "acme")
+        .unwrap()
         .into_future(),
     );
     require_send(&bus.shutdown());

@@ -41,6 +41,7 @@ async fn json_reaches_typed_handlers_typed_and_raw_subscriptions(bus: Bus, got: 
         .subject("order-7")
         .correlation_id("req-1")
         .header("tenant", "acme")
+        .unwrap()
         .await
         .unwrap();
     assert_eq!(stored.topic(), "order.shipped");
@@ -222,5 +223,39 @@ async fn a_dropped_raw_subscription_unsubscribes_and_bad_patterns_are_refused() 
     assert_eq!(bus.subscription_count(), 0);
     let err = bus.subscribe_raw("a.>.b").unwrap_err();
     assert!(matches!(err, Error::InvalidTopic(_)), "{err}");
+    bus.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_handler_publishes_json_follow_ups_in_its_flow() {
+    let bus = isolated()
+        .handler(FnHandler::new(
+            "forwarder",
+            |ev: Envelope<OrderEvent>, ctx: Context| async move {
+                let OrderEvent::Shipped { id } = *ev else {
+                    return Ok(());
+                };
+                ctx.publish_json(format!("audit.order{id}"), &serde_json::json!({ "id": id }))
+                    .await
+                    .map(drop)
+            },
+        ))
+        .build()
+        .await
+        .unwrap();
+    let mut audit = bus.subscribe_raw("audit.>").unwrap();
+    let shipped = bus
+        .publish(OrderEvent::Shipped { id: 4 })
+        .correlation_id("req-4")
+        .await
+        .unwrap();
+    let follow_up = next(&mut audit).await;
+    assert_eq!(follow_up.topic(), "audit.order4");
+    assert_eq!(follow_up.correlation_id(), Some("req-4"));
+    assert_eq!(
+        follow_up.causation_id(),
+        Some(shipped.id().to_string().as_str())
+    );
+    assert_eq!(follow_up.data_value().unwrap()["id"], 4);
     bus.shutdown().await.unwrap();
 }

@@ -218,6 +218,7 @@ async fn dead_letters_survive_a_restart_on_sqlite_and_purge_by_handler() {
     let sent = bus
         .publish(OrderEvent::Placed { id: 3, cents: 30 })
         .header("tenant", "acme")
+        .unwrap()
         .await
         .unwrap();
     eventually("two dead letters", Duration::from_secs(5), || {

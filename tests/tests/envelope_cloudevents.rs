@@ -30,6 +30,7 @@ async fn publish_on_fresh_bus(event: OrderEvent) -> RawEnvelope {
         .causation_id("cause-1")
         .idempotency_key("key-1")
         .header("tenant", "acme")
+        .unwrap()
         .await
         .unwrap();
     bus.shutdown().await.unwrap();

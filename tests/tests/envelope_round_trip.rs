@@ -113,7 +113,9 @@ async fn publish_sets_the_subject_and_history_filters_by_it() {
             bus.publish(OrderEvent::Shipped { id })
                 .subject(format!("order-{id}"))
                 .header("attempt", 2)
+                .unwrap()
                 .header("urgent", true)
+                .unwrap()
                 .await
                 .unwrap();
         }

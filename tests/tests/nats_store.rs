@@ -149,6 +149,7 @@ async fn nats_plain_clients_interoperate_both_ways() {
         .publish(OrderEvent::Shipped { id: 42 })
         .correlation_id("req-9")
         .header("tenant", "acme")
+        .unwrap()
         .await
         .unwrap();
     let stream = js.get_stream(&scope.stream).await.unwrap();

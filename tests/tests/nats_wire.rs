@@ -24,10 +24,15 @@ async fn nats_every_value_comes_back_exactly_and_nothing_panics() {
         .correlation_id("req-1 ")
         .subject("order-1\r\n")
         .header("tenant", "\tacme ")
+        .unwrap()
         .header("discount", "50%25 off%")
+        .unwrap()
         .header("space", "\u{2003}em\u{2003}")
+        .unwrap()
         .header("priority", 5)
+        .unwrap()
         .header("urgent", false)
+        .unwrap()
         .await
         .unwrap();
     let repeat = bus

@@ -52,6 +52,7 @@ async fn history_survives_a_restart_and_seqs_continue() {
         .publish(OrderEvent::Placed { id: 1, cents: 250 })
         .correlation_id("req-1")
         .header("tenant", "acme")
+        .unwrap()
         .await
         .unwrap();
     bus.publish(EntityCreated {

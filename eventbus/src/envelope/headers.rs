@@ -213,6 +213,40 @@ macro_rules! integer_header_values {
 }
 integer_header_values!(i8, i16, i32, i64, u8, u16, u32);
 
+/// What can be a header value: strings (`&str`, `String`), whole numbers
+/// that fit an `i64` (`i8` to `i64`, `u8` to `u32`), booleans, and
+/// [`HeaderValue`] itself. Anything else is formatted first, for example
+/// with `.to_string()`; a `u64` or `usize` may not fit and needs
+/// `i64::try_from` or text.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a header value",
+    label = "not a string, integer or boolean",
+    note = "header values are CloudEvents extension values: strings (`&str`, `String`), \
+            integers (`i8` to `i64`, `u8` to `u32`) or `bool`",
+    note = "format other values first, for example with `.to_string()`"
+)]
+pub trait IntoHeaderValue {
+    /// The value with its CloudEvents type.
+    fn into_header_value(self) -> HeaderValue;
+}
+
+macro_rules! into_header_values {
+    ($($t:ty),*) => {$(
+        impl IntoHeaderValue for $t {
+            fn into_header_value(self) -> HeaderValue {
+                HeaderValue::from(self)
+            }
+        }
+    )*};
+}
+into_header_values!(&str, String, &String, bool, i8, i16, i32, i64, u8, u16, u32);
+
+impl IntoHeaderValue for HeaderValue {
+    fn into_header_value(self) -> HeaderValue {
+        self
+    }
+}
+
 impl fmt::Display for HeaderValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)

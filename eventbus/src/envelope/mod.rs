@@ -23,7 +23,7 @@ use serde_json::value::RawValue;
 
 use crate::event::{CodecError, Event};
 
-pub use headers::{HeaderKind, HeaderValue, REPLAY_HEADER, validate_header_name};
+pub use headers::{HeaderKind, HeaderValue, IntoHeaderValue, REPLAY_HEADER, validate_header_name};
 pub use id::EventId;
 
 /// Everything about an event except its data.

@@ -4,7 +4,7 @@ use std::any::{Any, TypeId};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::publish::{Publish, Publisher};
+use super::publish::{JsonEvent, Publish, Publisher};
 use crate::envelope::RawEnvelope;
 use crate::error::{Error, Result};
 use crate::event::Event;
@@ -123,6 +123,21 @@ impl Context {
     /// causation id is the current event's id; both can be overridden on
     /// the returned builder.
     pub fn publish<E: Event>(&self, event: E) -> Publish<'_, E> {
+        self.follow_up(event)
+    }
+
+    /// Publishes JSON data on a topic chosen at run time as a follow-up
+    /// event, with the correlation and causation ids of
+    /// [`Context::publish`]; see [`Bus::publish_json`](crate::Bus::publish_json).
+    pub fn publish_json(
+        &self,
+        topic: impl Into<String>,
+        data: &impl serde::Serialize,
+    ) -> Publish<'_, JsonEvent> {
+        self.follow_up(JsonEvent::new(topic, data))
+    }
+
+    fn follow_up<E>(&self, event: E) -> Publish<'_, E> {
         let correlation = self
             .envelope
             .correlation_id()

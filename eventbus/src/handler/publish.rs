@@ -8,7 +8,9 @@
 use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 
-use crate::envelope::{Draft, HeaderValue, RawEnvelope, validate_header_name};
+use chrono::{DateTime, Utc};
+
+use crate::envelope::{Draft, HeaderValue, IntoHeaderValue, RawEnvelope, validate_header_name};
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::future::BoxFuture;
@@ -32,7 +34,6 @@ pub(crate) trait Publisher: Send + Sync {
 ///
 /// # Errors
 ///
-/// [`Error::InvalidHeader`] for a malformed header name,
 /// [`Error::Dropped`] when a middleware refused the event,
 /// [`Error::ShutDown`] after shutdown, and store errors.
 #[must_use = "a publish does nothing until it is awaited"]
@@ -44,6 +45,7 @@ pub struct Publish<'a, E> {
     causation_id: Option<String>,
     idempotency_key: Option<String>,
     subject: Option<String>,
+    time: Option<DateTime<Utc>>,
     headers: Vec<(String, HeaderValue)>,
 }
 
@@ -56,6 +58,7 @@ impl<E: std::fmt::Debug> std::fmt::Debug for Publish<'_, E> {
             .field("correlation_id", &self.correlation_id)
             .field("causation_id", &self.causation_id)
             .field("idempotency_key", &self.idempotency_key)
+            .field("time", &self.time)
             .field("headers", &self.headers)
             .finish_non_exhaustive()
     }
@@ -71,6 +74,7 @@ impl<'a, E> Publish<'a, E> {
             causation_id: None,
             idempotency_key: None,
             subject: None,
+            time: None,
             headers: Vec::new(),
         }
     }
@@ -107,13 +111,40 @@ impl<'a, E> Publish<'a, E> {
         self
     }
 
-    /// Adds a header. Names are CloudEvents extension names: 1 to 20
-    /// lower-case ASCII letters or digits; a bad name fails the publish.
-    /// Values are strings, integers or booleans (see [`HeaderValue`]), and
-    /// keep that type in the CloudEvents form.
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<HeaderValue>) -> Self {
-        self.headers.push((name.into(), value.into()));
+    /// When the event happened, if not now: for events recorded after the
+    /// fact. The id still sorts by when it was published.
+    pub fn time(mut self, time: DateTime<Utc>) -> Self {
+        self.time = Some(time);
         self
+    }
+
+    /// Adds a header, checking its name here. Names are CloudEvents
+    /// extension names: 1 to 20 lower-case ASCII letters or digits, and
+    /// not one of the envelope's own attributes. Values are strings,
+    /// integers or booleans (see [`IntoHeaderValue`]) and keep that type
+    /// in the CloudEvents form.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidHeader`] for a malformed or reserved name.
+    ///
+    /// ```
+    /// # use eventbus::prelude::*;
+    /// # #[derive(Event, Clone, Debug)]
+    /// # #[event(topic = "order.placed")]
+    /// # struct OrderPlaced { id: u64 }
+    /// # async fn run(bus: Bus) -> eventbus::Result<()> {
+    /// bus.publish(OrderPlaced { id: 7 })
+    ///     .header("tenant", "acme")?
+    ///     .header("priority", 5)?
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn header(mut self, name: impl Into<String>, value: impl IntoHeaderValue) -> Result<Self> {
+        let name = name.into();
+        validate_header_name(&name).map_err(Error::InvalidHeader)?;
+        self.headers.push((name, value.into_header_value()));
+        Ok(self)
     }
 
     /// Publishes from synchronous code, blocking the thread until done.
@@ -149,10 +180,10 @@ impl<'a, E> Publish<'a, E> {
         draft.meta.causation_id = self.causation_id;
         draft.meta.idempotency_key = self.idempotency_key;
         draft.meta.subject = self.subject;
-        for (name, value) in self.headers {
-            validate_header_name(&name).map_err(Error::InvalidHeader)?;
-            draft.meta.headers.insert(name, value);
+        if let Some(time) = self.time {
+            draft.meta.time = time;
         }
+        draft.meta.headers.extend(self.headers);
         Ok((self.publisher, draft))
     }
 }

@@ -72,7 +72,7 @@ async fn produce(n: u64) -> anyhow::Result<()> {
     let bus = Bus::builder()
         .store(store_url())
         .source("producer")
-        .only_handlers(Vec::<String>::new())
+        .no_linked_handlers()
         .build()
         .await?;
     let base = chrono::Utc::now().timestamp_millis() as u64 % 1_000_000 * 1000;

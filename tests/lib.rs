@@ -44,7 +44,7 @@ pub enum OrderEvent {
 /// each test sees only the closure handlers it adds.
 pub fn isolated() -> eventbus::BusBuilder {
     Bus::builder()
-        .only_handlers(Vec::<String>::new())
+        .no_linked_handlers()
         .backoff(Duration::from_millis(1), Duration::from_millis(5))
 }
 

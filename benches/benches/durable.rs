@@ -141,7 +141,7 @@ fn stored_events(rt: &Runtime, files: &Files) -> PathBuf {
     rt.block_on(async {
         let bus = Bus::builder()
             .store(url(&path))
-            .only_handlers(Vec::<String>::new())
+            .no_linked_handlers()
             .build()
             .await
             .expect("bus builds");
@@ -200,7 +200,7 @@ fn bus_transaction_round(rt: &Runtime, files: &Files, events: &Path) -> Duration
         let start = Instant::now();
         let bus = Bus::builder()
             .store(url(&path))
-            .only_handlers(Vec::<String>::new())
+            .no_linked_handlers()
             .handler(handler)
             .build()
             .await
@@ -303,7 +303,7 @@ fn bus_end_to_end_round(rt: &Runtime, files: &Files, latency: &Mutex<(f64, f64)>
         });
         let bus = Bus::builder()
             .store(url(&path))
-            .only_handlers(Vec::<String>::new())
+            .no_linked_handlers()
             .handler(handler)
             .build()
             .await

@@ -66,7 +66,7 @@ impl Done {
 }
 
 async fn bus_with_handlers(handlers: usize, done: &Arc<Done>, target: u64) -> Bus {
-    let mut builder = Bus::builder().only_handlers(Vec::<String>::new());
+    let mut builder = Bus::builder().no_linked_handlers();
     for i in 0..handlers {
         let done = Arc::clone(done);
         builder = builder.handler(FnHandler::new(

@@ -174,7 +174,7 @@ fn bus_run(rt: &Runtime, load: Load) -> (Duration, [f64; 3]) {
         let record = Record::new(load);
         let seen = Arc::clone(&record);
         let bus = Bus::builder()
-            .only_handlers(Vec::<String>::new())
+            .no_linked_handlers()
             .handler(FnHandler::new(
                 "latency",
                 move |ev: Envelope<Ping>, _ctx: Context| {

@@ -96,7 +96,7 @@ async fn setup() -> Option<Setup> {
     let tag = uuid::Uuid::now_v7().simple().to_string();
     let (stream, prefix) = (format!("BENCH_{tag}"), format!("bench_{tag}"));
     let bus = Bus::builder()
-        .only_handlers(Vec::<String>::new())
+        .no_linked_handlers()
         .tracing(false)
         .source(SOURCE)
         .store(format!("{server}?stream={stream}&prefix={prefix}"))
@@ -199,7 +199,7 @@ async fn bus_consume_round(s: &Setup, round: u64) -> Duration {
     .start(Start::Earliest);
     let start = Instant::now();
     let bus = Bus::builder()
-        .only_handlers(Vec::<String>::new())
+        .no_linked_handlers()
         .tracing(false)
         .store(s.url())
         .handler(handler)

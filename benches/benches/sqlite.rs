@@ -213,7 +213,7 @@ fn bus_publish_round(
     let path = files.fresh();
     let out = rt.block_on(async {
         let bus = Bus::builder()
-            .only_handlers(Vec::<String>::new())
+            .no_linked_handlers()
             .source(SOURCE)
             .store(sqlite_url(&path))
             .build()
@@ -360,7 +360,7 @@ fn check_same_rows(rt: &Runtime, files: &Files) {
     let path = files.fresh();
     rt.block_on(async {
         let bus = Bus::builder()
-            .only_handlers(Vec::<String>::new())
+            .no_linked_handlers()
             .source(SOURCE)
             .store(sqlite_url(&path))
             .build()
@@ -403,7 +403,7 @@ fn replay_file(rt: &Runtime, files: &Files) -> PathBuf {
     let path = files.fresh();
     rt.block_on(async {
         let bus = Bus::builder()
-            .only_handlers(Vec::<String>::new())
+            .no_linked_handlers()
             .source(SOURCE)
             .store(format!("{}?synchronous=normal", sqlite_url(&path)))
             .build()
@@ -446,7 +446,7 @@ fn replay_bus(rt: &Runtime, path: &Path) -> ReplayBus {
     });
     let bus = rt.block_on(async {
         Bus::builder()
-            .only_handlers(Vec::<String>::new())
+            .no_linked_handlers()
             .handler(handler)
             .store(sqlite_url(path))
             .build()
@@ -593,7 +593,7 @@ fn feed_round(rt: &Runtime, path: &Path, round: u64, checkpoints: bool, events: 
         };
         let start = Instant::now();
         let bus = Bus::builder()
-            .only_handlers(Vec::<String>::new())
+            .no_linked_handlers()
             .handler(handler)
             .store_impl(store)
             .build()

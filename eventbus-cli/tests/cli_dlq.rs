@@ -466,7 +466,7 @@ async fn a_service_makes_the_retry_the_command_requested() {
     };
     let bus = eventbus::Bus::builder()
         .store(&s.url)
-        .only_handlers(Vec::<String>::new())
+        .no_linked_handlers()
         .handler(billing)
         .dead_letter_poll(Duration::from_millis(20))
         .build()

@@ -115,6 +115,22 @@ async fn build_collects_every_linked_handler_sorted_with_its_options() {
 }
 
 #[tokio::test]
+async fn a_bus_without_linked_handlers_runs_only_its_closures() {
+    let bus = Bus::builder()
+        .no_linked_handlers()
+        .handler(FnHandler::new(
+            "closure",
+            |_: Envelope<EntityCreated>, _: Context| async {},
+        ))
+        .build()
+        .await
+        .unwrap();
+    let names: Vec<String> = bus.handlers().into_iter().map(|h| h.name).collect();
+    assert_eq!(names, ["closure"]);
+    bus.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn registered_handlers_run() {
     let bus = Bus::builder()
         .only_handlers(["reg.index"])

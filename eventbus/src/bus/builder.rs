@@ -139,12 +139,25 @@ impl BusBuilder {
 
     /// Runs only the named `#[handler]` functions of the binary instead of
     /// all of them (closure handlers always run). Unknown names fail `build()`.
+    ///
+    /// By default a bus runs every `#[handler]` linked into the binary,
+    /// including those of dependencies and, in an integration test, of
+    /// every module of that test: narrow it with this or
+    /// [`no_linked_handlers`](BusBuilder::no_linked_handlers).
     pub fn only_handlers<I, S>(mut self, names: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
         self.registered = Registered::Only(names.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Runs none of the binary's `#[handler]` functions, only the closure
+    /// handlers added with [`handler`](BusBuilder::handler): for tests and
+    /// tools that publish or read without the application's handlers.
+    pub fn no_linked_handlers(mut self) -> Self {
+        self.registered = Registered::Only(Vec::new());
         self
     }
 

@@ -79,7 +79,7 @@ impl Bus {
     /// # use eventbus::prelude::*;
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> eventbus::Result<()> {
-    /// let bus = Bus::builder().only_handlers(Vec::<String>::new()).build().await?;
+    /// let bus = Bus::builder().no_linked_handlers().build().await?;
     /// let topic = format!("sensor.{}", "kitchen");
     /// let stored = bus
     ///     .publish_json(topic, &serde_json::json!({ "celsius": 21.5 }))

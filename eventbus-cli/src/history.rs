@@ -32,7 +32,7 @@ pub(crate) fn query(pattern: Option<Pattern>, filters: &Filters) -> Result<Query
         )));
     }
     let mut query = Query::default();
-    query.pattern = pattern;
+    query.patterns = pattern.into_iter().collect();
     query.since = filters.since;
     query.until = filters.until;
     query.source.clone_from(&filters.source);
@@ -90,7 +90,7 @@ pub(crate) async fn tail(url: &str, args: TailArgs) -> Result<()> {
     let mut bad = BadRows::default();
     'polls: loop {
         let mut query = Query::default();
-        query.pattern.clone_from(&args.pattern);
+        query.patterns = args.pattern.iter().cloned().collect();
         query.after_seq = Some(after);
         let mut events = store.query(query);
         loop {

@@ -32,7 +32,7 @@ pub(crate) async fn run(url: &str, args: ReplayArgs) -> Result<()> {
 /// original gap divided by the speed.
 async fn print(url: &str, args: ReplayArgs) -> Result<()> {
     let mut query = Query::default();
-    query.pattern = Some(args.pattern);
+    query.patterns = vec![args.pattern];
     query.since = Some(args.since);
     query.until = args.until;
     let store = open::existing(url).await?;
@@ -112,7 +112,7 @@ async fn rewind(
 /// spinner while counting.
 async fn count_after(store: &dyn Store, pattern: &Pattern, seq: u64) -> Result<u64> {
     let mut query = Query::default();
-    query.pattern = Some(pattern.clone());
+    query.patterns = vec![pattern.clone()];
     query.after_seq = Some(seq);
     let bar = prompt::progress(None, "counting events to replay");
     let mut events = store.query(query);

@@ -64,7 +64,9 @@ async fn matching_count(store: &dyn Store, query: &Query) -> Result<Option<u64>>
     Ok(Some(
         topics
             .iter()
-            .filter(|t| query.pattern.as_ref().is_none_or(|p| p.matches(&t.topic)))
+            .filter(|t| {
+                query.patterns.is_empty() || query.patterns.iter().any(|p| p.matches(&t.topic))
+            })
             .map(|t| t.count)
             .sum(),
     ))

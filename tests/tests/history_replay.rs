@@ -56,6 +56,91 @@ async fn history_filters_combine() {
 
     let err = bus.history().topic("order.>.x").fetch().await.unwrap_err();
     assert!(matches!(err, Error::InvalidTopic(_)), "{err}");
+
+    let either = bus.history().topics(["entity.*", "order.cancelled.>"]);
+    assert_eq!(seqs(either).await, [3, 4]);
+    let replaced = bus.history().topic("entity.*").topics(["order.placed"]);
+    assert_eq!(seqs(replaced).await, [1]);
+    let err = bus
+        .history()
+        .topics(["order.*", "order..x"])
+        .fetch()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("order..x"), "{err}");
+    bus.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_bus_lists_and_clears_topics() {
+    let bus = isolated().build().await.unwrap();
+    for id in 0..3 {
+        bus.publish(OrderEvent::Shipped { id }).await.unwrap();
+    }
+    bus.publish(EntityCreated {
+        id: "x".into(),
+        name: "y".into(),
+    })
+    .await
+    .unwrap();
+    let counts = |topics: Vec<eventbus::store::TopicSummary>| {
+        topics
+            .into_iter()
+            .map(|t| (t.topic, t.count))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        counts(bus.topics().await.unwrap()),
+        [("entity.created".into(), 1), ("order.shipped".into(), 3)]
+    );
+    assert_eq!(bus.clear("order.>").await.unwrap(), 3);
+    assert_eq!(
+        counts(bus.topics().await.unwrap()),
+        [("entity.created".to_owned(), 1)]
+    );
+    let err = bus.clear("order.>.x").await.unwrap_err();
+    assert!(matches!(err, Error::InvalidTopic(_)), "{err}");
+    bus.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn replay_into_a_function_sees_history_in_order_and_counts_failures() {
+    let bus = isolated().build().await.unwrap();
+    for id in 0..4 {
+        bus.publish(OrderEvent::Shipped { id }).await.unwrap();
+    }
+    bus.publish(EntityCreated {
+        id: "x".into(),
+        name: "y".into(),
+    })
+    .await
+    .unwrap();
+    let mut seen = Vec::new();
+    let report = bus
+        .replay()
+        .topics(["order.shipped"])
+        .run_with(|env| {
+            let replayed = env.is_replay();
+            let id = env.data::<serde_json::Value>().unwrap()["id"].as_u64();
+            seen.push((env.seq(), replayed));
+            async move {
+                match id {
+                    Some(2) => Err("id 2 is refused"),
+                    _ => Ok(()),
+                }
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(seen, [(1, true), (2, true), (3, true), (4, true)]);
+    assert_eq!((report.events, report.delivered, report.failed), (4, 3, 1));
+    let err = bus
+        .replay()
+        .to_handler("audit")
+        .run_with(|_| async { Ok::<(), String>(()) })
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("audit"), "{err}");
     bus.shutdown().await.unwrap();
 }
 
@@ -233,6 +318,19 @@ async fn replay_speed_scales_the_original_spacing() {
     assert!(
         start.elapsed() < Duration::from_millis(100),
         "no speed: flat out"
+    );
+    let start = tokio::time::Instant::now();
+    let report = bus
+        .replay()
+        .speed(20.0)
+        .run_with(|_| async { Ok::<(), String>(()) })
+        .await
+        .unwrap();
+    let took = start.elapsed();
+    assert_eq!(report.delivered, 3);
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_millis(1100),
+        "a function is paced alike: {took:?}"
     );
     bus.shutdown().await.unwrap();
 }

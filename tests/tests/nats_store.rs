@@ -61,6 +61,13 @@ async fn nats_publish_then_read_history_both_ways() {
     assert_eq!(newest, [6, 5, 4]);
     let odd = bus.history().correlation_id("c1").fetch().await.unwrap();
     assert_eq!(odd.iter().map(|e| e.seq()).collect::<Vec<_>>(), [1, 3, 5]);
+    let either = bus
+        .history()
+        .topics(["order.shipped", "entity.*"])
+        .fetch()
+        .await
+        .unwrap();
+    assert_eq!(either.iter().map(|e| e.seq()).collect::<Vec<_>>(), [6]);
     bus.shutdown().await.unwrap();
 }
 

@@ -360,6 +360,26 @@ async fn rows_that_no_longer_decode_are_per_item_errors() {
     }
     let typed = bus.history().fetch_as::<OrderEvent>().await.unwrap_err();
     assert!(matches!(typed, Error::BadRow { seq: 1, .. }), "{typed}");
+    let whole = bus.history().fetch().await.unwrap_err();
+    assert!(matches!(whole, Error::BadRow { seq: 1, .. }), "{whole}");
+    let readable = bus.history().skip_unreadable().fetch().await.unwrap();
+    let seqs: Vec<u64> = readable.iter().map(RawEnvelope::seq).collect();
+    assert_eq!(
+        seqs,
+        [2, 3, 4],
+        "the damaged row is left out, the rest come"
+    );
+    let streamed: Vec<_> = bus.history().skip_unreadable().stream().collect().await;
+    assert!(streamed.iter().all(Result::is_ok) && streamed.len() == 3);
+    let either = bus
+        .history()
+        .topics(["entity.*", "order.shipped"])
+        .skip_unreadable()
+        .fetch()
+        .await
+        .unwrap();
+    let seqs: Vec<u64> = either.iter().map(RawEnvelope::seq).collect();
+    assert_eq!(seqs, [2, 3, 4], "several patterns, in SQL");
     let drift = bus
         .history()
         .after_seq(1)

@@ -16,7 +16,7 @@ use crate::envelope::{Draft, RawEnvelope};
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::handler::{HandlerInfo, HandlerOptions, JsonEvent, Publish};
-use crate::store::Store;
+use crate::store::{Store, TopicSummary};
 use crate::topic::Pattern;
 
 /// The event bus. Cheap to clone: every clone is a handle on the same bus.
@@ -149,6 +149,31 @@ impl Bus {
     /// A history query over the store; see [`HistoryQuery`].
     pub fn history(&self) -> HistoryQuery {
         HistoryQuery::new(Arc::clone(&self.inner.core.store))
+    }
+
+    /// Each stored topic with its event count and first and last times,
+    /// sorted by topic.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] for a store without summaries, or a store error.
+    pub async fn topics(&self) -> Result<Vec<TopicSummary>> {
+        self.store().admin()?.topics().await
+    }
+
+    /// Deletes every stored event whose topic matches `pattern` and
+    /// returns how many went; handlers' checkpoints are kept. Live
+    /// subscriptions and events already in handlers' feeds are not
+    /// affected.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidTopic`] for a malformed pattern,
+    /// [`Error::Unsupported`] for a store that cannot delete, or a store
+    /// error.
+    pub async fn clear(&self, pattern: impl AsRef<str>) -> Result<u64> {
+        let pattern = Pattern::new(pattern.as_ref().to_owned())?;
+        self.store().admin()?.clear(&pattern).await
     }
 
     /// A replay of history into handlers; see [`Replay`].

@@ -15,6 +15,18 @@ use crate::topic::Pattern;
 /// A history query: add filters, then [`fetch`](HistoryQuery::fetch) or
 /// [`stream`](HistoryQuery::stream). A malformed pattern is reported there.
 ///
+/// Events come in seq order, the order the store took them in (oldest
+/// first unless [`newest_first`](HistoryQuery::newest_first)). Within one
+/// publisher that is publish order; the `time` of events from different
+/// processes, set by their clocks, may not increase with it.
+///
+/// A stored row that cannot be read back (damaged by hand, written by a
+/// newer version) fails [`fetch`](HistoryQuery::fetch) with
+/// [`Error::BadRow`] naming its seq and is an `Err` item of
+/// [`stream`](HistoryQuery::stream); with
+/// [`skip_unreadable`](HistoryQuery::skip_unreadable) both leave it out
+/// and log it instead.
+///
 /// # Examples
 ///
 /// ```
@@ -31,6 +43,7 @@ use crate::topic::Pattern;
 pub struct HistoryQuery {
     store: Arc<dyn Store>,
     query: Query,
+    skip_unreadable: bool,
     error: Option<Error>,
 }
 
@@ -39,6 +52,7 @@ impl std::fmt::Debug for HistoryQuery {
         f.debug_struct("HistoryQuery")
             .field("store", &self.store.describe())
             .field("query", &self.query)
+            .field("skip_unreadable", &self.skip_unreadable)
             .field("error", &self.error)
             .finish()
     }
@@ -49,16 +63,42 @@ impl HistoryQuery {
         HistoryQuery {
             store,
             query: Query::default(),
+            skip_unreadable: false,
             error: None,
         }
     }
 
     /// Only topics matching `pattern` (`*` one token, `>` the rest).
-    pub fn topic(mut self, pattern: impl AsRef<str>) -> Self {
-        match Pattern::new(pattern.as_ref().to_owned()) {
-            Ok(p) => self.query.pattern = Some(p),
-            Err(e) => self.error = Some(e.into()),
+    pub fn topic(self, pattern: impl AsRef<str>) -> Self {
+        self.topics([pattern])
+    }
+
+    /// Only topics matching any of `patterns`, such as
+    /// `["order.*", "billing.>"]`; replaces an earlier
+    /// [`topic`](HistoryQuery::topic).
+    pub fn topics<I, P>(mut self, patterns: I) -> Self
+    where
+        I: IntoIterator<Item = P>,
+        P: AsRef<str>,
+    {
+        let mut parsed = Vec::new();
+        for pattern in patterns {
+            match Pattern::new(pattern.as_ref().to_owned()) {
+                Ok(p) => parsed.push(p),
+                Err(e) => {
+                    self.error.get_or_insert(e.into());
+                }
+            }
         }
+        self.query.patterns = parsed;
+        self
+    }
+
+    /// Leaves out stored rows that cannot be read back, logging each with
+    /// its seq, instead of failing [`fetch`](HistoryQuery::fetch) or
+    /// yielding them as errors from [`stream`](HistoryQuery::stream).
+    pub fn skip_unreadable(mut self) -> Self {
+        self.skip_unreadable = true;
         self
     }
 
@@ -135,6 +175,9 @@ impl HistoryQuery {
     pub fn stream(self) -> BoxStream<'static, Result<RawEnvelope>> {
         match self.error {
             Some(e) => Box::pin(futures_util::stream::once(std::future::ready(Err(e)))),
+            None if self.skip_unreadable => {
+                Box::pin(skipping_unreadable(self.store.query(self.query)))
+            }
             None => self.store.query(self.query),
         }
     }
@@ -157,6 +200,7 @@ impl HistoryQuery {
         }
         let mut query = self.query;
         query.order = Order::Oldest;
+        let skip_unreadable = self.skip_unreadable;
         let start = Follow {
             remaining: query.limit.take().unwrap_or(usize::MAX),
             store: self.store,
@@ -164,7 +208,7 @@ impl HistoryQuery {
             current: None,
             poll,
         };
-        Box::pin(futures_util::stream::unfold(start, |mut f| async move {
+        let events = Box::pin(futures_util::stream::unfold(start, |mut f| async move {
             loop {
                 if f.remaining == 0 {
                     return None;
@@ -190,14 +234,21 @@ impl HistoryQuery {
                     }
                 }
             }
-        }))
+        }));
+        if skip_unreadable {
+            Box::pin(skipping_unreadable(events))
+        } else {
+            events
+        }
     }
 
     /// Collects the matching events.
     ///
     /// # Errors
     ///
-    /// A malformed pattern, or a store error.
+    /// A malformed pattern, a store error, or [`Error::BadRow`] for the
+    /// first row that cannot be read back (unless
+    /// [`skip_unreadable`](HistoryQuery::skip_unreadable)).
     pub async fn fetch(self) -> Result<Vec<RawEnvelope>> {
         let mut stream = self.stream();
         let mut out = Vec::new();
@@ -221,4 +272,21 @@ impl HistoryQuery {
             .map(|raw| raw.decode::<E>().map_err(|e| (raw.seq(), e)))
             .collect())
     }
+}
+
+/// The items of `events` without the rows that could not be read back,
+/// each logged once.
+fn skipping_unreadable(
+    events: BoxStream<'static, Result<RawEnvelope>>,
+) -> impl futures_util::Stream<Item = Result<RawEnvelope>> + Send + 'static {
+    events.filter(|item| {
+        let keep = match item {
+            Err(Error::BadRow { seq, reason }) => {
+                tracing::warn!(seq, %reason, "history skips a stored event it cannot read");
+                false
+            }
+            _ => true,
+        };
+        std::future::ready(keep)
+    })
 }

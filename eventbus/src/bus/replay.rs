@@ -1,4 +1,4 @@
-//! `bus.replay()`: history delivered again into handlers.
+//! `bus.replay()`: history delivered again into handlers, or into a function.
 //!
 //! Replayed envelopes carry the header `replay: true` (see
 //! [`Context::is_replay`](crate::Context::is_replay)); handlers declared with
@@ -6,6 +6,7 @@
 //! event at a time in seq order, with the handlers' retry settings; it does
 //! not go through their live feeds, so live traffic is not held up behind it.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +15,9 @@ use futures_util::StreamExt;
 
 use super::history::HistoryQuery;
 use crate::delivery::{self, Core, HandlerRuntime, HandlerScope, Mode};
+use crate::envelope::RawEnvelope;
 use crate::error::{Error, Result};
+use crate::future::BoxStream;
 
 /// A replay in the making; `run().await` performs it.
 ///
@@ -74,6 +77,16 @@ impl Replay {
         self
     }
 
+    /// Only topics matching any of `patterns`.
+    pub fn topics<I, P>(mut self, patterns: I) -> Self
+    where
+        I: IntoIterator<Item = P>,
+        P: AsRef<str>,
+    {
+        self.history = self.history.topics(patterns);
+        self
+    }
+
     /// Only events published at or after `time`.
     pub fn since(mut self, time: DateTime<Utc>) -> Self {
         self.history = self.history.since(time);
@@ -127,15 +140,9 @@ impl Replay {
             .map(|h| HandlerScope::new(Arc::clone(&self.core), h))
             .collect();
         let mut report = ReplayReport::default();
-        let mut previous: Option<DateTime<Utc>> = None;
-        let mut events = self.history.replayed().stream();
+        let mut events = Paced::new(self.history, self.speed);
         while let Some(env) = events.next().await {
             let env = env?;
-            if let (Some(speed), Some(prev)) = (self.speed, previous) {
-                let gap = (env.time() - prev).to_std().unwrap_or(Duration::ZERO);
-                tokio::time::sleep(gap.div_f64(speed)).await;
-            }
-            previous = Some(env.time());
             report.events += 1;
             for scope in targets
                 .iter()
@@ -144,6 +151,65 @@ impl Replay {
                 match delivery::deliver(scope, env.clone(), Mode::Replay).await {
                     Ok(()) => report.delivered += 1,
                     Err(_) => report.failed += 1,
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Runs the replay into `f` instead of handlers, one event at a time
+    /// in seq order and with the same pacing: for tools that replay
+    /// history into a function. Envelopes are marked as replayed, any
+    /// event type or none; an `Err` from `f` is logged and counted as a
+    /// failed handling, and the replay goes on.
+    ///
+    /// # Errors
+    ///
+    /// A bad pattern or speed, a store error, or
+    /// [`Error::InvalidArgument`] when [`to_handler`](Replay::to_handler)
+    /// was also set.
+    ///
+    /// ```
+    /// # use eventbus::prelude::*;
+    /// # async fn run(bus: Bus) -> eventbus::Result<()> {
+    /// let mut totals = std::collections::HashMap::<String, u64>::new();
+    /// let report = bus
+    ///     .replay()
+    ///     .topics(["order.*", "refund.>"])
+    ///     .run_with(|env| {
+    ///         *totals.entry(env.topic().to_owned()).or_default() += 1;
+    ///         async { Ok::<(), std::convert::Infallible>(()) }
+    ///     })
+    ///     .await?;
+    /// assert_eq!(report.events, totals.values().sum::<u64>());
+    /// # Ok(()) }
+    /// ```
+    pub async fn run_with<F, Fut, E>(self, mut f: F) -> Result<ReplayReport>
+    where
+        F: FnMut(RawEnvelope) -> Fut,
+        Fut: Future<Output = std::result::Result<(), E>>,
+        E: std::fmt::Display,
+    {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        if let Some(name) = &self.handler {
+            return Err(Error::InvalidArgument(format!(
+                "a replay into a function does not also go to handler `{name}`; \
+                 drop `.to_handler(..)` or call `.run()`"
+            )));
+        }
+        let mut report = ReplayReport::default();
+        let mut events = Paced::new(self.history, self.speed);
+        while let Some(env) = events.next().await {
+            let env = env?;
+            report.events += 1;
+            let (seq, topic) = (env.seq(), env.topic().to_owned());
+            match f(env).await {
+                Ok(()) => report.delivered += 1,
+                Err(error) => {
+                    tracing::warn!(seq, topic, %error, "replay function failed");
+                    report.failed += 1;
                 }
             }
         }
@@ -169,5 +235,36 @@ impl Replay {
                 }),
             },
         }
+    }
+}
+
+/// The history of a replay, each event released after its original gap
+/// to the one before divided by the speed.
+struct Paced {
+    events: BoxStream<'static, Result<RawEnvelope>>,
+    speed: Option<f64>,
+    previous: Option<DateTime<Utc>>,
+}
+
+impl Paced {
+    fn new(history: HistoryQuery, speed: Option<f64>) -> Self {
+        Paced {
+            events: history.replayed().stream(),
+            speed,
+            previous: None,
+        }
+    }
+
+    async fn next(&mut self) -> Option<Result<RawEnvelope>> {
+        let env = match self.events.next().await? {
+            Ok(env) => env,
+            Err(e) => return Some(Err(e)),
+        };
+        if let (Some(speed), Some(prev)) = (self.speed, self.previous) {
+            let gap = (env.time() - prev).to_std().unwrap_or(Duration::ZERO);
+            tokio::time::sleep(gap.div_f64(speed)).await;
+        }
+        self.previous = Some(env.time());
+        Some(Ok(env))
     }
 }

@@ -20,8 +20,8 @@ pub enum Order {
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub struct Query {
-    /// Only topics matching this pattern.
-    pub pattern: Option<Pattern>,
+    /// Only topics matching one of these patterns (empty: any).
+    pub patterns: Vec<Pattern>,
     /// Only these exact topics (empty: any).
     pub topics: Vec<String>,
     /// Only events from this source.
@@ -49,7 +49,7 @@ pub struct Query {
 impl Query {
     /// Whether an envelope passes every filter (the limit aside).
     pub fn matches(&self, env: &RawEnvelope) -> bool {
-        self.pattern.as_ref().is_none_or(|p| p.matches(env.topic()))
+        (self.patterns.is_empty() || self.patterns.iter().any(|p| p.matches(env.topic())))
             && (self.topics.is_empty() || self.topics.iter().any(|t| t == env.topic()))
             && self.source.as_deref().is_none_or(|s| s == env.source())
             && self

@@ -73,10 +73,12 @@ async fn produce(shared: &Shared, out: &mut Output) -> Result<()> {
         return Ok(());
     }
     let q = &out.query;
-    let filter = match (&q.pattern, q.topics.as_slice()) {
+    // A consumer on this server takes one filter subject; with several
+    // patterns every event is read and `Query::matches` picks.
+    let filter = match (q.patterns.as_slice(), q.topics.as_slice()) {
         (_, [one]) => shared.config.subject(one),
-        (Some(p), _) => shared.config.subject(p.as_str()),
-        (None, _) => shared.config.subject(">"),
+        ([p], _) => shared.config.subject(p.as_str()),
+        _ => shared.config.subject(">"),
     };
     let mut info = shared.stream.clone();
     let state = info

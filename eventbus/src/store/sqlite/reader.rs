@@ -15,6 +15,7 @@ use super::schema::{self, Synchronous};
 use crate::envelope::{EventId, HeaderValue, Metadata, REPLAY_HEADER, RawEnvelope};
 use crate::error::Error;
 use crate::store::query::{Order, Query};
+use crate::topic::Pattern;
 
 pub(crate) const COLUMNS: &str = "seq, id, topic, time_ns, source, correlation_id, causation_id, \
                        idempotency_key, headers, event_name, event_version, data, subject, dataschema";
@@ -121,6 +122,28 @@ impl Where {
         self.sql.push_str(&numbered);
     }
 
+    /// Adds the terms of one group, or `AND ((a AND b) OR (c))` for
+    /// several: rows that pass every term of any one group.
+    fn any_group(&mut self, groups: Vec<Vec<(&str, Value)>>) {
+        if let [_] = groups.as_slice() {
+            for (clause, value) in groups.into_iter().flatten() {
+                self.term(clause, value);
+            }
+            return;
+        }
+        let mut alternatives = Vec::with_capacity(groups.len());
+        for group in groups {
+            let mut terms = Vec::with_capacity(group.len());
+            for (clause, value) in group {
+                self.args.push(value);
+                terms.push(clause.replace('?', &format!("?{}", self.args.len())));
+            }
+            alternatives.push(format!("({})", terms.join(" AND ")));
+        }
+        self.sql
+            .push_str(&format!(" AND ({})", alternatives.join(" OR ")));
+    }
+
     /// Adds `AND column IN (...)`.
     fn one_of(&mut self, column: &str, values: &[String]) {
         let mut marks = Vec::with_capacity(values.len());
@@ -140,20 +163,8 @@ fn page_sql(query: &Query, cursor: Option<u64>, size: usize) -> (String, Vec<Val
         sql: format!("SELECT {COLUMNS} FROM events WHERE 1 = 1"),
         args: Vec::new(),
     };
-    if let Some(pattern) = &query.pattern {
-        let p = pattern.as_str();
-        if !eventbus_topic::has_wildcard(p) {
-            w.term("topic = ?", Value::Text(p.to_owned()));
-        } else {
-            let prefix = literal_prefix(p);
-            if !prefix.is_empty() {
-                // Every topic under `a.b.` sorts between `a.b.` and `a.b/`.
-                let upper = format!("{}/", &prefix[..prefix.len() - 1]);
-                w.term("topic >= ?", Value::Text(prefix));
-                w.term("topic < ?", Value::Text(upper));
-            }
-            w.term("topic_matches(?, topic)", Value::Text(p.to_owned()));
-        }
+    if !query.patterns.is_empty() {
+        w.any_group(query.patterns.iter().map(pattern_terms).collect());
     }
     if !query.topics.is_empty() {
         w.one_of("topic", &query.topics);
@@ -194,6 +205,25 @@ fn page_sql(query: &Query, cursor: Option<u64>, size: usize) -> (String, Vec<Val
     w.sql
         .push_str(&format!(" ORDER BY seq {order} LIMIT {size}"));
     (w.sql, w.args)
+}
+
+/// The terms that select one pattern's topics: the topic itself, or the
+/// index range of the pattern's literal prefix plus exact matching.
+fn pattern_terms(pattern: &Pattern) -> Vec<(&'static str, Value)> {
+    let p = pattern.as_str();
+    if !eventbus_topic::has_wildcard(p) {
+        return vec![("topic = ?", Value::Text(p.to_owned()))];
+    }
+    let mut terms = Vec::with_capacity(3);
+    let prefix = literal_prefix(p);
+    if !prefix.is_empty() {
+        // Every topic under `a.b.` sorts between `a.b.` and `a.b/`.
+        let upper = format!("{}/", &prefix[..prefix.len() - 1]);
+        terms.push(("topic >= ?", Value::Text(prefix)));
+        terms.push(("topic < ?", Value::Text(upper)));
+    }
+    terms.push(("topic_matches(?, topic)", Value::Text(p.to_owned())));
+    terms
 }
 
 /// The tokens before the first wildcard, with a trailing dot (`order.` for
@@ -287,7 +317,6 @@ fn read_headers(text: &str) -> Result<BTreeMap<String, HeaderValue>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::topic::Pattern;
 
     #[test]
     fn patterns_become_index_ranges_plus_exact_matching() {
@@ -295,7 +324,7 @@ mod tests {
         assert_eq!(literal_prefix("a.b.>"), "a.b.");
         assert_eq!(literal_prefix("*.placed"), "");
         let q = Query {
-            pattern: Some(Pattern::new("order.*").unwrap()),
+            patterns: vec![Pattern::new("order.*").unwrap()],
             ..Query::default()
         };
         let (sql, args) = page_sql(&q, Some(10), 5);
@@ -306,11 +335,26 @@ mod tests {
         assert!(sql.ends_with("ORDER BY seq ASC LIMIT 5"), "{sql}");
         assert_eq!(args[1], Value::Text("order/".into()));
         let exact = Query {
-            pattern: Some(Pattern::new("order.placed").unwrap()),
+            patterns: vec![Pattern::new("order.placed").unwrap()],
             order: Order::Newest,
             ..Query::default()
         };
         let (sql, _) = page_sql(&exact, None, 5);
         assert!(sql.contains("topic = ?1") && sql.contains("DESC"), "{sql}");
+        let either = Query {
+            patterns: vec![
+                Pattern::new("order.*").unwrap(),
+                Pattern::new("audit.log").unwrap(),
+            ],
+            ..Query::default()
+        };
+        let (sql, args) = page_sql(&either, None, 5);
+        assert!(
+            sql.contains(
+                "AND ((topic >= ?1 AND topic < ?2 AND topic_matches(?3, topic)) OR (topic = ?4))"
+            ),
+            "{sql}"
+        );
+        assert_eq!(args[3], Value::Text("audit.log".into()));
     }
 }

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
+use eventbus::Scope;
 use eventbus::topic::{Pattern, Topic};
 
 use crate::time::parse_time;
@@ -90,6 +91,11 @@ pub(crate) struct PublishArgs {
     /// repeat for more.
     #[arg(long = "header", value_name = "NAME=VALUE", value_parser = parse_header)]
     pub(crate) headers: Vec<(String, String)>,
+
+    /// Publishes into this scope (`tenant-a`, `tenant-a/eu`), as
+    /// `bus.scope(..)` does.
+    #[arg(long, value_name = "PATH", value_parser = parse_scope)]
+    pub(crate) scope: Option<Scope>,
 }
 
 /// Which events: the filters `history`, `replay` and `export` share.
@@ -115,6 +121,11 @@ pub(crate) struct Filters {
     /// Only events with this CloudEvents subject (such as an entity id).
     #[arg(long, value_name = "SUBJECT")]
     pub(crate) subject: Option<String>,
+
+    /// Only events published in this scope or below it (`tenant-a`,
+    /// `tenant-a/eu`).
+    #[arg(long, value_name = "PATH", value_parser = parse_scope)]
+    pub(crate) scope: Option<Scope>,
 }
 
 #[derive(Debug, Args)]
@@ -293,6 +304,10 @@ fn parse_topic(text: &str) -> Result<Topic, eventbus::topic::InvalidTopic> {
 
 fn parse_pattern(text: &str) -> Result<Pattern, eventbus::topic::InvalidTopic> {
     Pattern::new(text.to_owned())
+}
+
+fn parse_scope(text: &str) -> Result<Scope, String> {
+    Scope::new(text)
 }
 
 fn parse_header(text: &str) -> Result<(String, String), String> {

@@ -38,6 +38,7 @@ pub(crate) fn query(pattern: Option<Pattern>, filters: &Filters) -> Result<Query
     query.source.clone_from(&filters.source);
     query.correlation_id.clone_from(&filters.correlation_id);
     query.subject.clone_from(&filters.subject);
+    query.scope.clone_from(&filters.scope);
     Ok(query)
 }
 

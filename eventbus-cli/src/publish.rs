@@ -5,7 +5,7 @@ use std::io::Read;
 
 use anyhow::{Context as _, Result};
 use chrono::{SecondsFormat, Utc};
-use eventbus::envelope::validate_header_name;
+use eventbus::envelope::{SCOPE_HEADER, validate_header_name};
 use eventbus::{Draft, RawEnvelope};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -100,6 +100,11 @@ fn draft(args: &PublishArgs, data: Box<RawValue>) -> Result<Draft> {
     let mut event = Map::new();
     for (name, value) in &args.headers {
         validate_header_name(name).map_err(usage)?;
+        if name == SCOPE_HEADER {
+            return Err(usage(format!(
+                "header `{SCOPE_HEADER}` is the event's scope; give it with --scope"
+            )));
+        }
         if event
             .insert(name.clone(), Value::String(value.clone()))
             .is_some()
@@ -123,6 +128,9 @@ fn draft(args: &PublishArgs, data: Box<RawValue>) -> Result<Draft> {
     }
     if let Some(k) = &args.idempotency_key {
         set("idempotencykey", k.clone().into());
+    }
+    if let Some(scope) = &args.scope {
+        set(SCOPE_HEADER, scope.as_str().into());
     }
     let json = serde_json::to_vec(&CloudEvent {
         attributes: event,

@@ -335,3 +335,29 @@ fn subjects_are_published_filtered_and_kept_with_typed_extensions_through_import
         serde_json::from_str::<serde_json::Value>(line).expect("json")
     );
 }
+
+#[test]
+fn scopes_are_published_and_filtered_below_their_path() {
+    let s = Scratch::new();
+    s.publish("invoice.sent", "1", &["--scope", "tenant-a/eu"]);
+    s.publish("invoice.sent", "2", &["--scope", "tenant-ab"]);
+    s.publish("invoice.sent", "3", &[]);
+    let a = s.history_json(&["--scope", "tenant-a"]);
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(a[0]["scope"], "tenant-a/eu");
+    assert_eq!(a[0]["data"], 1);
+    assert_eq!(s.history_json(&[]).len(), 3);
+    let out = bin()
+        .args(["--store", &s.url, "publish", "invoice.sent", "--data", "4"])
+        .args(["--header", "scope=tenant-b"])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--scope"));
+    let bad = bin()
+        .args(["--store", &s.url, "history", "--scope", "a//b"])
+        .output()
+        .expect("runs");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("`a//b` is invalid"));
+}

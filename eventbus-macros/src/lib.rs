@@ -183,6 +183,7 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
 /// | `replay = bool` | whether replays reach this handler | `true` |
 /// | `backoff = "100ms..30s"` | the first and the longest delay between attempts (doubling, with jitter) | the bus default, `100ms..30s` |
 /// | `start = "latest" \| "earliest"` | where a new handler starts on a durable store | the bus default, `latest` |
+/// | `scope = "tenant-a"` | only events published in this scope or below it (`Bus::scope`); the path is checked at compile time | every scope |
 /// | `crate = "path"` | where the `eventbus` crate is | `::eventbus` |
 ///
 /// Shared state the body reads with `ctx.state::<T>()` is recorded too, so

@@ -331,5 +331,34 @@ pub const fn matches_any(pattern: &str, topics: &[&str]) -> bool {
     false
 }
 
+/// The longest name in a scope path, in bytes.
+pub const MAX_SCOPE_NAME_LEN: usize = 64;
+
+/// Checks a scope path (`tenant-a` or `tenant-a/eu`): names of 1 to
+/// [`MAX_SCOPE_NAME_LEN`] ASCII letters, digits, `-`, `_` or `.`, joined
+/// by `/`. Scopes live here beside topics so that `#[handler(scope = ..)]`
+/// and `bus.scope(..)` accept exactly the same paths.
+///
+/// # Errors
+///
+/// A message naming the path and the rule.
+pub fn validate_scope(path: &str) -> Result<(), String> {
+    let valid = path.split('/').all(|name| {
+        !name.is_empty()
+            && name.len() <= MAX_SCOPE_NAME_LEN
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "scope `{path}` is invalid: a scope is a path of names joined by `/`, each 1 to \
+             {MAX_SCOPE_NAME_LEN} ASCII letters, digits, `-`, `_` or `.` (for example `tenant-a/eu`)"
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests;

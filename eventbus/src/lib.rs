@@ -64,7 +64,7 @@ pub mod __private;
 pub use bus::{Bus, BusBuilder, DeadLetters, HandlerStats, HistoryQuery, Replay, ReplayReport};
 pub use delivery::{DeadLettered, LagPolicy, RawSubscription, Subscription, SubscriptionError};
 pub use envelope::{
-    Draft, Envelope, EventId, HeaderKind, HeaderValue, IntoHeaderValue, RawEnvelope,
+    Draft, Envelope, EventId, HeaderKind, HeaderValue, IntoHeaderValue, RawEnvelope, Scope,
 };
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use event::{CodecError, Event};

@@ -82,7 +82,8 @@ async fn build_collects_every_linked_handler_sorted_with_its_options() {
             concurrency: 1,
             replay: false,
             start: None,
-            backoff: None
+            backoff: None,
+            scope: None,
         }
     );
     let location = mailer.location.as_deref().unwrap();
@@ -103,7 +104,8 @@ async fn build_collects_every_linked_handler_sorted_with_its_options() {
             backoff: Some(eventbus::Backoff {
                 base: Duration::from_millis(50),
                 max: Duration::from_secs(2)
-            })
+            }),
+            scope: None,
         }
     );
     let index = &handlers[2];

@@ -158,6 +158,11 @@ fn options(handler: &Handler<'_>, private: &TokenStream) -> TokenStream {
             })),
         );
     }
+    if let Some(scope) = &args.scope {
+        fields.push(quote!(
+            scope: ::core::option::Option::Some(::std::borrow::Cow::Borrowed(#scope))
+        ));
+    }
     if let Some(start) = &args.start {
         fields.push(quote!(start: ::core::option::Option::Some(#private::Start::#start)));
     }

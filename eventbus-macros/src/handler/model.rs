@@ -48,6 +48,11 @@ const SPEC: Spec = Spec {
             aliases: &["from", "begin", "offset"],
         },
         Key {
+            name: "scope",
+            example: "scope = \"tenant-a\"",
+            aliases: &["tenant", "scoped"],
+        },
+        Key {
             name: "crate",
             example: "crate = \"::eventbus\"",
             aliases: &["krate"],
@@ -67,6 +72,8 @@ pub(crate) struct Args {
     pub(crate) backoff: Option<(u64, u64)>,
     /// `Latest` or `Earliest`: the runtime's `Start` variant to name.
     pub(crate) start: Option<syn::Ident>,
+    /// A scope path, checked by the same rule as `bus.scope(..)`.
+    pub(crate) scope: Option<LitStr>,
     pub(crate) krate: Option<Path>,
 }
 
@@ -170,6 +177,14 @@ fn parse_args(cx: &Ctxt, tokens: TokenStream) -> Args {
                             &arg,
                             syn::Ident::new(variant, v.span()),
                         );
+                    }
+                }
+            }
+            "scope" => {
+                if let Some(v) = arg.string(cx) {
+                    match eventbus_topic::validate_scope(&v.value()) {
+                        Ok(()) => attr::set_once(cx, &mut out.scope, &arg, v),
+                        Err(why) => cx.error_spanned_by(&v, why),
                     }
                 }
             }

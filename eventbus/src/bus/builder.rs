@@ -299,6 +299,9 @@ impl BusBuilder {
             let Some(topics) = checks::handler_topics(&def, &mut problems) else {
                 continue;
             };
+            let Ok(within) = checks::handler_scope(&def, &mut problems) else {
+                continue;
+            };
             for topic in &topics {
                 routes.entry(topic).or_default().push(handlers.len());
             }
@@ -306,6 +309,7 @@ impl BusBuilder {
                 name: Arc::from(def.name.as_ref()),
                 retries: def.options.retry.unwrap_or(self.default_retry),
                 backoff: def.options.backoff.unwrap_or(self.backoff),
+                within,
                 topics,
                 index: handlers.len(),
                 wake: tokio::sync::Notify::new(),
@@ -364,6 +368,7 @@ impl BusBuilder {
                 workers: tokio::sync::Mutex::new(Some(workers)),
                 shutdown_timeout: self.shutdown_timeout,
             }),
+            scope: None,
         })
     }
 }

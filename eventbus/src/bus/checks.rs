@@ -5,6 +5,7 @@ use std::any::{Any, TypeId};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use crate::envelope::Scope;
 use crate::error::{Error, Result};
 use crate::handler::{HandlerDef, HandlerRegistration};
 use crate::topic::Pattern;
@@ -54,6 +55,19 @@ pub(super) fn collect_handlers(
         }
     }
     defs
+}
+
+/// The scope a handler is limited to, if any, or `Err` when it is malformed.
+pub(super) fn handler_scope(
+    def: &HandlerDef,
+    problems: &mut Vec<Error>,
+) -> std::result::Result<Option<Scope>, ()> {
+    let Some(path) = &def.options.scope else {
+        return Ok(None);
+    };
+    Scope::new(path).map(Some).map_err(|e| {
+        problems.push(Error::Config(format!("handler `{}`: {e}", def.name)));
+    })
 }
 
 /// The topics a handler receives, or `None` when its pattern or options

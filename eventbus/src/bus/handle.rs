@@ -1,10 +1,12 @@
 //! The bus handle: cheap to clone, over a running [`Core`]: publish,
 //! subscribe, history, replay, dead letters, stats and shutdown.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use tokio::sync::watch;
 
 use super::checks::topics_matching;
@@ -12,7 +14,7 @@ use super::dead_letters::DeadLetters;
 use super::history::HistoryQuery;
 use super::replay::Replay;
 use crate::delivery::{Core, RawSubscription, Subscription, Workers};
-use crate::envelope::{Draft, RawEnvelope};
+use crate::envelope::{Draft, RawEnvelope, SCOPE_HEADER, Scope};
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::handler::{HandlerInfo, HandlerOptions, JsonEvent, Publish};
@@ -47,6 +49,8 @@ use crate::topic::Pattern;
 #[derive(Clone)]
 pub struct Bus {
     pub(super) inner: Arc<Inner>,
+    /// What this handle publishes into and sees; `None`: the whole bus.
+    pub(super) scope: Option<Scope>,
 }
 
 pub(super) struct Inner {
@@ -60,7 +64,63 @@ impl Bus {
     /// Publishes an event: set metadata on the returned builder, then
     /// `.await` it. See [`Publish`].
     pub fn publish<E: Event>(&self, event: E) -> Publish<'_, E> {
-        Publish::new(&*self.inner.core, event)
+        Publish::new(&*self.inner.core, event).within(self.scope_path())
+    }
+
+    /// A handle on this bus for the scope `name`, below this handle's own
+    /// scope if it has one (`bus.scope("tenant-a")?.scope("eu")?` is
+    /// `tenant-a/eu`; `bus.scope("tenant-a/eu")` is the same).
+    ///
+    /// What is published through it carries the scope (the extension
+    /// attribute `scope`, stored and exported with the event, readable as
+    /// [`RawEnvelope::scope`]), and so do the follow-ups its handlers
+    /// publish. Its subscriptions, history and replays see only events of
+    /// its scope and below, so sibling scopes never see each other's
+    /// events, while the root bus, and every scope above, sees them all.
+    /// Handlers are the bus's: limit one to a scope with
+    /// `#[handler(scope = "tenant-a")]` or [`FnHandler::scope`](crate::FnHandler::scope).
+    /// A scoped handle shares everything else with its bus (store,
+    /// handlers, dead letters, shutdown).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for a malformed name: names are 1 to 64
+    /// ASCII letters, digits, `-`, `_` or `.`, joined by `/`.
+    ///
+    /// ```
+    /// # use eventbus::prelude::*;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> eventbus::Result<()> {
+    /// let bus = Bus::builder().no_linked_handlers().build().await?;
+    /// let (a, b) = (bus.scope("tenant-a")?, bus.scope("tenant-b")?);
+    /// a.scope("eu")?.publish_json("invoice.sent", &1).await?;
+    /// b.publish_json("invoice.sent", &2).await?;
+    /// assert_eq!(a.history().fetch().await?.len(), 1);    // its own and below
+    /// assert_eq!(bus.history().fetch().await?.len(), 2);  // the root sees all
+    /// assert_eq!(a.history().fetch().await?[0].scope(), Some("tenant-a/eu"));
+    /// # bus.shutdown().await
+    /// # }
+    /// ```
+    pub fn scope(&self, name: impl AsRef<str>) -> Result<Bus> {
+        let name = name.as_ref();
+        let scope = match &self.scope {
+            Some(scope) => scope.child(name),
+            None => Scope::new(name),
+        }
+        .map_err(Error::InvalidArgument)?;
+        Ok(Bus {
+            inner: Arc::clone(&self.inner),
+            scope: Some(scope),
+        })
+    }
+
+    /// This handle's scope, or `None` for the whole bus.
+    pub fn current_scope(&self) -> Option<&Scope> {
+        self.scope.as_ref()
+    }
+
+    fn scope_path(&self) -> Option<&str> {
+        self.scope.as_ref().map(Scope::as_str)
     }
 
     /// Publishes JSON data on a topic chosen at run time: stored, and
@@ -95,7 +155,7 @@ impl Bus {
         topic: impl Into<String>,
         data: &impl serde::Serialize,
     ) -> Publish<'_, JsonEvent> {
-        Publish::new(&*self.inner.core, JsonEvent::new(topic, data))
+        Publish::new(&*self.inner.core, JsonEvent::new(topic, data)).within(self.scope_path())
     }
 
     /// Stores an event that already has its id, time and metadata (what
@@ -103,14 +163,34 @@ impl Bus {
     /// the store already holds adds nothing and routes nothing; the stored
     /// envelope is returned either way.
     ///
+    /// Through a scoped handle, an event without a scope is imported into
+    /// the handle's scope, and one of a scope outside it is refused.
+    ///
     /// # Errors
     ///
-    /// Those of [`Bus::publish`].
+    /// Those of [`Bus::publish`], and [`Error::InvalidArgument`] for an
+    /// event of another scope.
     pub async fn import(&self, envelope: &RawEnvelope) -> Result<RawEnvelope> {
-        self.inner
-            .core
-            .publish(Draft::from_envelope(envelope))
-            .await
+        let mut draft = Draft::from_envelope(envelope);
+        if let Some(scope) = &self.scope {
+            match envelope.scope() {
+                None => {
+                    draft
+                        .meta
+                        .headers
+                        .insert(SCOPE_HEADER.to_owned(), scope.as_str().into());
+                }
+                Some(own) if scope.contains(Some(own)) => {}
+                Some(own) => {
+                    return Err(Error::InvalidArgument(format!(
+                        "event {} belongs to scope `{own}`, outside this bus's scope `{scope}`; \
+                         import it through the root bus or a scope above it",
+                        envelope.id()
+                    )));
+                }
+            }
+        }
+        self.inner.core.publish(draft).await
     }
 
     /// An untyped stream of live events whose topic matches `pattern`, of
@@ -124,7 +204,9 @@ impl Bus {
     pub fn subscribe_raw(&self, pattern: impl AsRef<str>) -> Result<RawSubscription> {
         let pattern = Pattern::new(pattern.as_ref().to_owned())?;
         let core = &self.inner.core;
-        Ok(core.subscribers.add_raw(pattern, core.subscriber_capacity))
+        Ok(core
+            .subscribers
+            .add_raw(pattern, self.scope.clone(), core.subscriber_capacity))
     }
 
     /// A typed stream of live events of type `E` whose topic matches
@@ -138,7 +220,9 @@ impl Bus {
         let pattern = pattern.as_ref();
         let topics = topics_matching(pattern, E::NAME, E::TOPICS)?;
         let core = &self.inner.core;
-        Ok(core.subscribers.add::<E>(topics, core.subscriber_capacity))
+        Ok(core
+            .subscribers
+            .add::<E>(topics, self.scope.clone(), core.subscriber_capacity))
     }
 
     /// How many subscriptions are live (dropped ones are gone at once).
@@ -148,17 +232,38 @@ impl Bus {
 
     /// A history query over the store; see [`HistoryQuery`].
     pub fn history(&self) -> HistoryQuery {
-        HistoryQuery::new(Arc::clone(&self.inner.core.store))
+        HistoryQuery::new(Arc::clone(&self.inner.core.store), self.scope.clone())
     }
 
     /// Each stored topic with its event count and first and last times,
-    /// sorted by topic.
+    /// sorted by topic. A scoped handle counts its scope's events by
+    /// reading them, the root bus asks the store's summaries.
     ///
     /// # Errors
     ///
     /// [`Error::Unsupported`] for a store without summaries, or a store error.
     pub async fn topics(&self) -> Result<Vec<TopicSummary>> {
-        self.store().admin()?.topics().await
+        if self.scope.is_none() {
+            return self.store().admin()?.topics().await;
+        }
+        let mut topics: BTreeMap<String, TopicSummary> = BTreeMap::new();
+        let mut events = self.history().stream();
+        while let Some(env) = events.next().await {
+            let env = env?;
+            let time = env.time();
+            let summary = topics
+                .entry(env.topic().to_owned())
+                .or_insert_with(|| TopicSummary {
+                    topic: env.topic().to_owned(),
+                    count: 0,
+                    first: time,
+                    last: time,
+                });
+            summary.count += 1;
+            summary.first = summary.first.min(time);
+            summary.last = summary.last.max(time);
+        }
+        Ok(topics.into_values().collect())
     }
 
     /// Deletes every stored event whose topic matches `pattern` and
@@ -169,16 +274,23 @@ impl Bus {
     /// # Errors
     ///
     /// [`Error::InvalidTopic`] for a malformed pattern,
-    /// [`Error::Unsupported`] for a store that cannot delete, or a store
-    /// error.
+    /// [`Error::InvalidArgument`] through a scoped handle (stores delete by
+    /// topic, not by scope), [`Error::Unsupported`] for a store that
+    /// cannot delete, or a store error.
     pub async fn clear(&self, pattern: impl AsRef<str>) -> Result<u64> {
         let pattern = Pattern::new(pattern.as_ref().to_owned())?;
+        if let Some(scope) = &self.scope {
+            return Err(Error::InvalidArgument(format!(
+                "clearing `{pattern}` through scope `{scope}` would delete other scopes' \
+                 events too; clear from the root bus"
+            )));
+        }
         self.store().admin()?.clear(&pattern).await
     }
 
     /// A replay of history into handlers; see [`Replay`].
     pub fn replay(&self) -> Replay {
-        Replay::new(Arc::clone(&self.inner.core))
+        Replay::new(Arc::clone(&self.inner.core), self.history())
     }
 
     /// Every registered handler, sorted by name.
@@ -194,7 +306,7 @@ impl Bus {
                 topics: h.topics.clone(),
                 options: HandlerOptions {
                     retry: Some(h.retries),
-                    ..h.def.options
+                    ..h.def.options.clone()
                 },
                 location: h.def.location.clone(),
             })
@@ -231,6 +343,7 @@ impl Bus {
 
     /// Stops taking new events, lets every handler finish what is queued
     /// (within the builder's shutdown timeout), then closes the store.
+    /// Through a scoped handle too, this shuts the whole bus down.
     ///
     /// # Errors
     ///
@@ -273,6 +386,7 @@ impl std::fmt::Debug for Bus {
         f.debug_struct("Bus")
             .field("store", &core.store.describe())
             .field("source", &core.source)
+            .field("scope", &self.scope)
             .field("handlers", &core.handlers.len())
             .finish_non_exhaustive()
     }

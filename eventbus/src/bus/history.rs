@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 
-use crate::envelope::{Envelope, RawEnvelope};
+use crate::envelope::{Envelope, RawEnvelope, Scope};
 use crate::error::{Error, Result};
 use crate::event::{CodecError, Event};
 use crate::store::{BoxStream, Order, Query, Store};
@@ -59,10 +59,13 @@ impl std::fmt::Debug for HistoryQuery {
 }
 
 impl HistoryQuery {
-    pub(crate) fn new(store: Arc<dyn Store>) -> Self {
+    pub(crate) fn new(store: Arc<dyn Store>, scope: Option<Scope>) -> Self {
         HistoryQuery {
             store,
-            query: Query::default(),
+            query: Query {
+                scope,
+                ..Query::default()
+            },
             skip_unreadable: false,
             error: None,
         }

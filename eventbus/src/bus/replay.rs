@@ -61,9 +61,9 @@ pub struct ReplayReport {
 }
 
 impl Replay {
-    pub(crate) fn new(core: Arc<Core>) -> Self {
+    pub(crate) fn new(core: Arc<Core>, history: HistoryQuery) -> Self {
         Replay {
-            history: HistoryQuery::new(Arc::clone(&core.store)),
+            history,
             core,
             handler: None,
             speed: None,
@@ -146,7 +146,7 @@ impl Replay {
             report.events += 1;
             for scope in targets
                 .iter()
-                .filter(|s| s.handler.topics.contains(&env.topic()))
+                .filter(|s| s.handler.topics.contains(&env.topic()) && s.handler.in_scope(&env))
             {
                 match delivery::deliver(scope, env.clone(), Mode::Replay).await {
                     Ok(()) => report.delivered += 1,

@@ -62,6 +62,9 @@ async fn deliver_with(
     committed: Option<Arc<Committed>>,
 ) -> Result<(), Failure> {
     let handler = &*scope.handler;
+    if !handler.in_scope(&env) {
+        return Ok(());
+    }
     let attempts = handler.retries.saturating_add(1);
     let mut attempt = 1;
     loop {

@@ -11,8 +11,9 @@ use tokio::sync::watch;
 use super::ring::Ring;
 use super::subscribers::Subscribers;
 use crate::envelope::RawEnvelope;
+use crate::envelope::Scope;
 use crate::error::Result;
-use crate::handler::{Backoff, HandlerDef, Publisher, Scope};
+use crate::handler::{Backoff, HandlerDef, HandlerHost, Publisher};
 use crate::metrics;
 use crate::middleware::Middleware;
 use crate::store::{CheckpointStore, Store};
@@ -86,6 +87,9 @@ pub(crate) struct HandlerRuntime {
     pub(crate) topics: Vec<&'static str>,
     pub(crate) retries: u32,
     pub(crate) backoff: Backoff,
+    /// Only events in this scope or below reach it; the others count as
+    /// handled without a call.
+    pub(crate) within: Option<Scope>,
     /// Its place among the bus's handlers, and in the ring.
     pub(crate) index: usize,
     /// Wakes a store-fed handler when this process stored an event for it.
@@ -94,6 +98,13 @@ pub(crate) struct HandlerRuntime {
     /// its store-read feed may run (see [`lease`]).
     pub(crate) lease: watch::Sender<bool>,
     pub(crate) counters: HandlerCounters,
+}
+
+impl HandlerRuntime {
+    /// Whether the handler takes events of `env`'s scope.
+    pub(crate) fn in_scope(&self, env: &RawEnvelope) -> bool {
+        self.within.as_ref().is_none_or(|s| s.contains(env.scope()))
+    }
 }
 
 /// One handler on one bus: what every handling of it needs. Each worker,
@@ -122,7 +133,7 @@ impl HandlerScope {
     }
 }
 
-impl Scope for HandlerScope {
+impl HandlerHost for HandlerScope {
     fn publisher(&self) -> &dyn Publisher {
         &*self.core
     }

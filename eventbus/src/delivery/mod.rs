@@ -16,10 +16,10 @@
 //!   `redelivery`: retrying them on request.
 //!
 //! This layer holds a [`Core`], never a `Bus`; handlers reach it through
-//! the narrow handles the handler layer defines ([`Publisher`], [`Scope`]).
+//! the narrow handles the handler layer defines ([`Publisher`], [`HandlerHost`]).
 //!
 //! [`Publisher`]: crate::handler::Publisher
-//! [`Scope`]: crate::handler::Scope
+//! [`HandlerHost`]: crate::handler::HandlerHost
 
 mod attempt;
 mod consumer_feed;

@@ -16,7 +16,7 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 use tokio::sync::mpsc;
 
-use crate::envelope::{Envelope, RawEnvelope};
+use crate::envelope::{Envelope, RawEnvelope, Scope};
 use crate::event::{CodecError, Event};
 use crate::topic::Pattern;
 
@@ -58,6 +58,8 @@ struct LagState {
 
 struct Slot {
     id: u64,
+    /// Only events in this scope or below, for a scoped bus's subscriptions.
+    within: Option<Scope>,
     tx: mpsc::Sender<Item>,
     lagging: AtomicBool,
     lag: Mutex<LagState>,
@@ -65,6 +67,13 @@ struct Slot {
 
 impl Slot {
     fn offer(&self, env: &RawEnvelope) {
+        if self
+            .within
+            .as_ref()
+            .is_some_and(|s| !s.contains(env.scope()))
+        {
+            return;
+        }
         if self.lagging.load(Ordering::Acquire) {
             let mut state = self.lag.lock().unwrap_or_else(|e| e.into_inner());
             if state.missed > 0 {
@@ -126,10 +135,11 @@ impl Subscribers {
         self.count.load(Ordering::Acquire)
     }
 
-    fn slot(&self, capacity: usize) -> (Arc<Slot>, mpsc::Receiver<Item>) {
+    fn slot(&self, within: Option<Scope>, capacity: usize) -> (Arc<Slot>, mpsc::Receiver<Item>) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let slot = Arc::new(Slot {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            within,
             tx,
             lagging: AtomicBool::new(false),
             lag: Mutex::new(LagState::default()),
@@ -137,8 +147,13 @@ impl Subscribers {
         (slot, rx)
     }
 
-    pub(crate) fn add_raw(self: &Arc<Self>, pattern: Pattern, capacity: usize) -> RawSubscription {
-        let (slot, rx) = self.slot(capacity);
+    pub(crate) fn add_raw(
+        self: &Arc<Self>,
+        pattern: Pattern,
+        within: Option<Scope>,
+        capacity: usize,
+    ) -> RawSubscription {
+        let (slot, rx) = self.slot(within, capacity);
         self.by_pattern
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -155,9 +170,10 @@ impl Subscribers {
     pub(crate) fn add<E: Event>(
         self: &Arc<Self>,
         topics: Vec<&'static str>,
+        within: Option<Scope>,
         capacity: usize,
     ) -> Subscription<E> {
-        let (slot, rx) = self.slot(capacity);
+        let (slot, rx) = self.slot(within, capacity);
         {
             let mut by_topic = self.by_topic.write().unwrap_or_else(|e| e.into_inner());
             for topic in &topics {

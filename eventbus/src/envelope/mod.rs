@@ -8,6 +8,7 @@
 pub mod cloudevent;
 mod headers;
 mod id;
+mod scope;
 pub(crate) mod strict;
 
 use std::any::Any;
@@ -25,6 +26,7 @@ use crate::event::{CodecError, Event};
 
 pub use headers::{HeaderKind, HeaderValue, IntoHeaderValue, REPLAY_HEADER, validate_header_name};
 pub use id::EventId;
+pub use scope::{SCOPE_HEADER, Scope};
 
 /// Everything about an event except its data.
 #[derive(Debug, Clone, PartialEq)]
@@ -332,6 +334,12 @@ impl RawEnvelope {
         self.inner.meta.headers.get(name)
     }
 
+    /// The scope the event was published in (`tenant-a/eu`), or `None`
+    /// when it was published on a root bus; see [`Bus::scope`](crate::Bus::scope).
+    pub fn scope(&self) -> Option<&str> {
+        self.header(SCOPE_HEADER)
+    }
+
     /// The position the store assigned; increasing in publish order.
     pub fn seq(&self) -> u64 {
         self.inner.meta.seq
@@ -548,6 +556,11 @@ impl<E> Envelope<E> {
     /// One header by name.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.raw.header(name)
+    }
+
+    /// The scope the event was published in, if any.
+    pub fn scope(&self) -> Option<&str> {
+        self.raw.scope()
     }
 
     /// The position the store assigned.

@@ -13,7 +13,7 @@ use crate::store::{Durability, Store};
 /// What a handling needs from the bus running it: a narrow handle the
 /// delivery layer implements, one per handler, so the handler layer
 /// knows nothing of buses.
-pub(crate) trait Scope: Send + Sync {
+pub(crate) trait HandlerHost: Send + Sync {
     /// Publishes follow-ups.
     fn publisher(&self) -> &dyn Publisher;
     /// The running handler's name.
@@ -59,7 +59,7 @@ pub(crate) trait Scope: Send + Sync {
 /// ```
 #[derive(Clone)]
 pub struct Context {
-    scope: Arc<dyn Scope>,
+    host: Arc<dyn HandlerHost>,
     envelope: RawEnvelope,
     attempt: u32,
     /// For a delivery from the handler's own feed: set once a transaction
@@ -105,13 +105,13 @@ impl Committed {
 
 impl Context {
     pub(crate) fn new(
-        scope: Arc<dyn Scope>,
+        host: Arc<dyn HandlerHost>,
         envelope: RawEnvelope,
         attempt: u32,
         committed: Option<Arc<Committed>>,
     ) -> Self {
         Context {
-            scope,
+            host,
             envelope,
             attempt,
             committed,
@@ -121,7 +121,8 @@ impl Context {
     /// Publishes a follow-up event. Its correlation id is the current
     /// event's (or the current event's id when it has none) and its
     /// causation id is the current event's id; both can be overridden on
-    /// the returned builder.
+    /// the returned builder. It is published in the current event's scope
+    /// (see [`Bus::scope`](crate::Bus::scope)).
     pub fn publish<E: Event>(&self, event: E) -> Publish<'_, E> {
         self.follow_up(event)
     }
@@ -142,7 +143,8 @@ impl Context {
             .envelope
             .correlation_id()
             .map_or_else(|| self.envelope.id().to_string(), str::to_owned);
-        Publish::new(self.scope.publisher(), event)
+        Publish::new(self.host.publisher(), event)
+            .within(self.envelope.scope())
             .correlation_id(correlation)
             .causation_id(self.envelope.id().to_string())
     }
@@ -159,7 +161,7 @@ impl Context {
 
     /// The name of the handler running.
     pub fn handler(&self) -> &str {
-        self.scope.handler()
+        self.host.handler()
     }
 
     /// Whether the envelope comes from a replay of history.
@@ -252,7 +254,7 @@ impl Context {
         T: Send + 'static,
         F: FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
     {
-        let store = self.scope.store();
+        let store = self.host.store();
         let Some(transactions) = store.as_transactions() else {
             return Err(Error::TransactionNeedsSqlite {
                 store: store.describe(),
@@ -262,7 +264,7 @@ impl Context {
         let boxed: crate::store::TransactionFn =
             Box::new(move |tx| f(tx).map(|value| Box::new(value) as Box<dyn Any + Send>));
         let ran = transactions
-            .run_transaction(Arc::clone(self.scope.handler()), mark, boxed)
+            .run_transaction(Arc::clone(self.host.handler()), mark, boxed)
             .await?;
         // The closure above boxed a `T`, so this cannot fail.
         let value = *ran
@@ -286,7 +288,7 @@ impl Context {
     ///
     /// [`Error::StateNotProvided`] when no state of type `T` was given.
     pub fn state<T: Send + Sync + 'static>(&self) -> Result<&T> {
-        self.scope
+        self.host
             .state(TypeId::of::<T>())
             .and_then(|s: &Arc<dyn Any + Send + Sync>| s.downcast_ref::<T>())
             .ok_or(Error::StateNotProvided(std::any::type_name::<T>()))

@@ -120,6 +120,13 @@ impl FnHandler {
         self
     }
 
+    /// Handles only events published in `scope` or below it (a path such
+    /// as `tenant-a/eu`, checked by `build()`); see [`Bus::scope`](crate::Bus::scope).
+    pub fn scope(mut self, scope: impl Into<Cow<'static, str>>) -> Self {
+        self.def.options.scope = Some(scope.into());
+        self
+    }
+
     /// Declares a state type the closure reads with `ctx.state::<T>()`, so
     /// `build()` fails when nobody provided it.
     pub fn needs_state<T: Send + Sync + 'static>(mut self) -> Self {

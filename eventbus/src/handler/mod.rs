@@ -9,7 +9,7 @@ mod publish;
 mod registration;
 
 pub use context::Context;
-pub(crate) use context::{Committed, Scope};
+pub(crate) use context::{Committed, HandlerHost};
 pub use fn_handler::FnHandler;
 pub use options::{Backoff, HandlerOptions};
 pub use param::{EventParam, HandlerReturn};

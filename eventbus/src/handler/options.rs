@@ -1,13 +1,14 @@
 //! What a handler is configured with: its delivery options and the
 //! backoff between its attempts.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use crate::store::Start;
 
 /// Per-handler delivery options, set with `#[handler(...)]` or on a
 /// [`FnHandler`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HandlerOptions {
     /// Retries after a failed first attempt; `None` takes the bus default
     /// ([`BusBuilder::default_retry`](crate::BusBuilder::default_retry)).
@@ -24,6 +25,9 @@ pub struct HandlerOptions {
     /// Delays between attempts; `None` takes the bus default
     /// ([`BusBuilder::backoff`](crate::BusBuilder::backoff)).
     pub backoff: Option<Backoff>,
+    /// Only events published in this scope or below it (a path such as
+    /// `tenant-a/eu`, see [`Bus::scope`](crate::Bus::scope)); `None`: every event.
+    pub scope: Option<Cow<'static, str>>,
 }
 
 impl HandlerOptions {
@@ -34,6 +38,7 @@ impl HandlerOptions {
         replay: true,
         start: None,
         backoff: None,
+        scope: None,
     };
 }
 

@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::envelope::{Draft, HeaderValue, IntoHeaderValue, RawEnvelope, validate_header_name};
+use crate::envelope::{
+    Draft, HeaderValue, IntoHeaderValue, RawEnvelope, SCOPE_HEADER, validate_header_name,
+};
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::future::BoxFuture;
@@ -47,6 +49,7 @@ pub struct Publish<'a, E> {
     subject: Option<String>,
     time: Option<DateTime<Utc>>,
     headers: Vec<(String, HeaderValue)>,
+    scope: Option<String>,
 }
 
 impl<E: std::fmt::Debug> std::fmt::Debug for Publish<'_, E> {
@@ -60,6 +63,7 @@ impl<E: std::fmt::Debug> std::fmt::Debug for Publish<'_, E> {
             .field("idempotency_key", &self.idempotency_key)
             .field("time", &self.time)
             .field("headers", &self.headers)
+            .field("scope", &self.scope)
             .finish_non_exhaustive()
     }
 }
@@ -76,7 +80,14 @@ impl<'a, E> Publish<'a, E> {
             subject: None,
             time: None,
             headers: Vec::new(),
+            scope: None,
         }
+    }
+
+    /// Publishes into `scope` (a scoped bus's, or the handled event's).
+    pub(crate) fn within(mut self, scope: Option<&str>) -> Self {
+        self.scope = scope.map(str::to_owned);
+        self
     }
 
     /// Overrides the bus's source for this event.
@@ -126,7 +137,9 @@ impl<'a, E> Publish<'a, E> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidHeader`] for a malformed or reserved name.
+    /// [`Error::InvalidHeader`] for a malformed or reserved name; `scope`
+    /// is reserved too, set by publishing through
+    /// [`Bus::scope`](crate::Bus::scope).
     ///
     /// ```
     /// # use eventbus::prelude::*;
@@ -143,6 +156,12 @@ impl<'a, E> Publish<'a, E> {
     pub fn header(mut self, name: impl Into<String>, value: impl IntoHeaderValue) -> Result<Self> {
         let name = name.into();
         validate_header_name(&name).map_err(Error::InvalidHeader)?;
+        if name == SCOPE_HEADER {
+            return Err(Error::InvalidHeader(format!(
+                "header `{SCOPE_HEADER}` is the event's scope; publish through \
+                 `bus.scope(..)` to set it"
+            )));
+        }
         self.headers.push((name, value.into_header_value()));
         Ok(self)
     }
@@ -184,6 +203,12 @@ impl<'a, E> Publish<'a, E> {
             draft.meta.time = time;
         }
         draft.meta.headers.extend(self.headers);
+        if let Some(scope) = self.scope {
+            draft
+                .meta
+                .headers
+                .insert(SCOPE_HEADER.to_owned(), scope.into());
+        }
         Ok((self.publisher, draft))
     }
 }

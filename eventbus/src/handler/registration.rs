@@ -94,7 +94,7 @@ impl HandlerDef {
             pattern: r.pattern.map(Cow::Borrowed),
             event: r.event,
             topics: r.topics,
-            options: r.options,
+            options: r.options.clone(),
             states: r.states.to_vec(),
             call: Arc::new(call),
             location: Some(format!("{}:{}", r.file, r.line)),

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::envelope::RawEnvelope;
+use crate::envelope::{RawEnvelope, Scope};
 use crate::topic::Pattern;
 
 /// Which end of history a query starts from.
@@ -34,6 +34,8 @@ pub struct Query {
     pub until: Option<DateTime<Utc>>,
     /// Only events with this correlation id.
     pub correlation_id: Option<String>,
+    /// Only events published in this scope or below it.
+    pub scope: Option<Scope>,
     /// Only events with a seq greater than this.
     pub after_seq: Option<u64>,
     /// Only events with a seq less than this.
@@ -62,6 +64,7 @@ impl Query {
                 .correlation_id
                 .as_deref()
                 .is_none_or(|c| Some(c) == env.correlation_id())
+            && self.scope.as_ref().is_none_or(|s| s.contains(env.scope()))
             && self.after_seq.is_none_or(|s| env.seq() > s)
             && self.before_seq.is_none_or(|s| env.seq() < s)
     }

@@ -178,6 +178,28 @@ fn page_sql(query: &Query, cursor: Option<u64>, size: usize) -> (String, Vec<Val
     if let Some(id) = &query.correlation_id {
         w.term("correlation_id = ?", Value::Text(id.clone()));
     }
+    if let Some(scope) = &query.scope {
+        // Kept in the headers like any extension attribute: the scope
+        // itself, or a path below it (`a/...` sorts between `a/` and `a0`,
+        // as `0` follows `/`).
+        let path = scope.as_str();
+        w.any_group(vec![
+            vec![(
+                "json_extract(headers, '$.scope') = ?",
+                Value::Text(path.to_owned()),
+            )],
+            vec![
+                (
+                    "json_extract(headers, '$.scope') >= ?",
+                    Value::Text(format!("{path}/")),
+                ),
+                (
+                    "json_extract(headers, '$.scope') < ?",
+                    Value::Text(format!("{path}0")),
+                ),
+            ],
+        ]);
+    }
     if let Some(t) = query.since {
         w.term("time_ns >= ?", Value::Integer(to_ns(t)));
     }

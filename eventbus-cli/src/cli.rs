@@ -92,6 +92,12 @@ pub(crate) struct PublishArgs {
     #[arg(long = "header", value_name = "NAME=VALUE", value_parser = parse_header)]
     pub(crate) headers: Vec<(String, String)>,
 
+    /// The version of the readers' event type the data is shaped as
+    /// (stored as `eventversion`; older versions are upcast on reading).
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) event_version: u32,
+
     /// Publishes into this scope (`tenant-a`, `tenant-a/eu`), as
     /// `bus.scope(..)` does.
     #[arg(long, value_name = "PATH", value_parser = parse_scope)]

@@ -11,8 +11,15 @@ use eventbus::RawEnvelope;
 const DATA_WIDTH: usize = 60;
 
 /// The columns of an event in tables and lines.
-pub(crate) const EVENT_HEADERS: [&str; 6] =
-    ["SEQ", "TIME", "TOPIC", "SOURCE", "CORRELATION", "DATA"];
+pub(crate) const EVENT_HEADERS: [&str; 7] = [
+    "SEQ",
+    "TIME",
+    "TOPIC",
+    "VER",
+    "SOURCE",
+    "CORRELATION",
+    "DATA",
+];
 
 /// An event as one line of NDJSON (CloudEvents structured JSON).
 pub(crate) fn json_line(env: &RawEnvelope) -> Result<String> {
@@ -43,6 +50,7 @@ pub(crate) fn event_cells(env: &RawEnvelope) -> Vec<String> {
         env.seq().to_string(),
         time(env.time()),
         env.topic().to_owned(),
+        env.event_version().to_string(),
         env.source().to_owned(),
         env.correlation_id().unwrap_or("-").to_owned(),
         data,

@@ -132,6 +132,7 @@ fn draft(args: &PublishArgs, data: Box<RawValue>) -> Result<Draft> {
     if let Some(scope) = &args.scope {
         set(SCOPE_HEADER, scope.as_str().into());
     }
+    set("eventversion", args.event_version.into());
     let json = serde_json::to_vec(&CloudEvent {
         attributes: event,
         data: &data,

@@ -122,16 +122,28 @@ fn history_prints_a_table_for_people() {
     let header: Vec<&str> = lines[0].split_whitespace().collect();
     assert_eq!(
         header,
-        ["SEQ", "TIME", "TOPIC", "SOURCE", "CORRELATION", "DATA"]
+        [
+            "SEQ",
+            "TIME",
+            "TOPIC",
+            "VER",
+            "SOURCE",
+            "CORRELATION",
+            "DATA"
+        ]
     );
     let first: Vec<&str> = lines[1].split_whitespace().collect();
     assert_eq!(first[0], "1");
     assert_eq!(first[2], "order.placed");
-    assert_eq!(first[3], "eventbus-cli");
-    assert_eq!(first[4], "req-1");
-    assert_eq!(first[5], r#"{"id":7}"#);
+    assert_eq!(first[3], "1", "the stored version");
+    assert_eq!(first[4], "eventbus-cli");
+    assert_eq!(first[5], "req-1");
+    assert_eq!(first[6], r#"{"id":7}"#);
     let second: Vec<&str> = lines[2].split_whitespace().collect();
-    assert_eq!(second[..4], ["2", second[1], "order.shipped", "warehouse"]);
+    assert_eq!(
+        second[..5],
+        ["2", second[1], "order.shipped", "1", "warehouse"]
+    );
     // Columns line up: every row starts its TOPIC where the header does.
     let topic_at = lines[0].find("TOPIC").expect("header");
     assert_eq!(lines[1].find("order.placed"), Some(topic_at));
@@ -334,6 +346,28 @@ fn subjects_are_published_filtered_and_kept_with_typed_extensions_through_import
         exported,
         serde_json::from_str::<serde_json::Value>(line).expect("json")
     );
+}
+
+#[test]
+fn the_stored_version_is_published_and_shown() {
+    let s = Scratch::new();
+    s.publish("order.placed", r#"{"id":1}"#, &["--event-version", "2"]);
+    let json = s.history_json(&[]);
+    assert_eq!(json[0]["eventversion"], 2);
+    let table = s.ok(&["history"]);
+    let row: Vec<&str> = table
+        .lines()
+        .nth(1)
+        .expect("row")
+        .split_whitespace()
+        .collect();
+    assert_eq!(row[3], "2", "{table}");
+    let out = bin()
+        .args(["--store", &s.url, "publish", "order.placed", "--data", "1"])
+        .args(["--event-version", "0"])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
 }
 
 #[test]

@@ -298,6 +298,10 @@ fn tail_prints_lines_for_people_by_default() {
         assert!(Instant::now() < deadline, "tail never printed a new event");
     };
     let cells: Vec<&str> = line.split_whitespace().collect();
-    assert_eq!(cells[2..], ["a.b", "me", "-", r#"{"k":"v"}"#], "{line}");
+    assert_eq!(
+        cells[2..],
+        ["a.b", "1", "me", "-", r#"{"k":"v"}"#],
+        "{line}"
+    );
     assert!(cells[0].parse::<u64>().expect("seq") >= 2);
 }

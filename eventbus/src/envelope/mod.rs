@@ -150,9 +150,20 @@ impl Draft {
 
     /// A draft of JSON data for a topic chosen at run time, with no Rust
     /// type behind it (its `eventname` is empty).
-    pub(crate) fn json(topic: crate::topic::Topic, data: Box<RawValue>, source: Arc<str>) -> Self {
+    pub(crate) fn json(
+        topic: crate::topic::Topic,
+        data: Box<RawValue>,
+        version: u32,
+        source: Arc<str>,
+    ) -> Self {
         let topic = Cow::Owned(topic.as_str().to_owned());
-        Self::fresh(topic, Cow::Borrowed(""), 1, source, Payload::Json(data))
+        Self::fresh(
+            topic,
+            Cow::Borrowed(""),
+            version,
+            source,
+            Payload::Json(data),
+        )
     }
 
     /// A new event: a fresh id and time, no optional metadata yet.
@@ -350,7 +361,8 @@ impl RawEnvelope {
         &self.inner.meta.event_name
     }
 
-    /// The event type's schema version ([`Event::VERSION`]) at publish time.
+    /// The version of its type the event was stored as (the publisher's
+    /// [`Event::VERSION`]); decoding an older one runs the type's upcasters.
     pub fn event_version(&self) -> u32 {
         self.inner.meta.event_version
     }
@@ -483,10 +495,18 @@ impl<E: Event> Envelope<E> {
                 match any.downcast::<E>() {
                     Ok(event) => event,
                     // Another type published this topic: go through the wire form.
-                    Err(_) => Arc::new(E::decode_data(raw.topic(), &value.encode()?)?),
+                    Err(_) => Arc::new(E::decode_stored(
+                        raw.topic(),
+                        raw.event_version(),
+                        &value.encode()?,
+                    )?),
                 }
             }
-            Payload::Json(data) => Arc::new(E::decode_data(raw.topic(), data.get().as_bytes())?),
+            Payload::Json(data) => Arc::new(E::decode_stored(
+                raw.topic(),
+                raw.event_version(),
+                data.get().as_bytes(),
+            )?),
         };
         Ok(Envelope { raw, event })
     }
@@ -561,6 +581,12 @@ impl<E> Envelope<E> {
     /// The scope the event was published in, if any.
     pub fn scope(&self) -> Option<&str> {
         self.raw.scope()
+    }
+
+    /// The version of `E` the event was stored as. The event itself is
+    /// always the current version: an older one was upcast on the way.
+    pub fn stored_version(&self) -> u32 {
+        self.raw.event_version()
     }
 
     /// The position the store assigned.

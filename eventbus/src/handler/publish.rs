@@ -249,9 +249,14 @@ impl<E: Event> Publishable for E {
 /// subscriptions whose patterns match the topic receive it; typed ones
 /// decode the data into their type (data that does not fit is a dead
 /// letter, as for any stored event).
+///
+/// Its data is stored as version 1 of whatever type reads it, unless
+/// [`Publish::event_version`] says otherwise: typed handlers of a type at
+/// a later version run it through their upcasters.
 #[derive(Debug)]
 pub struct JsonEvent {
     topic: String,
+    version: u32,
     data: std::result::Result<Box<serde_json::value::RawValue>, serde_json::Error>,
 }
 
@@ -259,14 +264,30 @@ impl JsonEvent {
     pub(crate) fn new(topic: impl Into<String>, data: &impl serde::Serialize) -> Self {
         JsonEvent {
             topic: topic.into(),
+            version: 1,
             data: serde_json::value::to_raw_value(data),
         }
+    }
+}
+
+impl Publish<'_, JsonEvent> {
+    /// The version of the readers' type this data is shaped as (default
+    /// 1), stored as the event's `eventversion`.
+    pub fn event_version(mut self, version: u32) -> Self {
+        self.event.version = version;
+        self
     }
 }
 
 impl Publishable for JsonEvent {
     fn into_draft(self, source: Arc<str>) -> Result<Draft> {
         let topic = crate::topic::Topic::new(self.topic)?;
+        if self.version == 0 {
+            return Err(Error::InvalidArgument(format!(
+                "the data for `{}` has version 0; versions start at 1",
+                topic.as_str()
+            )));
+        }
         let data = self
             .data
             .map_err(|e| e.to_string())
@@ -279,7 +300,7 @@ impl Publishable for JsonEvent {
                     topic.as_str()
                 ))
             })?;
-        Ok(Draft::json(topic, data, source))
+        Ok(Draft::json(topic, data, self.version, source))
     }
 }
 

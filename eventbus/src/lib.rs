@@ -46,6 +46,7 @@
 extern crate self as eventbus;
 
 mod bus;
+pub mod catalog;
 mod delivery;
 pub mod envelope;
 mod error;
@@ -54,6 +55,7 @@ mod future;
 mod handler;
 mod metrics;
 pub mod middleware;
+mod migrate;
 pub mod store;
 pub mod topic;
 
@@ -73,6 +75,7 @@ pub use handler::{
     Backoff, Context, EventParam, FnHandler, HandlerInfo, HandlerOptions, HandlerReturn,
     HandlingError, JsonEvent, Publish, PublishFuture, Publishable, StateRequirement,
 };
+pub use migrate::{Migration, MigrationReport, migrate};
 pub use store::Start;
 
 pub use eventbus_macros::{Event, handler, topic};

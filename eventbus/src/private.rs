@@ -5,6 +5,7 @@ pub use inventory;
 pub use serde;
 pub use serde_json;
 
+pub use crate::catalog::EventRegistration;
 pub use crate::future::BoxFuture;
 pub use crate::handler::{
     Backoff, EventParam, HandlerOptions, HandlerRegistration, HandlerReturn, StateRequirement,
@@ -136,6 +137,16 @@ pub const fn check_handler_pattern<E: Event>(pattern: &str) -> ConstMessage {
         i += 1;
     }
     msg
+}
+
+/// Reads data stored by any version of `E` this build knows and writes it
+/// as the current version: the catalog's entry point for migrations.
+///
+/// # Errors
+///
+/// Those of [`Event::decode_stored`] and [`Event::encode_data`].
+pub fn upgrade<E: Event>(topic: &str, version: u32, data: &[u8]) -> Result<Vec<u8>, CodecError> {
+    E::decode_stored(topic, version, data)?.encode_data()
 }
 
 /// Ways in for the fuzz targets (the `fuzz/` crate) to parsers and codecs

@@ -46,7 +46,9 @@ async fn an_event_from_a_newer_version_is_a_dead_letter_naming_both_versions() {
         .await
         .unwrap();
     assert!(
-        dead[0].error.contains("stored as version 4, newer than version 1"),
+        dead[0]
+            .error
+            .contains("stored as version 4, newer than version 1"),
         "{}",
         dead[0].error
     );

@@ -336,6 +336,11 @@ impl Bus {
             .collect()
     }
 
+    /// The CloudEvents `source` of the events this bus publishes.
+    pub fn source(&self) -> &str {
+        &self.inner.core.source
+    }
+
     /// The store, for operations the bus does not wrap.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.inner.core.store

@@ -12,6 +12,7 @@ use super::checkpoints::CheckpointStore;
 use super::consumer::ServerConsumers;
 use super::dead_letter::DeadLetterStore;
 use super::query::Query;
+use super::rewrite::StoreRewrite;
 #[cfg(feature = "sqlite")]
 use super::transactions::HandlerTransactions;
 
@@ -27,6 +28,7 @@ use super::transactions::HandlerTransactions;
 /// | [`StoreAdmin`] | no `clear`, topic summaries or size (the CLI says so) |
 /// | [`ServerConsumers`] | the bus reads handler feeds itself |
 /// | `HandlerTransactions` (SQLite) | `ctx.transaction` fails, naming the store |
+/// | [`StoreRewrite`] | [`migrate`](crate::migrate()) fails, naming the store |
 ///
 /// Implementations must assign strictly increasing seqs in append order,
 /// return from [`Store::append`] only once the event is as durable as the
@@ -75,6 +77,11 @@ pub trait Store: Send + Sync + 'static {
         None
     }
 
+    /// Rewriting stored events in place, if the store allows it.
+    fn as_rewrite(&self) -> Option<&dyn StoreRewrite> {
+        None
+    }
+
     /// Transactions a handler's effects can share with its handled mark
     /// (`ctx.transaction`), if the store offers them.
     #[cfg(feature = "sqlite")]
@@ -112,6 +119,16 @@ impl dyn Store {
     pub fn admin(&self) -> Result<&dyn StoreAdmin> {
         self.as_admin()
             .ok_or_else(|| self.unsupported("clearing, topic summaries or its size"))
+    }
+
+    /// The store's in-place rewriting of events.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] when the store offers none.
+    pub fn rewriter(&self) -> Result<&dyn StoreRewrite> {
+        self.as_rewrite()
+            .ok_or_else(|| self.unsupported("rewriting stored events (migrations)"))
     }
 
     fn unsupported(&self, capability: &'static str) -> Error {

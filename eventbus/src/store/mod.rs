@@ -19,6 +19,7 @@ mod memory;
 pub(crate) mod nats;
 mod open;
 mod query;
+mod rewrite;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 #[cfg(feature = "sqlite")]
@@ -39,6 +40,7 @@ pub use nats::{NatsConfig, NatsStore};
 pub(crate) use open::check_url;
 pub use open::{open, open_existing};
 pub use query::{Order, Query};
+pub use rewrite::{Rewritten, StoreRewrite};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 #[cfg(feature = "sqlite")]

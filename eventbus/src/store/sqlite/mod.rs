@@ -34,6 +34,7 @@ use super::core::{Create, Store};
 use super::dead_letter::{DeadLetter, DeadLetterQuery, DeadLetterStore, NewDeadLetter};
 use super::durability::Durability;
 use super::query::Query;
+use super::rewrite::{Rewritten, StoreRewrite};
 use super::transactions::{HandlerTransactions, Ran, TransactionFn};
 use super::url::{Opt, Options, StoreUrl};
 use crate::envelope::{Draft, RawEnvelope};
@@ -640,6 +641,10 @@ impl Store for SqliteStore {
         Some(self)
     }
 
+    fn as_rewrite(&self) -> Option<&dyn StoreRewrite> {
+        Some(self)
+    }
+
     fn as_transactions(&self) -> Option<&dyn HandlerTransactions> {
         Some(self)
     }
@@ -973,6 +978,21 @@ impl DeadLetterStore for SqliteStore {
                 params![handler],
             )
             .map(|n| n as u64)
+        })
+    }
+}
+
+impl StoreRewrite for SqliteStore {
+    fn rewrite(&self, events: Vec<Rewritten>) -> BoxFuture<'_, Result<u64>> {
+        self.write("rewriting events", move |conn| {
+            let mut stmt =
+                conn.prepare("UPDATE events SET data = ?1, event_version = ?2 WHERE seq = ?3")?;
+            let mut found = 0;
+            for event in events {
+                let seq = i64::try_from(event.seq).unwrap_or(i64::MAX);
+                found += stmt.execute(params![event.data.get(), event.version, seq])? as u64;
+            }
+            Ok(found)
         })
     }
 }

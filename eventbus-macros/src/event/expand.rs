@@ -65,6 +65,17 @@ pub(crate) fn expand(input: &Input<'_>, checked: &Checked) -> TokenStream {
                     #decode
                 }
             }
+
+            #krate::__private::inventory::submit! {
+                #krate::__private::EventRegistration {
+                    name: #name,
+                    rust_type: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ty)),
+                    version: #version,
+                    topics: <#ty as #krate::Event>::TOPICS,
+                    schemas: #krate::__private::no_schemas,
+                    upgrade: #krate::__private::upgrade::<#ty>,
+                }
+            }
         };
     }
 }

@@ -6,7 +6,6 @@ use std::process::Command;
 
 use eventbus::prelude::*;
 use serde_json::Value;
-use tests::isolated;
 
 #[handler(name = "catalog.audit", topic = "order.placed")]
 async fn audit(_ev: tests::OrderEvent) {}

@@ -57,6 +57,8 @@ mod metrics;
 pub mod middleware;
 mod migrate;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod topic;
 
 #[doc(hidden)]

@@ -154,6 +154,65 @@ pub fn no_schemas() -> Vec<serde_json::Value> {
     Vec::new()
 }
 
+/// The JSON Schemas the derive writes into the catalog (feature `schema`).
+#[cfg(feature = "schema")]
+pub mod schema {
+    use std::marker::PhantomData;
+
+    pub use schemars;
+    use schemars::generate::SchemaSettings;
+    use schemars::{JsonSchema, Schema, SchemaGenerator};
+
+    /// A field type, probed for a JSON Schema by method resolution:
+    /// `(&&Probe::<T>(PhantomData)).field_schema(g)` finds [`ViaJsonSchema`]
+    /// when `T: JsonSchema`, and [`ViaAnything`] otherwise, so a field of a
+    /// type without a schema never fails the build.
+    #[derive(Debug)]
+    pub struct Probe<T: ?Sized>(pub PhantomData<T>);
+
+    /// The schema of a field type that has one.
+    pub trait ViaJsonSchema {
+        /// The field's schema.
+        fn field_schema(&self, generator: &mut SchemaGenerator) -> Schema;
+    }
+
+    impl<T: JsonSchema + ?Sized> ViaJsonSchema for &Probe<T> {
+        fn field_schema(&self, generator: &mut SchemaGenerator) -> Schema {
+            generator.subschema_for::<T>()
+        }
+    }
+
+    /// A schema that accepts anything, for a field type without one.
+    pub trait ViaAnything {
+        /// A schema saying why it accepts anything.
+        fn field_schema(&self, generator: &mut SchemaGenerator) -> Schema;
+    }
+
+    impl<T: ?Sized> ViaAnything for Probe<T> {
+        fn field_schema(&self, _: &mut SchemaGenerator) -> Schema {
+            let why = format!(
+                "any JSON: `{}` does not implement schemars::JsonSchema",
+                std::any::type_name::<T>()
+            );
+            schemars::json_schema!({ "description": why })
+        }
+    }
+
+    /// The schema of one topic's data, from its shadow type: JSON Schema
+    /// draft 07 (what AsyncAPI 3.0 payloads are), with every subschema
+    /// inlined so that it stands alone inside any document.
+    pub fn of<T: JsonSchema>() -> serde_json::Value {
+        let generator = SchemaSettings::draft07()
+            .with(|s| s.inline_subschemas = true)
+            .into_generator();
+        let mut schema = generator.into_root_schema_for::<T>().to_value();
+        if let Some(object) = schema.as_object_mut() {
+            object.remove("$schema");
+        }
+        schema
+    }
+}
+
 /// Ways in for the fuzz targets (the `fuzz/` crate) to parsers and codecs
 /// that are not public API: thin wrappers, no logic of their own.
 #[doc(hidden)]

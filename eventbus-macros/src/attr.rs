@@ -13,7 +13,8 @@ use crate::ctxt::Ctxt;
 pub(crate) struct Key {
     /// The key as written.
     pub(crate) name: &'static str,
-    /// A complete `key = value` shown in messages about this key.
+    /// A complete `key = value` shown in messages about this key, or
+    /// `key(...)` for a key that takes a list of options of its own.
     pub(crate) example: &'static str,
     /// Other words users reach for, answered with "did you mean `name`?".
     pub(crate) aliases: &'static [&'static str],
@@ -30,15 +31,26 @@ pub(crate) struct Spec {
     pub(crate) keys: &'static [Key],
 }
 
-/// One `key = value` pair whose key is in the [`Spec`].
+/// One `key = value` pair, or `key(...)` list, whose key is in the [`Spec`].
 pub(crate) struct Arg {
     /// The key, without any `r#` prefix.
     pub(crate) key: &'static str,
     /// The key as written, for spans.
     pub(crate) path: Path,
-    /// The value as written.
+    /// The value as written (empty for a list).
     pub(crate) value: Expr,
+    /// The list of a key that takes one, such as `upcast(from = 1, ..)`.
+    pub(crate) list: Option<syn::MetaList>,
     example: &'static str,
+}
+
+impl Key {
+    /// Whether the key takes a list, `key(...)`, rather than a value.
+    fn takes_list(&self) -> bool {
+        self.example
+            .strip_prefix(self.name)
+            .is_some_and(|rest| rest.starts_with('('))
+    }
 }
 
 /// Parses the inside of an attribute's parentheses.
@@ -83,10 +95,25 @@ fn arg_from_meta(cx: &Ctxt, meta: Meta, spec: &Spec) -> Option<Arg> {
         return None;
     };
     match meta {
+        Meta::List(list) if key.takes_list() => Some(Arg {
+            key: key.name,
+            path,
+            value: Expr::Verbatim(TokenStream::new()),
+            list: Some(list),
+            example: key.example,
+        }),
+        Meta::NameValue(_) | Meta::Path(_) if key.takes_list() => {
+            cx.error_spanned_by(
+                &path,
+                format!("`{}` takes a list, as in `{}`", key.name, key.example),
+            );
+            None
+        }
         Meta::NameValue(pair) => Some(Arg {
             key: key.name,
             path,
             value: pair.value,
+            list: None,
             example: key.example,
         }),
         Meta::Path(_) => {

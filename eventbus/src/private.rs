@@ -154,6 +154,77 @@ pub fn no_schemas() -> Vec<serde_json::Value> {
     Vec::new()
 }
 
+/// The steps of the upcaster chains the derive writes in
+/// `decode_stored`: reading the stored data, and moving between typed
+/// shapes and JSON; every failure names the version being read.
+pub mod upcast {
+    pub use serde_json::Value;
+
+    use crate::event::{CodecError, Event};
+
+    fn failed<E: Event>(topic: &str, version: u32, e: impl std::fmt::Display) -> CodecError {
+        CodecError::decode::<E>(topic, format!("as version {version}: {e}"))
+    }
+
+    /// The stored data as JSON, for a raw upcaster.
+    ///
+    /// # Errors
+    ///
+    /// [`CodecError::Decode`] when the data is not JSON.
+    pub fn json<E: Event>(topic: &str, version: u32, data: &[u8]) -> Result<Value, CodecError> {
+        serde_json::from_slice(data).map_err(|e| failed::<E>(topic, version, e))
+    }
+
+    /// The stored data as the old shape a typed upcaster takes.
+    ///
+    /// # Errors
+    ///
+    /// [`CodecError::Decode`] when the data does not fit that shape.
+    pub fn typed<E: Event, T: serde::de::DeserializeOwned>(
+        topic: &str,
+        version: u32,
+        data: &[u8],
+    ) -> Result<T, CodecError> {
+        serde_json::from_slice(data).map_err(|e| failed::<E>(topic, version, e))
+    }
+
+    /// A raw upcaster's JSON as the shape the next, typed, one takes.
+    ///
+    /// # Errors
+    ///
+    /// [`CodecError::Decode`] when the JSON does not fit that shape.
+    pub fn from_json<E: Event, T: serde::de::DeserializeOwned>(
+        topic: &str,
+        version: u32,
+        value: Value,
+    ) -> Result<T, CodecError> {
+        serde_json::from_value(value).map_err(|e| failed::<E>(topic, version, e))
+    }
+
+    /// A typed upcaster's output as JSON, for the next, raw, one.
+    ///
+    /// # Errors
+    ///
+    /// [`CodecError::Decode`] when the value does not serialize.
+    pub fn to_json<E: Event, T: serde::Serialize>(
+        topic: &str,
+        version: u32,
+        value: &T,
+    ) -> Result<Value, CodecError> {
+        serde_json::to_value(value).map_err(|e| failed::<E>(topic, version, e))
+    }
+
+    /// The last raw upcaster's JSON, read as the current version.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Event::decode_data`].
+    pub fn finish<E: Event>(topic: &str, value: Value) -> Result<E, CodecError> {
+        let data = serde_json::to_vec(&value).map_err(|e| CodecError::decode::<E>(topic, e))?;
+        E::decode_data(topic, &data)
+    }
+}
+
 /// The JSON Schemas the derive writes into the catalog (feature `schema`).
 #[cfg(feature = "schema")]
 pub mod schema {

@@ -54,7 +54,13 @@ struct AccountOpened {
 /// serde attributes on variants and fields. It also derives `Serialize`, to
 /// show that serde's own (externally tagged) form is not the wire form.
 #[derive(Event, Clone, Debug, PartialEq, serde::Serialize)]
-#[event(namespace = "codec.shape", name = "codec-shape", version = 3)]
+#[event(
+    namespace = "codec.shape",
+    name = "codec-shape",
+    version = 3,
+    upcast(from = 1, raw = same_data),
+    upcast(from = 2, raw = same_data)
+)]
 enum Shape {
     /// Struct variant.
     Circle { radius: u32 },
@@ -81,6 +87,11 @@ enum Shape {
     /// Newtype variant with `with`, which applies to its one field.
     #[serde(with = "cents_as_text")]
     Price(u64),
+}
+
+/// Versions 1 and 2 of `Shape` had the data of version 3.
+fn same_data(_topic: &str, data: serde_json::Value) -> serde_json::Value {
+    data
 }
 
 /// A unit struct.

@@ -22,6 +22,16 @@ pub(crate) struct Checked {
     pub(crate) version: u32,
     /// The concrete topics: one for a struct, one per variant in order.
     pub(crate) topics: Vec<String>,
+    /// The upcasters, one from each older version, in version order.
+    pub(crate) upcasts: Vec<Step>,
+}
+
+/// One checked upcaster: data of version `from` becomes version `from + 1`.
+pub(crate) struct Step {
+    pub(crate) from: u32,
+    pub(crate) func: Path,
+    /// A function over the JSON data rather than over typed shapes.
+    pub(crate) raw: bool,
 }
 
 /// The runtime crate's path: `crate = "..."` or `::eventbus`.
@@ -69,12 +79,114 @@ pub(crate) fn check(cx: &Ctxt, input: &Input<'_>) -> Checked {
         Some((version, _)) => version,
         None => 1,
     };
+    let upcasts = upcasts(cx, input, version);
     Checked {
         krate: crate_path(attrs.krate.as_ref()),
         name,
         version,
         topics,
+        upcasts,
     }
+}
+
+/// The upcaster chain: one from each version below the current one, each
+/// a typed or a raw function, none from the current version or later.
+fn upcasts(cx: &Ctxt, input: &Input<'_>, version: u32) -> Vec<Step> {
+    let is_enum = matches!(input.body, Body::Enum(..));
+    let mut steps: Vec<Step> = Vec::new();
+    for upcast in &input.attrs.upcasts {
+        let func = match (&upcast.with, &upcast.raw) {
+            (Some(_), Some(raw)) => {
+                cx.error_spanned_by(
+                    raw,
+                    "an upcaster is typed (`with = f`) or raw (`raw = f`), not both",
+                );
+                None
+            }
+            (Some(with), None) if is_enum => {
+                cx.error_spanned_by(
+                    with,
+                    "a typed upcaster reads one shape, and an enum's data has one shape per \
+                     topic: use `raw = f`, with `fn f(topic: &str, data: serde_json::Value) -> \
+                     serde_json::Value`",
+                );
+                None
+            }
+            (Some(with), None) => Some((with.clone(), false)),
+            (None, Some(raw)) => Some((raw.clone(), true)),
+            (None, None) => {
+                cx.error_at(
+                    upcast.span,
+                    "this upcaster names no function: add `with = f` (typed, old shape to the \
+                     next) or `raw = f` (over the JSON data)",
+                );
+                None
+            }
+        };
+        let Some((from, from_span)) = upcast.from else {
+            cx.error_at(
+                upcast.span,
+                "this upcaster says no version: add `from = N`, the version it reads",
+            );
+            continue;
+        };
+        if from == 0 {
+            cx.error_at(
+                from_span,
+                "versions start at 1; there is no version 0 to upcast from",
+            );
+            continue;
+        }
+        if from >= version {
+            cx.error_at(
+                from_span,
+                format!(
+                    "an upcaster from version {from} on a type at version {version}: upcasters \
+                     read older versions; raise `version` to {} or remove this upcaster",
+                    from + 1
+                ),
+            );
+            continue;
+        }
+        if steps.iter().any(|s| s.from == from) {
+            cx.error_at(
+                from_span,
+                format!("a second upcaster from version {from}; keep one"),
+            );
+            continue;
+        }
+        if let Some((func, raw)) = func {
+            steps.push(Step { from, func, raw });
+        }
+    }
+    let missing: Vec<String> = (1..version)
+        .filter(|v| {
+            !input
+                .attrs
+                .upcasts
+                .iter()
+                .any(|u| u.from.is_some_and(|(f, _)| f == *v))
+        })
+        .map(|v| v.to_string())
+        .collect();
+    if !missing.is_empty() {
+        let span = input
+            .attrs
+            .version
+            .map_or_else(|| input.ast.ident.span(), |(_, span)| span);
+        let first = &missing[0];
+        cx.error_at(
+            span,
+            format!(
+                "version {version} needs an upcaster from every older version, so that events \
+                 stored by them still read; none from {}: add `upcast(from = {first}, with = f)` \
+                 or `upcast(from = {first}, raw = f)`",
+                missing.join(", ")
+            ),
+        );
+    }
+    steps.sort_by_key(|s| s.from);
+    steps
 }
 
 fn check_generics(cx: &Ctxt, input: &Input<'_>) {

@@ -5,8 +5,8 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use super::check::Checked;
-use super::codec;
 use super::model::{Body, Input};
+use super::{codec, upcast};
 
 /// The `impl Event` and its codec, inside one `const _` block so that the
 /// helper types never collide with the user's names.
@@ -17,7 +17,9 @@ pub(crate) fn expand(input: &Input<'_>, checked: &Checked) -> TokenStream {
         name,
         version,
         topics,
+        upcasts,
     } = checked;
+    let decode_stored = upcast::decode_stored(input, krate, *version, upcasts);
     let topic_body = match &input.body {
         Body::Enum(variants, _) => {
             let idents = variants.iter().map(|v| &v.ast.ident);
@@ -64,6 +66,8 @@ pub(crate) fn expand(input: &Input<'_>, checked: &Checked) -> TokenStream {
                 ) -> ::core::result::Result<Self, #krate::CodecError> {
                     #decode
                 }
+
+                #decode_stored
             }
 
             #krate::__private::inventory::submit! {

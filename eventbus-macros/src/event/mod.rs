@@ -1,11 +1,13 @@
 //! `#[derive(Event)]`: parse ([`model`]), check ([`check`]), expand
-//! ([`expand`], with the codec in [`codec`]).
+//! ([`expand`], with the codec in [`codec`] and the upcaster chains in
+//! [`upcast`]).
 
 mod check;
 mod codec;
 mod expand;
 mod model;
 mod serde_attr;
+mod upcast;
 
 use proc_macro2::TokenStream;
 use syn::DeriveInput;

@@ -5,6 +5,7 @@
 //! what the options mean together is the check pass's business.
 
 use proc_macro2::Span;
+use syn::spanned::Spanned;
 use syn::{Attribute, Data, DeriveInput, Fields, LitStr, Path};
 
 use super::serde_attr::{EnumSerde, StructSerde, VariantSerde};
@@ -37,9 +38,37 @@ const CONTAINER: Spec = Spec {
             aliases: &["v", "schema_version"],
         },
         Key {
+            name: "upcast",
+            example: "upcast(from = 1, with = v1_to_v2)",
+            aliases: &["upcaster", "migrate", "from"],
+        },
+        Key {
             name: "crate",
             example: "crate = \"::eventbus\"",
             aliases: &["krate"],
+        },
+    ],
+};
+
+/// The keys of one `upcast(...)`.
+const UPCAST: Spec = Spec {
+    name: "upcast",
+    place: "",
+    keys: &[
+        Key {
+            name: "from",
+            example: "from = 1",
+            aliases: &["version", "since"],
+        },
+        Key {
+            name: "with",
+            example: "with = v1_to_v2",
+            aliases: &["fn", "using", "typed"],
+        },
+        Key {
+            name: "raw",
+            example: "raw = rename_amount",
+            aliases: &["json", "value"],
         },
     ],
 };
@@ -72,10 +101,24 @@ pub(crate) struct ContainerAttrs {
     pub(crate) namespace: Option<LitStr>,
     pub(crate) name: Option<LitStr>,
     pub(crate) version: Option<(u32, Span)>,
+    /// The `upcast(...)` options, in the order written.
+    pub(crate) upcasts: Vec<Upcast>,
     pub(crate) krate: Option<Path>,
     /// Whether some `#[event(...)]` option was malformed, in which case a
     /// missing topic is likely a misspelled one, already reported.
     pub(crate) malformed: bool,
+}
+
+/// One `upcast(from = N, with = f)` or `upcast(from = N, raw = f)`: how
+/// data stored as version N becomes version N + 1.
+pub(crate) struct Upcast {
+    /// The whole option, for errors about it as a whole.
+    pub(crate) span: Span,
+    pub(crate) from: Option<(u32, Span)>,
+    /// `with = f`: a typed function from the old shape to the next one.
+    pub(crate) with: Option<Path>,
+    /// `raw = f`: a function over the JSON data.
+    pub(crate) raw: Option<Path>,
 }
 
 /// The item's shape with the serde options that shape its data.
@@ -159,6 +202,11 @@ fn container_attrs(cx: &Ctxt, attrs: &[Attribute]) -> ContainerAttrs {
                         attr::set_once(cx, &mut out.version, &arg, v);
                     }
                 }
+                "upcast" => {
+                    if let Some(list) = &arg.list {
+                        out.upcasts.push(upcast(cx, list));
+                    }
+                }
                 "crate" => {
                     if let Some(v) = arg.path(cx) {
                         attr::set_once(cx, &mut out.krate, &arg, v);
@@ -169,6 +217,36 @@ fn container_attrs(cx: &Ctxt, attrs: &[Attribute]) -> ContainerAttrs {
         }
     }
     out.malformed = cx.count() > before;
+    out
+}
+
+fn upcast(cx: &Ctxt, list: &syn::MetaList) -> Upcast {
+    let mut out = Upcast {
+        span: list.span(),
+        from: None,
+        with: None,
+        raw: None,
+    };
+    for arg in attr::parse_args(cx, list.tokens.clone(), &UPCAST) {
+        match arg.key {
+            "from" => {
+                if let Some(v) = arg.u32(cx) {
+                    attr::set_once(cx, &mut out.from, &arg, v);
+                }
+            }
+            "with" => {
+                if let Some(v) = arg.path(cx) {
+                    attr::set_once(cx, &mut out.with, &arg, v);
+                }
+            }
+            "raw" => {
+                if let Some(v) = arg.path(cx) {
+                    attr::set_once(cx, &mut out.raw, &arg, v);
+                }
+            }
+            _ => unreachable!("`{}` is in UPCAST but not handled", arg.key),
+        }
+    }
     out
 }
 
@@ -192,7 +270,7 @@ fn reject_field_attrs(cx: &Ctxt, fields: &Fields) {
             cx.error_spanned_by(
                 attr,
                 "`#[event(...)]` does not apply to fields; it goes on the type (`topic`, \
-                 `namespace`, `name`, `version`, `crate`) or on an enum variant (`topic`); \
+                 `namespace`, `name`, `version`, `upcast`, `crate`) or on an enum variant (`topic`); \
                  use `#[serde(...)]` to shape a field's data",
             );
         }

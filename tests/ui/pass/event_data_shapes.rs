@@ -14,11 +14,21 @@ struct Named {
 }
 
 #[derive(Event, Debug, PartialEq)]
-#[event(topic = "entity.renamed", name = "billing.Renamed", version = 3)]
+#[event(
+    topic = "entity.renamed",
+    name = "billing.Renamed",
+    version = 3,
+    upcast(from = 1, raw = same_data),
+    upcast(from = 2, raw = same_data)
+)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Renamed {
     entity_id: u64,
     new_name: String,
+}
+
+fn same_data(data: serde_json::Value) -> serde_json::Value {
+    data
 }
 
 #[derive(Event, Debug, PartialEq)]

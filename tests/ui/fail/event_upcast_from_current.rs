@@ -1,0 +1,22 @@
+use eventbus::prelude::*;
+
+#[derive(Event, Clone, Debug)]
+#[event(
+    topic = "invoice.sent",
+    version = 2,
+    upcast(from = 1, raw = v1_to_v2),
+    upcast(from = 2, raw = v2_to_v3)
+)]
+struct InvoiceSent {
+    id: u64,
+}
+
+fn v1_to_v2(data: serde_json::Value) -> serde_json::Value {
+    data
+}
+
+fn v2_to_v3(data: serde_json::Value) -> serde_json::Value {
+    data
+}
+
+fn main() {}

@@ -366,9 +366,34 @@ mod tests {
     }
 
     #[test]
+    fn upcaster_chains_are_checked_whole() {
+        let ast: DeriveInput = parse_quote! {
+            #[event(
+                topic = "a.b",
+                version = 4,
+                upcast(from = 2, raw = f),
+                upcast(from = 2, raw = g),
+                upcast(from = 4, raw = h),
+                upcast(raw = i),
+                upcast(from = 3, with = j, raw = k)
+            )]
+            struct A { id: u64 }
+        };
+        let (checked, errors) = run(&ast);
+        assert_eq!(errors.len(), 5, "{errors:#?}");
+        assert!(errors[0].contains("second upcaster from version 2"));
+        assert!(errors[1].contains("from version 4 on a type at version 4"));
+        assert!(errors[2].contains("says no version"));
+        assert!(errors[3].contains("typed (`with = f`) or raw (`raw = f`), not both"));
+        assert!(errors[4].contains("none from 1"), "{}", errors[4]);
+        let froms: Vec<u32> = checked.upcasts.iter().map(|s| s.from).collect();
+        assert_eq!(froms, [2]);
+    }
+
+    #[test]
     fn enum_topics_follow_namespace_and_overrides() {
         let ast: DeriveInput = parse_quote! {
-            #[event(namespace = "order", version = 2)]
+            #[event(namespace = "order", version = 2, upcast(from = 1, raw = f))]
             enum OrderEvent {
                 Placed { id: u64 },
                 CancelledByCustomer(u64),

@@ -67,7 +67,7 @@ mod tests {
                 struct A;
             ),
             quote! {
-                #[event(namespace = "order", name = "Order", version = 2)]
+                #[event(namespace = "order", name = "Order", version = 2, upcast(from = 1, raw = f))]
                 #[serde(rename_all_fields = "camelCase", deny_unknown_fields)]
                 enum E {
                     Placed { id: u64 },

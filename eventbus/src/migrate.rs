@@ -80,7 +80,8 @@ pub struct MigrationReport {
     pub upgraded: u64,
     /// Events already at their type's current version.
     pub current: u64,
-    /// Events of a type this binary does not link (or JSON without a type).
+    /// Events of a type this binary does not link, or JSON without a type
+    /// name on a topic no linked type (or more than one) has.
     pub unknown_type: u64,
     /// Events stored by a newer version than this binary knows.
     pub newer: u64,
@@ -136,7 +137,7 @@ impl<'a> Migration<'a> {
                 Err(e) => return Err(e),
             };
             report.read += 1;
-            let Some(registration) = catalog::registration(env.event_name()) else {
+            let Some(registration) = catalog::registration(env.event_name(), env.topic()) else {
                 report.unknown_type += 1;
                 continue;
             };

@@ -306,3 +306,92 @@ async fn the_current_version_still_reads_without_upcasting() {
     assert_eq!(sent.event_version(), 1);
     bus.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn migrate_rewrites_old_events_to_the_current_version_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("events.db").display());
+    let bus = isolated().store(&url).build().await.unwrap();
+    store_every_version(&bus).await;
+    bus.publish_json("invoice.sent", &json!({ "id": 9 }))
+        .event_version(7)
+        .await
+        .unwrap();
+    bus.publish_json("invoice.sent", &json!({ "id": 10, "amount": "lots" }))
+        .event_version(1)
+        .await
+        .unwrap();
+    bus.publish_json("audit.note", &"no type reads this")
+        .await
+        .unwrap();
+    let first = bus.history().limit(1).fetch().await.unwrap().remove(0);
+    let before: Vec<u32> = bus
+        .history()
+        .fetch()
+        .await
+        .unwrap()
+        .iter()
+        .map(RawEnvelope::event_version)
+        .collect();
+    assert_eq!(before, [1, 2, 3, 7, 1, 1]);
+
+    let dry = eventbus::migrate(&bus, ">").dry_run().run().await.unwrap();
+    assert_eq!(
+        (
+            dry.read,
+            dry.upgraded,
+            dry.current,
+            dry.newer,
+            dry.unknown_type
+        ),
+        (6, 2, 1, 1, 1),
+        "{dry:?}"
+    );
+    assert_eq!(dry.failed.len(), 1, "{dry:?}");
+    assert_eq!(dry.failed[0].0, 5);
+    assert!(dry.failed[0].1.contains("as version 2"), "{dry:?}");
+    let versions = |bus: &Bus| {
+        let bus = bus.clone();
+        async move {
+            bus.history()
+                .fetch()
+                .await
+                .unwrap()
+                .iter()
+                .map(RawEnvelope::event_version)
+                .collect::<Vec<u32>>()
+        }
+    };
+    assert_eq!(versions(&bus).await, before, "a dry run writes nothing");
+
+    let mut progress = Vec::new();
+    let report = eventbus::migrate(&bus, "invoice.>")
+        .batch_size(1)
+        .on_progress(|r| progress.push(r.upgraded))
+        .run()
+        .await
+        .unwrap();
+    assert_eq!((report.read, report.upgraded), (5, 2));
+    assert_eq!(progress, [1, 2]);
+    assert_eq!(versions(&bus).await, [3, 3, 3, 7, 1, 1]);
+    let stored = bus.history().fetch().await.unwrap();
+    assert_eq!(
+        stored[0].data_value().unwrap(),
+        json!({ "id": 1, "cents": 1250, "currency": "EUR", "first_name": "Ada", "last_name": "Lovelace" })
+    );
+    assert_eq!(stored[0].id(), first.id(), "the same event, with its id");
+    let again = eventbus::migrate(&bus, "invoice.>").run().await.unwrap();
+    assert_eq!(
+        (again.upgraded, again.current),
+        (0, 3),
+        "nothing left to do"
+    );
+    let typed = bus.history().fetch_as::<InvoiceSent>().await.unwrap();
+    assert_eq!(typed[0].as_ref().unwrap().event(), &ada(1));
+    bus.shutdown().await.unwrap();
+
+    let memory = isolated().build().await.unwrap();
+    let err = eventbus::migrate(&memory, ">").run().await.unwrap_err();
+    assert!(err.to_string().contains("migrations"), "{err}");
+    memory.shutdown().await.unwrap();
+}

@@ -116,12 +116,19 @@ pub(crate) fn linked_events() -> Vec<EventInfo> {
     events
 }
 
-/// The registration of the event type named `name`, for reading stored
-/// events without knowing their Rust type.
-pub(crate) fn registration(name: &str) -> Option<&'static EventRegistration> {
-    inventory::iter::<EventRegistration>
-        .into_iter()
-        .find(|r| r.name == name)
+/// The registration of the type of a stored event, for reading it without
+/// knowing its Rust type: the type named `name`, or, for an event without
+/// a type name (published as JSON), the one linked type with its topic.
+pub(crate) fn registration(name: &str, topic: &str) -> Option<&'static EventRegistration> {
+    let all = || inventory::iter::<EventRegistration>.into_iter();
+    if !name.is_empty() {
+        return all().find(|r| r.name == name);
+    }
+    let mut owners = all().filter(|r| r.topics.contains(&topic));
+    match (owners.next(), owners.next()) {
+        (Some(owner), None) => Some(owner),
+        _ => None,
+    }
 }
 
 impl Bus {

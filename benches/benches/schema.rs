@@ -59,8 +59,8 @@ const V3: &[u8] =
 fn decode_round(version: u32, data: &[u8]) -> Duration {
     let started = Instant::now();
     for _ in 0..BATCH {
-        let ev = InvoiceSent::decode_stored("invoice.sent", version, black_box(data))
-            .expect("decodes");
+        let ev =
+            InvoiceSent::decode_stored("invoice.sent", version, black_box(data)).expect("decodes");
         black_box(ev);
     }
     started.elapsed()

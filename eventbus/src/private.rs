@@ -5,7 +5,7 @@ pub use inventory;
 pub use serde;
 pub use serde_json;
 
-pub use crate::catalog::EventRegistration;
+pub use crate::event::{EventRegistration, UpgradeFn};
 pub use crate::future::BoxFuture;
 pub use crate::handler::{
     Backoff, EventParam, HandlerOptions, HandlerRegistration, HandlerReturn, StateRequirement,

@@ -29,32 +29,8 @@ mod asyncapi;
 pub use asyncapi::asyncapi;
 
 use crate::bus::Bus;
-use crate::event::CodecError;
+use crate::event::EventRegistration;
 use crate::handler::HandlerInfo;
-
-/// The record `#[derive(Event)]` submits to the link-time registry.
-///
-/// Not meant to be built by hand.
-#[doc(hidden)]
-#[derive(Debug)]
-pub struct EventRegistration {
-    pub name: &'static str,
-    pub rust_type: &'static str,
-    pub version: u32,
-    pub topics: &'static [&'static str],
-    /// The JSON Schema of each topic's data, in the order of `topics`
-    /// (empty without the `schema` feature).
-    pub schemas: fn() -> Vec<serde_json::Value>,
-    /// Reads data stored by any version this build knows and writes it as
-    /// the current version.
-    pub upgrade: UpgradeFn,
-}
-
-/// Upgrades one stored event's data: topic, stored version, data.
-#[doc(hidden)]
-pub type UpgradeFn = fn(&str, u32, &[u8]) -> Result<Vec<u8>, CodecError>;
-
-inventory::collect!(EventRegistration);
 
 /// Every event type and handler a bus knows of; see [`Bus::catalog`].
 #[derive(Debug, Clone)]

@@ -1,6 +1,9 @@
 //! The [`Event`] trait: what `#[derive(Event)]` implements.
 
 pub(crate) mod finite;
+mod registry;
+
+pub use registry::{EventRegistration, UpgradeFn};
 
 use std::fmt;
 

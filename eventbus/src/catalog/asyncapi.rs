@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{EventInfo, linked_events};
+use super::linked::{self, EventInfo};
 use crate::bus::Bus;
 
 /// The AsyncAPI 3.0 document of the bus: every linked event type and
@@ -14,7 +14,7 @@ use crate::bus::Bus;
 /// The document's title is the bus's source; every event type's topics
 /// are `send` operations and every handler's topics `receive` operations.
 pub fn asyncapi(bus: &Bus) -> Value {
-    let events = linked_events();
+    let events = linked::events();
     let mut channels = Map::new();
     let mut messages = Map::new();
     let mut operations = Map::new();

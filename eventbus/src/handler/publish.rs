@@ -1,7 +1,7 @@
 //! `bus.publish(event)` and `ctx.publish(event)`: a builder for the
 //! metadata, awaited to store and route the event.
 //!
-//! The builder lives below the bus, beside [`Context`](super::Context), and
+//! The builder lives below the bus, beside `Context`, and
 //! publishes through [`Publisher`], a narrow handle the delivery layer
 //! implements: so a handler publishes follow-ups without knowing the bus.
 
@@ -235,7 +235,7 @@ pub trait Publishable: sealed::Sealed + Send {
 mod sealed {
     pub trait Sealed {}
     impl<E: crate::event::Event> Sealed for E {}
-    impl Sealed for super::JsonEvent {}
+    impl Sealed for crate::handler::publish::JsonEvent {}
 }
 
 impl<E: Event> Publishable for E {

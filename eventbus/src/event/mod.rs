@@ -40,7 +40,8 @@ use std::fmt;
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an eventbus event",
     label = "not an `Event`",
-    note = "consider adding `#[derive(Event)]` and `#[event(topic = \"...\")]` to `{Self}`"
+    note = "an event is a struct or enum with `#[derive(Event)]` and `#[event(topic = \"...\")]`, \
+            passed by value rather than behind a reference or inside a wrapper"
 )]
 pub trait Event: Send + Sync + Sized + 'static {
     /// A stable name for the type, stored with every event (default: the

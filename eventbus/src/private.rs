@@ -117,22 +117,23 @@ impl ConstMessage {
     }
 }
 
-/// Checks at compile time that a handler's pattern matches at least one topic
-/// of its event type; the message names the type and all its topics.
-pub const fn check_handler_pattern<E: Event>(pattern: &str) -> ConstMessage {
+/// Checks at compile time that a handler's pattern matches at least one of
+/// `topics`, those of the event type named `event`; the message names the
+/// type and all its topics.
+pub const fn check_handler_pattern(pattern: &str, event: &str, topics: &[&str]) -> ConstMessage {
     let mut msg = ConstMessage::new();
-    if eventbus_topic::matches_any(pattern, E::TOPICS) {
+    if eventbus_topic::matches_any(pattern, topics) {
         return msg;
     }
     msg = msg.push("handler pattern `").push(pattern);
-    msg = msg.push("` matches no topic of event type `").push(E::NAME);
+    msg = msg.push("` matches no topic of event type `").push(event);
     msg = msg.push("`; its topics are: ");
     let mut i = 0;
-    while i < E::TOPICS.len() {
+    while i < topics.len() {
         if i > 0 {
             msg = msg.push(", ");
         }
-        msg = msg.push("`").push(E::TOPICS[i]).push("`");
+        msg = msg.push("`").push(topics[i]).push("`");
         i += 1;
     }
     msg

@@ -34,8 +34,14 @@ pub(crate) fn expand(handler: &Handler<'_>) -> TokenStream {
     // reports it once: the uses share message and span, and rustc merges
     // identical diagnostics. (A separate hidden check function would add a
     // second copy with its own "required by" note.)
+    // The event type's name and topics come from `EventParam` too, never
+    // from `<P as EventParam>::Event`: for a `P` that is no event parameter,
+    // that projection would add "`P` is not an eventbus event".
     let param_span = event_param.span();
-    let event_ty = quote_spanned!(param_span=> <#event_param as #private::EventParam>::Event);
+    let event_name =
+        quote_spanned!(param_span=> <#event_param as #private::EventParam>::EVENT_NAME);
+    let event_topics =
+        quote_spanned!(param_span=> <#event_param as #private::EventParam>::EVENT_TOPICS);
     let extract = quote_spanned!(param_span=> <#event_param as #private::EventParam>::extract);
     let into_outcome = match &sig.output {
         ReturnType::Default => quote!(<() as #private::HandlerReturn>::into_outcome),
@@ -49,10 +55,8 @@ pub(crate) fn expand(handler: &Handler<'_>) -> TokenStream {
         quote_spanned! {lit.span()=>
             const _: () = {
                 const __EVENTBUS_PATTERN: #private::ConstMessage =
-                    #private::check_handler_pattern::<#event_ty>(#lit);
-                if __EVENTBUS_PATTERN.is_error()
-                    && !<#event_ty as #krate::Event>::TOPICS.is_empty()
-                {
+                    #private::check_handler_pattern(#lit, #event_name, #event_topics);
+                if __EVENTBUS_PATTERN.is_error() && !#event_topics.is_empty() {
                     ::core::panic!("{}", __EVENTBUS_PATTERN.as_str())
                 }
             };
@@ -80,7 +84,6 @@ pub(crate) fn expand(handler: &Handler<'_>) -> TokenStream {
         })
     };
 
-    let registered_event = quote_spanned!(param_span=> <#event_ty as #krate::Event>);
     let name = match &handler.args.name {
         Some(lit) => quote!(#lit),
         None => {
@@ -123,8 +126,8 @@ pub(crate) fn expand(handler: &Handler<'_>) -> TokenStream {
                 #private::HandlerRegistration {
                     name: #name,
                     pattern: #pattern,
-                    event: #registered_event::NAME,
-                    topics: #registered_event::TOPICS,
+                    event: #event_name,
+                    topics: #event_topics,
                     options: #options,
                     states: &[#(#states),*],
                     call: __eventbus_call,

@@ -103,6 +103,25 @@ impl ConstMessage {
         self
     }
 
+    /// Appends `n` in decimal.
+    const fn push_count(self, n: usize) -> Self {
+        let mut digits = [0u8; 20];
+        let mut len = 0;
+        let mut rest = n;
+        loop {
+            digits[digits.len() - 1 - len] = b'0' + (rest % 10) as u8;
+            len += 1;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        match core::str::from_utf8(digits.split_at(digits.len() - len).1) {
+            Ok(text) => self.push(text),
+            Err(_) => self,
+        }
+    }
+
     /// Whether the check found a problem.
     pub const fn is_error(&self) -> bool {
         self.len > 0
@@ -136,7 +155,95 @@ pub const fn check_handler_pattern(pattern: &str, event: &str, topics: &[&str]) 
         msg = msg.push("`").push(topics[i]).push("`");
         i += 1;
     }
+    explain_no_match(msg, pattern, topics)
+}
+
+/// Says why `pattern` matched none of `topics`, when a near miss shows it:
+/// a difference in case, a `>` with nothing left to stand for, or a
+/// pattern longer or shorter than every topic.
+const fn explain_no_match(msg: ConstMessage, pattern: &str, topics: &[&str]) -> ConstMessage {
+    let mut i = 0;
+    while i < topics.len() {
+        if eventbus_topic::matches_ignore_ascii_case(pattern, topics[i]) {
+            return msg
+                .push("; topics are case-sensitive, and ignoring case the pattern would match `")
+                .push(topics[i])
+                .push("`");
+        }
+        i += 1;
+    }
+    let bytes = pattern.as_bytes();
+    let tail = bytes.len() > 2 && bytes[bytes.len() - 1] == b'>' && bytes[bytes.len() - 2] == b'.';
+    if tail && let Ok(head) = core::str::from_utf8(bytes.split_at(bytes.len() - 2).0) {
+        let mut i = 0;
+        while i < topics.len() {
+            if eventbus_topic::matches(head, topics[i]) {
+                return msg
+                    .push("; `>` stands for one or more further tokens, so `")
+                    .push(pattern)
+                    .push("` does not match `")
+                    .push(topics[i])
+                    .push("` itself: write `")
+                    .push(head)
+                    .push("` to receive it");
+            }
+            i += 1;
+        }
+    }
+    let needed = token_count(pattern);
+    let (mut shortest, mut longest) = (usize::MAX, 0);
+    let mut i = 0;
+    while i < topics.len() {
+        let n = token_count(topics[i]);
+        if n < shortest {
+            shortest = n;
+        }
+        if n > longest {
+            longest = n;
+        }
+        i += 1;
+    }
+    if needed > longest {
+        let (at_least, wildcards) = if tail {
+            ("at least ", " (`>` stands for one or more)")
+        } else {
+            ("", "")
+        };
+        return msg
+            .push("; the pattern needs ")
+            .push(at_least)
+            .push_count(needed)
+            .push(" tokens")
+            .push(wildcards)
+            .push(" and no topic has more than ")
+            .push_count(longest);
+    }
+    if !tail && needed < shortest {
+        let under = ConstMessage::new().push(pattern).push(".>");
+        if eventbus_topic::matches_any(under.as_str(), topics) {
+            return msg
+                .push("; a pattern matches whole topics, and `")
+                .push(pattern)
+                .push("` is shorter than every one: `")
+                .push(under.as_str())
+                .push("` would match those under it");
+        }
+    }
     msg
+}
+
+/// The number of dot-separated tokens in a topic or pattern.
+const fn token_count(s: &str) -> usize {
+    let bytes = s.as_bytes();
+    let mut count = 1;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'.' {
+            count += 1;
+        }
+        i += 1;
+    }
+    count
 }
 
 /// Ways in for the fuzz targets (the `fuzz/` crate) to parsers and codecs
@@ -189,5 +296,65 @@ pub mod fuzz {
     ) -> Result<RawEnvelope, String> {
         let origin = wire::Origin::new("FUZZ", published);
         wire::decode(&origin, topic, seq, published, headers, body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_handler_pattern;
+
+    const TOPICS: &[&str] = &["order.placed", "order.shipped", "order.cancelled.by_customer"];
+
+    fn message(pattern: &str) -> String {
+        check_handler_pattern(pattern, "OrderEvent", TOPICS)
+            .as_str()
+            .to_owned()
+    }
+
+    #[test]
+    fn a_matching_pattern_is_no_error() {
+        for pattern in ["order.*", "order.>", "order.placed", ">"] {
+            assert!(!check_handler_pattern(pattern, "OrderEvent", TOPICS).is_error());
+        }
+    }
+
+    #[test]
+    fn the_message_lists_the_topics() {
+        assert_eq!(
+            message("invoice.*"),
+            "handler pattern `invoice.*` matches no topic of event type `OrderEvent`; its topics \
+             are: `order.placed`, `order.shipped`, `order.cancelled.by_customer`"
+        );
+    }
+
+    #[test]
+    fn near_misses_are_explained() {
+        let explained = [
+            (
+                "Order.Placed",
+                "topics are case-sensitive, and ignoring case the pattern would match \
+                 `order.placed`",
+            ),
+            (
+                "order.placed.>",
+                "`>` stands for one or more further tokens, so `order.placed.>` does not match \
+                 `order.placed` itself: write `order.placed` to receive it",
+            ),
+            (
+                "order.*.x.>",
+                "the pattern needs at least 4 tokens (`>` stands for one or more) and no topic \
+                 has more than 3",
+            ),
+            ("a.b.c.d", "the pattern needs 4 tokens and no topic has more than 3"),
+            (
+                "order",
+                "a pattern matches whole topics, and `order` is shorter than every one: \
+                 `order.>` would match those under it",
+            ),
+        ];
+        for (pattern, why) in explained {
+            let message = message(pattern);
+            assert!(message.ends_with(&format!("; {why}")), "{message}");
+        }
     }
 }

@@ -135,10 +135,12 @@ use proc_macro::TokenStream;
 /// # Errors
 ///
 /// Compile errors, all reported at once: a missing or malformed topic (with
-/// the offending token), a wildcard in a topic, two variants with the same
-/// topic, unknown keys (with a "did you mean"), unions, and generic or
-/// borrowing types. A field type without serde support fails in serde's
-/// derive, spanned on the field.
+/// the offending token), an empty `namespace`, a wildcard in a topic, two
+/// variants with the same topic, unknown keys (with a "did you mean"),
+/// unions, and generic or borrowing types. A field type without serde's
+/// `Serialize` and `Deserialize` is one error, on the field's type (a field
+/// with `#[serde(with = "...")]`, `skip`, `flatten` or a `default`
+/// function is left to serde, which reports its own errors).
 #[proc_macro_derive(Event, attributes(event, serde))]
 pub fn derive_event(input: TokenStream) -> TokenStream {
     event::derive(input.into()).into()

@@ -65,6 +65,105 @@ pub fn decode_unit<E: Event>(topic: &str, data: &[u8]) -> Result<(), CodecError>
     }
 }
 
+/// A type `#[derive(Event)]` can write and read as a field of an event's
+/// data: one with serde's `Serialize` and `Deserialize`.
+///
+/// The derive reaches each field's serde impls through this trait, with the
+/// path spanned on the field's type, so a field type without them is one
+/// error there, in these words, rather than several inside serde's
+/// generated code.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a field of an event: it must implement serde's `Serialize` and `Deserialize`",
+    label = "needs `Serialize` and `Deserialize`",
+    note = "an event's data is the JSON serde makes of its fields: derive `serde::Serialize` and \
+            `serde::Deserialize` for `{Self}`, or give the field `#[serde(with = \"...\")]`, or \
+            `#[serde(skip)]` to leave it out"
+)]
+pub trait EventField: Sized {
+    /// Writes the field with its `Serialize`.
+    ///
+    /// # Errors
+    ///
+    /// Those of the serializer.
+    fn serialize_field<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error>;
+
+    /// Reads the field with its `Deserialize`.
+    ///
+    /// # Errors
+    ///
+    /// Those of the deserializer.
+    fn deserialize_field<'de, D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Self, D::Error>;
+}
+
+// Without this, a field type that fails the bounds is reported as missing
+// `Serialize`, in serde's words, instead of in `EventField`'s.
+#[diagnostic::do_not_recommend]
+impl<T: serde::Serialize + serde::de::DeserializeOwned> EventField for T {
+    fn serialize_field<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.serialize(serializer)
+    }
+
+    fn deserialize_field<'de, D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Self, D::Error> {
+        T::deserialize(deserializer)
+    }
+}
+
+/// How the derive reads field number `I` of an event type: implemented by
+/// a marker type per event, one impl per field, each calling
+/// [`EventField::deserialize_field`] for its own field type.
+///
+/// The impls are not generic, so a field type without serde fails inside
+/// its own impl, once; serde's generated code only sees [`Field`], which is
+/// `Deserialize` whatever the field type.
+pub trait FieldCodec<const I: usize> {
+    /// The field's type.
+    type Value;
+
+    /// Reads the field.
+    ///
+    /// # Errors
+    ///
+    /// Those of the deserializer.
+    fn deserialize<'de, D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error>;
+}
+
+/// Field number `I` of an event type, in the struct the derive deserializes
+/// the event's data into: it reads exactly as the field's own type does
+/// (an `Option` that is missing is `None`), through `M`'s [`FieldCodec`].
+pub struct Field<M: FieldCodec<I>, const I: usize>(pub M::Value);
+
+impl<'de, M: FieldCodec<I>, const I: usize> serde::Deserialize<'de> for Field<M, I> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        M::deserialize(deserializer).map(Field)
+    }
+}
+
+/// For `#[serde(default)]` on the field, which asks serde for the field
+/// type's default.
+impl<M: FieldCodec<I>, const I: usize> Default for Field<M, I>
+where
+    M::Value: Default,
+{
+    fn default() -> Self {
+        Field(M::Value::default())
+    }
+}
+
+impl<M: FieldCodec<I>, const I: usize> std::fmt::Debug for Field<M, I>
+where
+    M::Value: std::fmt::Debug,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 const MESSAGE_CAPACITY: usize = 1024;
 
 /// A compile-time message, built in `const fn`s so that a failed check can
@@ -303,7 +402,11 @@ pub mod fuzz {
 mod tests {
     use super::check_handler_pattern;
 
-    const TOPICS: &[&str] = &["order.placed", "order.shipped", "order.cancelled.by_customer"];
+    const TOPICS: &[&str] = &[
+        "order.placed",
+        "order.shipped",
+        "order.cancelled.by_customer",
+    ];
 
     fn message(pattern: &str) -> String {
         check_handler_pattern(pattern, "OrderEvent", TOPICS)
@@ -345,7 +448,10 @@ mod tests {
                 "the pattern needs at least 4 tokens (`>` stands for one or more) and no topic \
                  has more than 3",
             ),
-            ("a.b.c.d", "the pattern needs 4 tokens and no topic has more than 3"),
+            (
+                "a.b.c.d",
+                "the pattern needs 4 tokens and no topic has more than 3",
+            ),
             (
                 "order",
                 "a pattern matches whole topics, and `order` is shorter than every one: \

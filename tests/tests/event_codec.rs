@@ -411,6 +411,26 @@ fn a_field_that_cannot_be_json_is_an_encode_error() {
 // Decoding.
 
 #[test]
+fn a_missing_option_field_decodes_as_none() {
+    let climate = Climate::decode_data("codec.climate", br#"{"by_room":{}}"#).unwrap();
+    assert_eq!(
+        climate,
+        Climate {
+            by_room: BTreeMap::new(),
+            offset: None,
+        }
+    );
+    let reading = Sensor::decode_data("codec.sensor.reading", br#"{"celsius":1.5}"#);
+    assert!(
+        reading
+            .unwrap_err()
+            .to_string()
+            .contains("missing field `id`"),
+        "a missing field that is no `Option` is an error"
+    );
+}
+
+#[test]
 fn decode_round_trips_every_shape() {
     for shape in all_shapes() {
         let bytes = shape.encode_data().unwrap();

@@ -164,6 +164,45 @@ where
     }
 }
 
+/// The data of a unit struct as plain serde reads it: `null` or `{}`, as
+/// [`decode_unit`] accepts (less the empty input, which is no JSON value).
+#[derive(Debug)]
+pub struct UnitData;
+
+impl<'de> serde::Deserialize<'de> for UnitData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = UnitData;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("no data (null or {})")
+            }
+
+            fn visit_unit<E: serde::de::Error>(self) -> Result<UnitData, E> {
+                Ok(UnitData)
+            }
+
+            fn visit_none<E: serde::de::Error>(self) -> Result<UnitData, E> {
+                Ok(UnitData)
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UnitData, A::Error> {
+                match map.next_key::<serde::de::IgnoredAny>()? {
+                    None => Ok(UnitData),
+                    Some(_) => Err(serde::de::Error::invalid_length(1, &self)),
+                }
+            }
+        }
+
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
 const MESSAGE_CAPACITY: usize = 1024;
 
 /// A compile-time message, built in `const fn`s so that a failed check can

@@ -20,6 +20,9 @@ pub(crate) struct Checked {
     pub(crate) name: String,
     /// `Event::VERSION`.
     pub(crate) version: u32,
+    /// Whether to implement serde's traits for the type (`serde = false`
+    /// opts out).
+    pub(crate) serde: bool,
     /// The concrete topics: one for a struct, one per variant in order.
     pub(crate) topics: Vec<String>,
 }
@@ -73,6 +76,7 @@ pub(crate) fn check(cx: &Ctxt, input: &Input<'_>) -> Checked {
         krate: crate_path(attrs.krate.as_ref()),
         name,
         version,
+        serde: attrs.serde.unwrap_or(true),
         topics,
     }
 }

@@ -1,4 +1,5 @@
-//! The codec half of the expansion: `encode_data` and `decode_data`.
+//! The codec half of the expansion: `encode_data`, `decode_data`, and the
+//! bodies of the type's own serde impls.
 //!
 //! The user's type need not implement serde's traits, and an enum's data is
 //! the variant's own content rather than serde's tagged form, so the derive
@@ -32,7 +33,7 @@ use syn::{Fields, LitStr, Meta, Path};
 use super::model::{Body, Input, Variant};
 use super::serde_attr::{self, ContainerDefault, EnumSerde, StructSerde, VariantSerde};
 
-/// The generated items and the bodies of the two codec methods.
+/// The generated items and the bodies of the codec methods.
 pub(crate) struct Codec {
     /// Shadow types and the `Serialize` wrapper, placed beside the impl.
     pub(crate) items: TokenStream,
@@ -40,6 +41,12 @@ pub(crate) struct Codec {
     pub(crate) encode: TokenStream,
     /// The body of `decode_data(__topic, __data)`.
     pub(crate) decode: TokenStream,
+    /// The body of the type's `Serialize::serialize(&self, __serializer)`:
+    /// the data form.
+    pub(crate) serialize: TokenStream,
+    /// The body of the type's `Deserialize::deserialize(__deserializer)`,
+    /// for structs only: an enum's data does not say which variant it is.
+    pub(crate) deserialize: Option<TokenStream>,
 }
 
 /// Names the generated code shares.
@@ -128,7 +135,9 @@ fn decode_struct(names: &Names<'_>, topic: &str, read: &TokenStream) -> TokenStr
 /// A unit struct's data is `null`, and decoding accepts what a unit variant
 /// accepts (empty, `null`, `{}`), so the two read alike on the wire.
 fn unit_struct(names: &Names<'_>, topic: &str) -> Codec {
-    let Names { krate, ty, .. } = names;
+    let Names {
+        krate, private, ty, ..
+    } = names;
     let unknown = unknown_topic(names);
     Codec {
         items: TokenStream::new(),
@@ -139,6 +148,11 @@ fn unit_struct(names: &Names<'_>, topic: &str) -> Codec {
                 #unknown
             }
         },
+        serialize: quote!(__serializer.serialize_unit()),
+        deserialize: Some(quote! {
+            <#private::UnitData as #private::serde::Deserialize>::deserialize(__deserializer)
+                .map(|_| #ty)
+        }),
     }
 }
 
@@ -154,7 +168,7 @@ fn data_struct(names: &Names<'_>, fields: &Fields, serde: &StructSerde, topic: &
     } = names;
     let remote = LitStr::new(&ty.to_string(), Span::call_site());
     let container = struct_container(serde, ty);
-    let plans = Planner::default().plan(fields, ty, None);
+    let plans = Planner::new(true).plan(fields, ty, None);
     let ser = ser_fields(names, fields, &plans);
     let de = de_fields(names, fields, &plans);
     let codecs = field_codecs(names, &plans);
@@ -222,6 +236,8 @@ fn data_struct(names: &Names<'_>, fields: &Fields, serde: &StructSerde, topic: &
         },
         encode: encode_through_wrapper(names),
         decode: decode_struct(names, topic, &quote!(|__de| __eventbus_deserialize(__de))),
+        serialize: quote!(__EventbusData::serialize(self, __serializer)),
+        deserialize: Some(quote!(__eventbus_deserialize(__deserializer))),
     }
 }
 
@@ -256,7 +272,7 @@ fn struct_through_other(
         Some(ContainerDefault::Path(_, lit)) => (Some(quote!(#[serde(default = #lit)])), None),
         None => (None, None),
     };
-    let plans = unrouted(fields, ty);
+    let plans = Planner::new(false).plan(fields, ty, None);
     let body = ser_fields(names, fields, &plans);
     let semi = matches!(fields, Fields::Unnamed(_)).then(|| quote!(;));
     let wrapper = serialize_wrapper(names);
@@ -276,6 +292,8 @@ fn struct_through_other(
             topic,
             &quote!(|__de| __EventbusData::deserialize(__de)),
         ),
+        serialize: quote!(__EventbusData::serialize(self, __serializer)),
+        deserialize: Some(quote!(__EventbusData::deserialize(__deserializer))),
     }
 }
 
@@ -311,7 +329,7 @@ fn data_enum(
         .rename_all_fields
         .as_ref()
         .map(|meta| quote!(#[serde(#meta)]));
-    let mut planner = Planner::default();
+    let mut planner = Planner::new(true);
     let plans: Vec<Vec<FieldPlan<'_>>> = variants
         .iter()
         .map(|v| planner.plan(&v.ast.fields, ty, Some(&v.serde)))
@@ -403,6 +421,8 @@ fn data_enum(
                 #unknown
             }
         },
+        serialize: quote!(__EventbusData::serialize(self, __serializer)),
+        deserialize: None,
     }
 }
 
@@ -423,32 +443,36 @@ struct FieldPlan<'a> {
 
 /// Plans the fields of one event type, numbering the routed ones across
 /// all its variants.
-#[derive(Default)]
 struct Planner {
     next: usize,
+    /// Whether to route fields serde handles by their type alone.
+    route: bool,
 }
 
 impl Planner {
+    fn new(route: bool) -> Self {
+        Planner { next: 0, route }
+    }
+
     fn plan<'a>(
         &mut self,
         fields: &'a Fields,
         ty: &Ident,
         variant: Option<&VariantSerde>,
     ) -> Vec<FieldPlan<'a>> {
-        let with = variant.map(|v| v.with.clone()).unwrap_or_default();
         fields
             .iter()
             .map(|field| {
-                let with = if field.ident.is_none() {
-                    with.clone()
-                } else {
-                    Vec::new()
+                let with = match (variant, &field.ident) {
+                    (Some(variant), None) => variant.with.clone(),
+                    _ => Vec::new(),
                 };
-                let codec =
-                    (with.is_empty() && serde_attr::by_type_alone(&field.attrs)).then(|| {
-                        self.next += 1;
-                        self.next - 1
-                    });
+                let routed =
+                    self.route && with.is_empty() && serde_attr::by_type_alone(&field.attrs);
+                let codec = routed.then(|| {
+                    self.next += 1;
+                    self.next - 1
+                });
                 FieldPlan {
                     field,
                     ty: replace_self(field.ty.to_token_stream(), ty),
@@ -461,37 +485,19 @@ impl Planner {
     }
 }
 
-/// The fields as written, none routed.
-fn unrouted<'a>(fields: &'a Fields, ty: &Ident) -> Vec<FieldPlan<'a>> {
-    fields
-        .iter()
-        .map(|field| FieldPlan {
-            field,
-            ty: replace_self(field.ty.to_token_stream(), ty),
-            span: field.ty.span(),
-            codec: None,
-            with: Vec::new(),
-        })
-        .collect()
-}
-
 /// `{ a: T, .. }` or `(T, ..)` for the serializing shadow: each field's
 /// serde options, and a routed field's `serialize_with`.
 fn ser_fields(names: &Names<'_>, fields: &Fields, plans: &[FieldPlan<'_>]) -> TokenStream {
     let private = &names.private;
-    shadow_body(
-        fields,
-        plans.iter().map(|plan| {
-            let route = plan.codec.map(|_| {
-                let ty = &plan.ty;
-                let path = quote!(<#ty as #private::EventField>::serialize_field).to_string();
-                let path = LitStr::new(&path, plan.span);
-                quote!(#[serde(serialize_with = #path)])
-            });
-            (route, plan.ty.clone())
-        }),
-        plans,
-    )
+    shadow_body(fields, plans, |plan| {
+        let route = plan.codec.map(|_| {
+            let ty = &plan.ty;
+            let path = quote!(<#ty as #private::EventField>::serialize_field).to_string();
+            let path = LitStr::new(&path, plan.span);
+            quote!(#[serde(serialize_with = #path)])
+        });
+        (route, plan.ty.clone())
+    })
 }
 
 /// `{ a: T, .. }` or `(T, ..)` for a deserializing struct: a routed
@@ -499,25 +505,25 @@ fn ser_fields(names: &Names<'_>, fields: &Fields, plans: &[FieldPlan<'_>]) -> To
 fn de_fields(names: &Names<'_>, fields: &Fields, plans: &[FieldPlan<'_>]) -> TokenStream {
     let private = &names.private;
     let marker = Ident::new(FIELDS, Span::call_site());
-    shadow_body(
-        fields,
-        plans.iter().map(|plan| {
-            let ty = match plan.codec {
-                Some(index) => quote!(#private::Field<#marker, #index>),
-                None => plan.ty.clone(),
-            };
-            (None, ty)
-        }),
-        plans,
-    )
+    shadow_body(fields, plans, |plan| {
+        let ty = match plan.codec {
+            Some(index) => quote!(#private::Field<#marker, #index>),
+            None => plan.ty.clone(),
+        };
+        (None, ty)
+    })
 }
 
+/// The fields with their serde options (a newtype variant's `with` moved
+/// onto its field, where it means the same), each with what `shape` gives:
+/// an extra attribute and the type.
 fn shadow_body(
     fields: &Fields,
-    shapes: impl Iterator<Item = (Option<TokenStream>, TokenStream)>,
     plans: &[FieldPlan<'_>],
+    shape: impl Fn(&FieldPlan<'_>) -> (Option<TokenStream>, TokenStream),
 ) -> TokenStream {
-    let field_tokens = plans.iter().zip(shapes).map(|(plan, (route, ty))| {
+    let field_tokens = plans.iter().map(|plan| {
+        let (route, ty) = shape(plan);
         let attrs = serde_attr::field_attrs(&plan.field.attrs);
         let with = plan.with.iter().map(|m| quote!(#[serde(#m)]));
         match &plan.field.ident {
@@ -666,7 +672,7 @@ mod tests {
         let ty: Ident = parse_quote!(E);
         let krate: Path = parse_quote!(::eventbus);
         let names = names(&krate, &ty);
-        let plans = Planner::default().plan(&variant.fields, &ty, Some(&serde));
+        let plans = Planner::new(true).plan(&variant.fields, &ty, Some(&serde));
         assert_eq!(plans[0].codec, None, "`with` brings its own functions");
         let tokens = ser_fields(&names, &variant.fields, &plans);
         assert_eq!(
@@ -693,7 +699,7 @@ mod tests {
         let ty: Ident = parse_quote!(E);
         let krate: Path = parse_quote!(::eventbus);
         let names = names(&krate, &ty);
-        let mut planner = Planner::default();
+        let mut planner = Planner::new(true);
         planner.next = 2;
         let plans = planner.plan(&fields, &ty, None);
         let codecs: Vec<_> = plans.iter().map(|p| p.codec).collect();

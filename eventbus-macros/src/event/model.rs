@@ -37,6 +37,11 @@ const CONTAINER: Spec = Spec {
             aliases: &["v", "schema_version"],
         },
         Key {
+            name: "serde",
+            example: "serde = false",
+            aliases: &["impl_serde", "serialize", "derive_serde"],
+        },
+        Key {
             name: "crate",
             example: "crate = \"::eventbus\"",
             aliases: &["krate"],
@@ -72,6 +77,8 @@ pub(crate) struct ContainerAttrs {
     pub(crate) namespace: Option<LitStr>,
     pub(crate) name: Option<LitStr>,
     pub(crate) version: Option<(u32, Span)>,
+    /// `serde = false`: the type derives serde's traits itself.
+    pub(crate) serde: Option<bool>,
     pub(crate) krate: Option<Path>,
     /// Whether some `#[event(...)]` option was malformed, in which case a
     /// missing topic is likely a misspelled one, already reported.
@@ -159,6 +166,11 @@ fn container_attrs(cx: &Ctxt, attrs: &[Attribute]) -> ContainerAttrs {
                         attr::set_once(cx, &mut out.version, &arg, v);
                     }
                 }
+                "serde" => {
+                    if let Some(v) = arg.bool(cx) {
+                        attr::set_once(cx, &mut out.serde, &arg, v);
+                    }
+                }
                 "crate" => {
                     if let Some(v) = arg.path(cx) {
                         attr::set_once(cx, &mut out.krate, &arg, v);
@@ -192,7 +204,7 @@ fn reject_field_attrs(cx: &Ctxt, fields: &Fields) {
             cx.error_spanned_by(
                 attr,
                 "`#[event(...)]` does not apply to fields; it goes on the type (`topic`, \
-                 `namespace`, `name`, `version`, `crate`) or on an enum variant (`topic`); \
+                 `namespace`, `name`, `version`, `serde`, `crate`) or on an enum variant (`topic`); \
                  use `#[serde(...)]` to shape a field's data",
             );
         }
@@ -209,12 +221,13 @@ mod tests {
     fn reads_container_options() {
         let ast: DeriveInput = parse_quote! {
             #[event(topic = "a.b", name = "Thing")]
-            #[event(version = 3, crate = "::renamed")]
+            #[event(version = 3, crate = "::renamed", serde = false)]
             struct Thing { id: u64 }
         };
         let cx = Ctxt::new();
         let input = Input::from_ast(&cx, &ast);
         assert!(cx.check().is_ok());
+        assert_eq!(input.attrs.serde, Some(false));
         assert_eq!(input.attrs.topic.unwrap().value(), "a.b");
         assert_eq!(input.attrs.name.unwrap().value(), "Thing");
         assert_eq!(input.attrs.version.unwrap().0, 3);

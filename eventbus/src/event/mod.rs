@@ -6,8 +6,10 @@ use std::fmt;
 
 /// A type that can travel on the bus.
 ///
-/// Implement it with `#[derive(Event)]`, which also generates the codec; see
-/// the [crate docs](crate) for the attribute keys. On the wire an event is its
+/// Implement it with `#[derive(Event)]`, which also generates the codec,
+/// and serde impls that write and read the same data (`Serialize`, and
+/// `Deserialize` for structs; `#[event(serde = false)]` leaves them to the
+/// type's own derive); see the [crate docs](crate) for the attribute keys. On the wire an event is its
 /// topic plus `data`, the JSON of the value's own content: for an enum variant
 /// `OrderEvent::Placed { id: 7, cents: 1250 }` the data is
 /// `{"id":7,"cents":1250}`, not serde's externally tagged form, so a client in
@@ -35,6 +37,8 @@ use std::fmt;
 /// assert_eq!(placed.topic(), "order.placed");
 /// assert_eq!(placed.encode_data()?, br#"{"id":7,"cents":1250}"#);
 /// assert_eq!(OrderEvent::decode_data("order.shipped", b"9")?, OrderEvent::Shipped(9));
+/// // serde writes the same data.
+/// assert_eq!(serde_json::to_string(&placed).unwrap(), r#"{"id":7,"cents":1250}"#);
 /// # Ok::<(), eventbus::CodecError>(())
 /// ```
 #[diagnostic::on_unimplemented(

@@ -33,7 +33,7 @@ use eventbus::prelude::*;
 use futures_util::StreamExt;
 use tokio::runtime::Runtime;
 
-#[derive(Event, Clone, Debug, serde::Serialize)]
+#[derive(Event, Clone, Debug)]
 #[event(topic = "bench.order.placed")]
 struct Placed {
     n: u64,

@@ -23,7 +23,8 @@ mod topic;
 use proc_macro::TokenStream;
 
 /// Implements `eventbus::Event` for a struct or an enum: its name, version,
-/// topics, and a JSON codec.
+/// topics, and a JSON codec; and serde's `Serialize` (and, for a struct,
+/// `Deserialize`) in the same form.
 ///
 /// The type needs no `Serialize` or `Deserialize` of its own; its fields do.
 ///
@@ -67,6 +68,7 @@ use proc_macro::TokenStream;
 ///         }
 ///     }
 /// }
+/// // and `Serialize` and `Deserialize` in the same form (see "Serde" below)
 /// ```
 ///
 /// # Enums
@@ -113,6 +115,34 @@ use proc_macro::TokenStream;
 /// }
 /// ```
 ///
+/// # Serde
+///
+/// The type's own serde form is its data: the derive implements
+/// `Serialize` for it, writing exactly what `encode_data` writes (short of
+/// the NaN check), so `serde_json::to_string(&event)` works and an event can
+/// be a field of another serde type. A struct is `Deserialize` too, reading
+/// what `decode_data` reads. An enum is not: its data does not say which
+/// variant it is (the topic does), so read it with `decode_data(topic,
+/// data)`, or keep the whole `Envelope<E>`, whose serde form is the
+/// CloudEvent with the topic in it.
+///
+/// ```ignore
+/// let ev = EntityCreated { id: "e-1".into(), name: "Ada".into() };
+/// assert_eq!(serde_json::to_vec(&ev)?, ev.encode_data()?);
+/// let back: EntityCreated = serde_json::from_str(r#"{"id":"e-1","displayName":"Ada"}"#)?;
+/// ```
+///
+/// A type that derives serde's traits itself, for another form (serde's
+/// tagged enums, say), opts out with `#[event(serde = false)]`; without it,
+/// the two derives are conflicting implementations of `Serialize`.
+///
+/// ```ignore
+/// #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+/// #[event(namespace = "order", serde = false)]
+/// #[serde(tag = "type")]                // for the type's own serde form only
+/// pub enum OrderEvent { Placed { id: u64 }, Shipped { id: u64 } }
+/// ```
+///
 /// # Options
 ///
 /// On the type, `#[event(...)]` takes:
@@ -123,6 +153,7 @@ use proc_macro::TokenStream;
 /// | `namespace = "a"` | an enum's topic prefix | none |
 /// | `name = "..."` | `Event::NAME`, stored with every event | the type's identifier |
 /// | `version = N` | `Event::VERSION`, the schema version | `1` |
+/// | `serde = false` | leave serde's traits to the type's own derive | `true` |
 /// | `crate = "path"` | where the `eventbus` crate is | `::eventbus` |
 ///
 /// On a variant, `#[event(topic = "...")]`. Field options are serde's:
@@ -130,15 +161,17 @@ use proc_macro::TokenStream;
 /// `rename_all_fields` and `deny_unknown_fields` apply to every variant's
 /// fields and a variant's `rename_all` to its own, while tagging options
 /// (`tag`, `untagged`, variant `rename`) are left to the type's own
-/// `Serialize`, if it has one.
+/// `Serialize`, if it has one (with `serde = false`).
 ///
 /// # Errors
 ///
 /// Compile errors, all reported at once: a missing or malformed topic (with
-/// the offending token), a wildcard in a topic, two variants with the same
-/// topic, unknown keys (with a "did you mean"), unions, and generic or
-/// borrowing types. A field type without serde support fails in serde's
-/// derive, spanned on the field.
+/// the offending token), an empty `namespace`, a wildcard in a topic, two
+/// variants with the same topic, unknown keys (with a "did you mean"),
+/// unions, and generic or borrowing types. A field type without serde's
+/// `Serialize` and `Deserialize` is one error, on the field's type (a field
+/// with `#[serde(with = "...")]`, `skip`, `flatten` or a `default`
+/// function is left to serde, which reports its own errors).
 #[proc_macro_derive(Event, attributes(event, serde))]
 pub fn derive_event(input: TokenStream) -> TokenStream {
     event::derive(input.into()).into()

@@ -275,13 +275,27 @@ pub const fn has_wildcard(pattern: &str) -> bool {
     false
 }
 
-const fn same_bytes(a: &[u8], a0: usize, a1: usize, b: &[u8], b0: usize, b1: usize) -> bool {
+const fn same_bytes(
+    a: &[u8],
+    a0: usize,
+    a1: usize,
+    b: &[u8],
+    b0: usize,
+    b1: usize,
+    ignore_case: bool,
+) -> bool {
     if a1 - a0 != b1 - b0 {
         return false;
     }
     let mut i = 0;
     while i < a1 - a0 {
-        if a[a0 + i] != b[b0 + i] {
+        let (x, y) = (a[a0 + i], b[b0 + i]);
+        let same = if ignore_case {
+            x.eq_ignore_ascii_case(&y)
+        } else {
+            x == y
+        };
+        if !same {
             return false;
         }
         i += 1;
@@ -294,6 +308,19 @@ const fn same_bytes(a: &[u8], a0: usize, a1: usize, b: &[u8], b0: usize, b1: usi
 /// Both are assumed valid (see [`validate_pattern`], [`validate_topic`]);
 /// for invalid input the answer is unspecified but the call never panics.
 pub const fn matches(pattern: &str, topic: &str) -> bool {
+    matches_with(pattern, topic, false)
+}
+
+/// Whether `pattern` would match `topic` if topics were not case-sensitive,
+/// as [`matches`] with ASCII letters compared regardless of case.
+///
+/// Topics are case-sensitive; this is for explaining a pattern that
+/// matches nothing (`Order.Placed` against `order.placed`).
+pub const fn matches_ignore_ascii_case(pattern: &str, topic: &str) -> bool {
+    matches_with(pattern, topic, true)
+}
+
+const fn matches_with(pattern: &str, topic: &str, ignore_case: bool) -> bool {
     let p = pattern.as_bytes();
     let t = topic.as_bytes();
     let mut i = 0;
@@ -311,7 +338,7 @@ pub const fn matches(pattern: &str, topic: &str) -> bool {
             return true;
         }
         let wildcard = single && p[i] == b'*';
-        if !wildcard && !same_bytes(p, i, pe, t, j, te) {
+        if !wildcard && !same_bytes(p, i, pe, t, j, te, ignore_case) {
             return false;
         }
         i = pe + 1;

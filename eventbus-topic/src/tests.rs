@@ -52,6 +52,15 @@ proptest! {
     }
 
     #[test]
+    fn ignoring_case_is_matching_the_lower_case_forms(p in pattern(), t in topic()) {
+        prop_assert_eq!(
+            matches_ignore_ascii_case(&p, &t),
+            matches(&p.to_ascii_lowercase(), &t.to_ascii_lowercase()),
+            "pattern {} topic {}", p, t
+        );
+    }
+
+    #[test]
     fn topic_matches_itself_and_its_wildcard_forms(t in topic()) {
         prop_assert!(matches(&t, &t));
         let star: Vec<&str> = t.split('.').map(|_| "*").collect();

@@ -66,6 +66,144 @@ pub fn decode_unit<E: Event>(topic: &str, data: &[u8]) -> Result<(), CodecError>
     }
 }
 
+/// A type `#[derive(Event)]` can write and read as a field of an event's
+/// data: one with serde's `Serialize` and `Deserialize`.
+///
+/// The derive reaches each field's serde impls through this trait, with the
+/// path spanned on the field's type, so a field type without them is one
+/// error there, in these words, rather than several inside serde's
+/// generated code.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a field of an event: it must implement serde's `Serialize` and `Deserialize`",
+    label = "needs `Serialize` and `Deserialize`",
+    note = "an event's data is the JSON serde makes of its fields: derive `serde::Serialize` and \
+            `serde::Deserialize` for `{Self}`, or give the field `#[serde(with = \"...\")]`, or \
+            `#[serde(skip)]` to leave it out"
+)]
+pub trait EventField: Sized {
+    /// Writes the field with its `Serialize`.
+    ///
+    /// # Errors
+    ///
+    /// Those of the serializer.
+    fn serialize_field<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error>;
+
+    /// Reads the field with its `Deserialize`.
+    ///
+    /// # Errors
+    ///
+    /// Those of the deserializer.
+    fn deserialize_field<'de, D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Self, D::Error>;
+}
+
+// Without this, a field type that fails the bounds is reported as missing
+// `Serialize`, in serde's words, instead of in `EventField`'s.
+#[diagnostic::do_not_recommend]
+impl<T: serde::Serialize + serde::de::DeserializeOwned> EventField for T {
+    fn serialize_field<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.serialize(serializer)
+    }
+
+    fn deserialize_field<'de, D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Self, D::Error> {
+        T::deserialize(deserializer)
+    }
+}
+
+/// How the derive reads field number `I` of an event type: implemented by
+/// a marker type per event, one impl per field, each calling
+/// [`EventField::deserialize_field`] for its own field type.
+///
+/// The impls are not generic, so a field type without serde fails inside
+/// its own impl, once; serde's generated code only sees [`Field`], which is
+/// `Deserialize` whatever the field type.
+pub trait FieldCodec<const I: usize> {
+    /// The field's type.
+    type Value;
+
+    /// Reads the field.
+    ///
+    /// # Errors
+    ///
+    /// Those of the deserializer.
+    fn deserialize<'de, D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error>;
+}
+
+/// Field number `I` of an event type, in the struct the derive deserializes
+/// the event's data into: it reads exactly as the field's own type does
+/// (an `Option` that is missing is `None`), through `M`'s [`FieldCodec`].
+pub struct Field<M: FieldCodec<I>, const I: usize>(pub M::Value);
+
+impl<'de, M: FieldCodec<I>, const I: usize> serde::Deserialize<'de> for Field<M, I> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        M::deserialize(deserializer).map(Field)
+    }
+}
+
+/// For `#[serde(default)]` on the field, which asks serde for the field
+/// type's default.
+impl<M: FieldCodec<I>, const I: usize> Default for Field<M, I>
+where
+    M::Value: Default,
+{
+    fn default() -> Self {
+        Field(M::Value::default())
+    }
+}
+
+impl<M: FieldCodec<I>, const I: usize> std::fmt::Debug for Field<M, I>
+where
+    M::Value: std::fmt::Debug,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The data of a unit struct as plain serde reads it: `null` or `{}`, as
+/// [`decode_unit`] accepts (less the empty input, which is no JSON value).
+#[derive(Debug)]
+pub struct UnitData;
+
+impl<'de> serde::Deserialize<'de> for UnitData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = UnitData;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("no data (null or {})")
+            }
+
+            fn visit_unit<E: serde::de::Error>(self) -> Result<UnitData, E> {
+                Ok(UnitData)
+            }
+
+            fn visit_none<E: serde::de::Error>(self) -> Result<UnitData, E> {
+                Ok(UnitData)
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UnitData, A::Error> {
+                match map.next_key::<serde::de::IgnoredAny>()? {
+                    None => Ok(UnitData),
+                    Some(_) => Err(serde::de::Error::invalid_length(1, &self)),
+                }
+            }
+        }
+
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
 const MESSAGE_CAPACITY: usize = 1024;
 
 /// A compile-time message, built in `const fn`s so that a failed check can
@@ -104,6 +242,25 @@ impl ConstMessage {
         self
     }
 
+    /// Appends `n` in decimal.
+    const fn push_count(self, n: usize) -> Self {
+        let mut digits = [0u8; 20];
+        let mut len = 0;
+        let mut rest = n;
+        loop {
+            digits[digits.len() - 1 - len] = b'0' + (rest % 10) as u8;
+            len += 1;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        match core::str::from_utf8(digits.split_at(digits.len() - len).1) {
+            Ok(text) => self.push(text),
+            Err(_) => self,
+        }
+    }
+
     /// Whether the check found a problem.
     pub const fn is_error(&self) -> bool {
         self.len > 0
@@ -118,23 +275,98 @@ impl ConstMessage {
     }
 }
 
-/// Checks at compile time that a handler's pattern matches at least one topic
-/// of its event type; the message names the type and all its topics.
-pub const fn check_handler_pattern<E: Event>(pattern: &str) -> ConstMessage {
+/// Checks at compile time that a handler's pattern matches at least one of
+/// `topics`, those of the event type named `event`; the message names the
+/// type and all its topics.
+pub const fn check_handler_pattern(pattern: &str, event: &str, topics: &[&str]) -> ConstMessage {
     let mut msg = ConstMessage::new();
-    if eventbus_topic::matches_any(pattern, E::TOPICS) {
+    if eventbus_topic::matches_any(pattern, topics) {
         return msg;
     }
     msg = msg.push("handler pattern `").push(pattern);
-    msg = msg.push("` matches no topic of event type `").push(E::NAME);
+    msg = msg.push("` matches no topic of event type `").push(event);
     msg = msg.push("`; its topics are: ");
     let mut i = 0;
-    while i < E::TOPICS.len() {
+    while i < topics.len() {
         if i > 0 {
             msg = msg.push(", ");
         }
-        msg = msg.push("`").push(E::TOPICS[i]).push("`");
+        msg = msg.push("`").push(topics[i]).push("`");
         i += 1;
+    }
+    explain_no_match(msg, pattern, topics)
+}
+
+/// Says why `pattern` matched none of `topics`, when a near miss shows it:
+/// a difference in case, a `>` with nothing left to stand for, or a
+/// pattern longer or shorter than every topic.
+const fn explain_no_match(msg: ConstMessage, pattern: &str, topics: &[&str]) -> ConstMessage {
+    let mut i = 0;
+    while i < topics.len() {
+        if eventbus_topic::matches_ignore_ascii_case(pattern, topics[i]) {
+            return msg
+                .push("; topics are case-sensitive, and ignoring case the pattern would match `")
+                .push(topics[i])
+                .push("`");
+        }
+        i += 1;
+    }
+    let bytes = pattern.as_bytes();
+    let tail = bytes.len() > 2 && bytes[bytes.len() - 1] == b'>' && bytes[bytes.len() - 2] == b'.';
+    if tail && let Ok(head) = core::str::from_utf8(bytes.split_at(bytes.len() - 2).0) {
+        let mut i = 0;
+        while i < topics.len() {
+            if eventbus_topic::matches(head, topics[i]) {
+                return msg
+                    .push("; `>` stands for one or more further tokens, so `")
+                    .push(pattern)
+                    .push("` does not match `")
+                    .push(topics[i])
+                    .push("` itself: write `")
+                    .push(head)
+                    .push("` to receive it");
+            }
+            i += 1;
+        }
+    }
+    let needed = token_count(pattern);
+    let (mut shortest, mut longest) = (usize::MAX, 0);
+    let mut i = 0;
+    while i < topics.len() {
+        let n = token_count(topics[i]);
+        if n < shortest {
+            shortest = n;
+        }
+        if n > longest {
+            longest = n;
+        }
+        i += 1;
+    }
+    if needed > longest {
+        let (at_least, wildcards) = if tail {
+            ("at least ", " (`>` stands for one or more)")
+        } else {
+            ("", "")
+        };
+        return msg
+            .push("; the pattern needs ")
+            .push(at_least)
+            .push_count(needed)
+            .push(" tokens")
+            .push(wildcards)
+            .push(" and no topic has more than ")
+            .push_count(longest);
+    }
+    if !tail && needed < shortest {
+        let under = ConstMessage::new().push(pattern).push(".>");
+        if eventbus_topic::matches_any(under.as_str(), topics) {
+            return msg
+                .push("; a pattern matches whole topics, and `")
+                .push(pattern)
+                .push("` is shorter than every one: `")
+                .push(under.as_str())
+                .push("` would match those under it");
+        }
     }
     msg
 }
@@ -284,6 +516,20 @@ pub mod schema {
     }
 }
 
+/// The number of dot-separated tokens in a topic or pattern.
+const fn token_count(s: &str) -> usize {
+    let bytes = s.as_bytes();
+    let mut count = 1;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'.' {
+            count += 1;
+        }
+        i += 1;
+    }
+    count
+}
+
 /// Ways in for the fuzz targets (the `fuzz/` crate) to parsers and codecs
 /// that are not public API: thin wrappers, no logic of their own.
 #[doc(hidden)]
@@ -334,5 +580,72 @@ pub mod fuzz {
     ) -> Result<RawEnvelope, String> {
         let origin = wire::Origin::new("FUZZ", published);
         wire::decode(&origin, topic, seq, published, headers, body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_handler_pattern;
+
+    const TOPICS: &[&str] = &[
+        "order.placed",
+        "order.shipped",
+        "order.cancelled.by_customer",
+    ];
+
+    fn message(pattern: &str) -> String {
+        check_handler_pattern(pattern, "OrderEvent", TOPICS)
+            .as_str()
+            .to_owned()
+    }
+
+    #[test]
+    fn a_matching_pattern_is_no_error() {
+        for pattern in ["order.*", "order.>", "order.placed", ">"] {
+            assert!(!check_handler_pattern(pattern, "OrderEvent", TOPICS).is_error());
+        }
+    }
+
+    #[test]
+    fn the_message_lists_the_topics() {
+        assert_eq!(
+            message("invoice.*"),
+            "handler pattern `invoice.*` matches no topic of event type `OrderEvent`; its topics \
+             are: `order.placed`, `order.shipped`, `order.cancelled.by_customer`"
+        );
+    }
+
+    #[test]
+    fn near_misses_are_explained() {
+        let explained = [
+            (
+                "Order.Placed",
+                "topics are case-sensitive, and ignoring case the pattern would match \
+                 `order.placed`",
+            ),
+            (
+                "order.placed.>",
+                "`>` stands for one or more further tokens, so `order.placed.>` does not match \
+                 `order.placed` itself: write `order.placed` to receive it",
+            ),
+            (
+                "order.*.x.>",
+                "the pattern needs at least 4 tokens (`>` stands for one or more) and no topic \
+                 has more than 3",
+            ),
+            (
+                "a.b.c.d",
+                "the pattern needs 4 tokens and no topic has more than 3",
+            ),
+            (
+                "order",
+                "a pattern matches whole topics, and `order` is shorter than every one: \
+                 `order.>` would match those under it",
+            ),
+        ];
+        for (pattern, why) in explained {
+            let message = message(pattern);
+            assert!(message.ends_with(&format!("; {why}")), "{message}");
+        }
     }
 }

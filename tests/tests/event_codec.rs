@@ -51,15 +51,17 @@ struct AccountOpened {
 }
 
 /// An enum with every variant shape, a name and version override, and
-/// serde attributes on variants and fields. It also derives `Serialize`, to
-/// show that serde's own (externally tagged) form is not the wire form.
+/// serde attributes on variants and fields. It also derives `Serialize`
+/// (opting out of the derive's own with `serde = false`), to show that
+/// serde's externally tagged form is not the wire form.
 #[derive(Event, Clone, Debug, PartialEq, serde::Serialize)]
 #[event(
     namespace = "codec.shape",
     name = "codec-shape",
     version = 3,
     upcast(from = 1, raw = same_data),
-    upcast(from = 2, raw = same_data)
+    upcast(from = 2, raw = same_data),
+    serde = false
 )]
 enum Shape {
     /// Struct variant.
@@ -163,9 +165,10 @@ enum Sensor {
 }
 
 /// Every kind of `null` serde_json writes besides a float, next to floats
-/// that are fine. It derives `Serialize` too, to compare with serde_json.
+/// that are fine. It derives `Serialize` too (`serde = false`), to compare
+/// with what serde's own derive makes serde_json write.
 #[derive(Event, Clone, Debug, PartialEq, serde::Serialize)]
-#[event(topic = "codec.nulls")]
+#[event(topic = "codec.nulls", serde = false)]
 struct Nulls {
     missing: Option<f64>,
     present: Option<f64>,
@@ -419,7 +422,85 @@ fn a_field_that_cannot_be_json_is_an_encode_error() {
     );
 }
 
+#[test]
+fn plain_serde_writes_and_reads_the_data_form() {
+    fn same<E>(event: &E)
+    where
+        E: Event + serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+    {
+        let json = serde_json::to_string(event).unwrap();
+        assert_eq!(json, data(event), "{event:?}");
+        assert_eq!(&serde_json::from_str::<E>(&json).unwrap(), event);
+    }
+    same(&account());
+    same(&Temperature(-4));
+    same(&Point(1, 2));
+    same(&Strict { id: 1 });
+    same(&Heartbeat);
+    assert_eq!(serde_json::from_str::<Heartbeat>("{}").unwrap(), Heartbeat);
+    // An enum writes the variant's content; which variant it is, is the
+    // topic's to say, so enums are not `Deserialize`.
+    for sensor in [
+        Sensor::Reading {
+            id: 1,
+            celsius: 20.5,
+        },
+        Sensor::Range(-1.0, 1.0),
+        Sensor::Level(0.5),
+    ] {
+        assert_eq!(serde_json::to_string(&sensor).unwrap(), data(&sensor));
+    }
+}
+
+#[test]
+fn events_sit_inside_other_serde_types() {
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct Snapshot {
+        accounts: Vec<AccountOpened>,
+        last: Option<Point>,
+    }
+    let snapshot = Snapshot {
+        accounts: vec![account()],
+        last: Some(Point(3, 4)),
+    };
+    let json = serde_json::to_value(&snapshot).unwrap();
+    assert_eq!(
+        json,
+        json!({"accounts": [data_value(&account())], "last": [3, 4]})
+    );
+    assert_eq!(serde_json::from_value::<Snapshot>(json).unwrap(), snapshot);
+}
+
+#[test]
+fn opting_out_of_serde_keeps_the_types_own_derive() {
+    // `Shape` derives `Serialize` itself, with `serde = false`: serde's
+    // form is its own, the data form is the derive's.
+    let square = Shape::Square(4);
+    assert_eq!(serde_json::to_value(&square).unwrap(), json!({"Square": 4}));
+    assert_eq!(data_value(&square), json!(4));
+}
+
 // Decoding.
+
+#[test]
+fn a_missing_option_field_decodes_as_none() {
+    let climate = Climate::decode_data("codec.climate", br#"{"by_room":{}}"#).unwrap();
+    assert_eq!(
+        climate,
+        Climate {
+            by_room: BTreeMap::new(),
+            offset: None,
+        }
+    );
+    let reading = Sensor::decode_data("codec.sensor.reading", br#"{"celsius":1.5}"#);
+    assert!(
+        reading
+            .unwrap_err()
+            .to_string()
+            .contains("missing field `id`"),
+        "a missing field that is no `Option` is an error"
+    );
+}
 
 #[test]
 fn decode_round_trips_every_shape() {

@@ -20,6 +20,9 @@ pub(crate) struct Checked {
     pub(crate) name: String,
     /// `Event::VERSION`.
     pub(crate) version: u32,
+    /// Whether to implement serde's traits for the type (`serde = false`
+    /// opts out).
+    pub(crate) serde: bool,
     /// The concrete topics: one for a struct, one per variant in order.
     pub(crate) topics: Vec<String>,
     /// The upcasters, one from each older version, in version order.
@@ -84,6 +87,7 @@ pub(crate) fn check(cx: &Ctxt, input: &Input<'_>) -> Checked {
         krate: crate_path(attrs.krate.as_ref()),
         name,
         version,
+        serde: attrs.serde.unwrap_or(true),
         topics,
         upcasts,
     }
@@ -266,7 +270,7 @@ fn enum_topics(cx: &Ctxt, input: &Input<'_>) -> Vec<String> {
     let namespace = attrs
         .namespace
         .as_ref()
-        .and_then(|ns| valid_topic(cx, &ns.value(), ns.span()).map(|v| (v, ns)));
+        .and_then(|ns| valid_namespace(cx, ns).map(|v| (v, ns)));
 
     let mut topics = Vec::with_capacity(variants.len());
     let mut seen: HashMap<String, &syn::Ident> = HashMap::new();
@@ -336,6 +340,21 @@ fn derived_topic(cx: &Ctxt, namespace: &str, lit: &LitStr, ident: &syn::Ident) -
             None
         }
     }
+}
+
+/// A namespace is a topic prefix, so the topic grammar judges it, except
+/// that an empty one is not an empty topic but a missing prefix.
+fn valid_namespace(cx: &Ctxt, lit: &LitStr) -> Option<String> {
+    if lit.value().is_empty() {
+        cx.error_spanned_by(
+            lit,
+            "`namespace` cannot be empty: it is the first part of every variant's topic, as \
+             `namespace = \"order\"` gives a variant `Placed` the topic `order.placed`; name one, \
+             or remove it and give each variant `#[event(topic = \"...\")]`",
+        );
+        return None;
+    }
+    valid_topic(cx, &lit.value(), lit.span())
 }
 
 fn valid_topic(cx: &Ctxt, topic: &str, span: Span) -> Option<String> {
@@ -479,6 +498,21 @@ mod tests {
         let (_, errors) = run(&ast);
         assert_eq!(errors.len(), 1, "{errors:#?}");
         assert!(errors[0].contains("invalid character 'é'"), "{}", errors[0]);
+    }
+
+    #[test]
+    fn an_empty_namespace_is_named_as_such() {
+        let ast: DeriveInput = parse_quote! {
+            #[event(namespace = "")]
+            enum E { A, B }
+        };
+        let (_, errors) = run(&ast);
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert!(
+            errors[0].starts_with("`namespace` cannot be empty"),
+            "{}",
+            errors[0]
+        );
     }
 
     #[test]

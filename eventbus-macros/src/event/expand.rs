@@ -16,6 +16,7 @@ pub(crate) fn expand(input: &Input<'_>, checked: &Checked) -> TokenStream {
         krate,
         name,
         version,
+        serde,
         topics,
         upcasts,
     } = checked;
@@ -35,7 +36,10 @@ pub(crate) fn expand(input: &Input<'_>, checked: &Checked) -> TokenStream {
         items,
         encode,
         decode,
+        serialize,
+        deserialize,
     } = codec::expand(input, krate, topics);
+    let serde_impls = serde.then(|| serde_impls(ty, krate, &serialize, deserialize.as_ref()));
     quote! {
         #[allow(dead_code, non_camel_case_types, unused_qualifications, clippy::all)]
         const _: () = {
@@ -80,12 +84,58 @@ pub(crate) fn expand(input: &Input<'_>, checked: &Checked) -> TokenStream {
                     upgrade: #krate::__private::upgrade::<#ty>,
                 }
             }
+
+            #serde_impls
         };
     }
 }
 
-/// A stand-in `impl Event` emitted next to the errors, so that code using the
-/// type reports only the real problem rather than "`X` is not an event" too.
+/// The type's own `Serialize` (and, for a struct, `Deserialize`), whose
+/// form is the event's data: `serde_json::to_string(&event)` is what
+/// `encode_data` writes.
+fn serde_impls(
+    ty: &syn::Ident,
+    krate: &syn::Path,
+    serialize: &TokenStream,
+    deserialize: Option<&TokenStream>,
+) -> TokenStream {
+    let serde = quote!(#krate::__private::serde);
+    let deserialize = deserialize.map(|body| {
+        quote! {
+            #[automatically_derived]
+            impl<'de> #serde::Deserialize<'de> for #ty {
+                fn deserialize<__D>(
+                    __deserializer: __D,
+                ) -> ::core::result::Result<Self, __D::Error>
+                where
+                    __D: #serde::Deserializer<'de>,
+                {
+                    #body
+                }
+            }
+        }
+    });
+    quote! {
+        #[automatically_derived]
+        impl #serde::Serialize for #ty {
+            fn serialize<__S>(
+                &self,
+                __serializer: __S,
+            ) -> ::core::result::Result<__S::Ok, __S::Error>
+            where
+                __S: #serde::Serializer,
+            {
+                #serialize
+            }
+        }
+
+        #deserialize
+    }
+}
+
+/// A stand-in `impl Event` (and serde impls, unless `serde = false`)
+/// emitted next to the errors, so that code using the type reports only the
+/// real problem rather than "`X` is not an event" too.
 ///
 /// Its `TOPICS` is empty, which no real event's is: `#[handler]`'s pattern
 /// check relies on that to stay quiet about a type whose derive failed.
@@ -102,9 +152,13 @@ pub(crate) fn fallback(input: &Input<'_>, checked: &Checked) -> TokenStream {
         krate,
         name,
         version,
+        serde,
         ..
     } = checked;
     let message = "`#[derive(Event)]` failed; see the errors it reported";
+    let panic = quote!(::core::panic!(#message));
+    let is_enum = matches!(input.body, Body::Enum(..));
+    let serde_impls = serde.then(|| serde_impls(ty, krate, &panic, (!is_enum).then_some(&panic)));
     quote! {
         #[allow(unused_variables, clippy::all)]
         const _: () = {
@@ -134,6 +188,8 @@ pub(crate) fn fallback(input: &Input<'_>, checked: &Checked) -> TokenStream {
                     ::core::panic!(#message)
                 }
             }
+
+            #serde_impls
         };
     }
 }

@@ -87,6 +87,47 @@ mod tests {
     }
 
     #[test]
+    fn serde_impls_unless_opted_out() {
+        let serde_impls = |input| {
+            let text = derive(input).to_string();
+            (
+                text.contains("Serialize for A"),
+                text.contains("Deserialize < 'de > for A"),
+            )
+        };
+        let plain = quote!(
+            #[event(topic = "a.b")]
+            struct A {
+                id: u64,
+            }
+        );
+        assert_eq!(serde_impls(plain), (true, true));
+        let unit = quote!(
+            #[event(topic = "a.b")]
+            struct A;
+        );
+        assert_eq!(serde_impls(unit), (true, true));
+        let variants = quote!(
+            #[event(namespace = "a")]
+            enum A {
+                B { id: u64 },
+            }
+        );
+        assert_eq!(
+            serde_impls(variants),
+            (true, false),
+            "enums are not Deserialize"
+        );
+        let opted_out = quote!(
+            #[event(topic = "a.b", serde = false)]
+            struct A {
+                id: u64,
+            }
+        );
+        assert_eq!(serde_impls(opted_out), (false, false));
+    }
+
+    #[test]
     fn errors_come_with_a_stand_in_impl() {
         let out = derive(quote!(
             #[event(topic = "a..b")]
@@ -95,6 +136,7 @@ mod tests {
         let text = out.to_string();
         assert!(text.contains("compile_error"), "{text}");
         assert!(text.contains("impl :: eventbus :: Event for A"), "{text}");
+        assert!(text.contains("Serialize for A"), "{text}");
         let generic = derive(quote!(
             #[event(topic = "a.b")]
             struct A<T>(T);

@@ -43,6 +43,11 @@ const CONTAINER: Spec = Spec {
             aliases: &["upcaster", "migrate", "from"],
         },
         Key {
+            name: "serde",
+            example: "serde = false",
+            aliases: &["impl_serde", "serialize", "derive_serde"],
+        },
+        Key {
             name: "crate",
             example: "crate = \"::eventbus\"",
             aliases: &["krate"],
@@ -103,6 +108,8 @@ pub(crate) struct ContainerAttrs {
     pub(crate) version: Option<(u32, Span)>,
     /// The `upcast(...)` options, in the order written.
     pub(crate) upcasts: Vec<Upcast>,
+    /// `serde = false`: the type derives serde's traits itself.
+    pub(crate) serde: Option<bool>,
     pub(crate) krate: Option<Path>,
     /// Whether some `#[event(...)]` option was malformed, in which case a
     /// missing topic is likely a misspelled one, already reported.
@@ -207,6 +214,11 @@ fn container_attrs(cx: &Ctxt, attrs: &[Attribute]) -> ContainerAttrs {
                         out.upcasts.push(upcast(cx, list));
                     }
                 }
+                "serde" => {
+                    if let Some(v) = arg.bool(cx) {
+                        attr::set_once(cx, &mut out.serde, &arg, v);
+                    }
+                }
                 "crate" => {
                     if let Some(v) = arg.path(cx) {
                         attr::set_once(cx, &mut out.krate, &arg, v);
@@ -270,7 +282,8 @@ fn reject_field_attrs(cx: &Ctxt, fields: &Fields) {
             cx.error_spanned_by(
                 attr,
                 "`#[event(...)]` does not apply to fields; it goes on the type (`topic`, \
-                 `namespace`, `name`, `version`, `upcast`, `crate`) or on an enum variant (`topic`); \
+                 `namespace`, `name`, `version`, `upcast`, `serde`, `crate`) or on an enum \
+                 variant (`topic`); \
                  use `#[serde(...)]` to shape a field's data",
             );
         }
@@ -287,12 +300,13 @@ mod tests {
     fn reads_container_options() {
         let ast: DeriveInput = parse_quote! {
             #[event(topic = "a.b", name = "Thing")]
-            #[event(version = 3, crate = "::renamed")]
+            #[event(version = 3, crate = "::renamed", serde = false)]
             struct Thing { id: u64 }
         };
         let cx = Ctxt::new();
         let input = Input::from_ast(&cx, &ast);
         assert!(cx.check().is_ok());
+        assert_eq!(input.attrs.serde, Some(false));
         assert_eq!(input.attrs.topic.unwrap().value(), "a.b");
         assert_eq!(input.attrs.name.unwrap().value(), "Thing");
         assert_eq!(input.attrs.version.unwrap().0, 3);

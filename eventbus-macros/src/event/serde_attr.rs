@@ -10,22 +10,34 @@
 use proc_macro2::Span;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use syn::{Attribute, Fields, Ident, Meta, Token};
+use syn::{Attribute, Expr, ExprLit, Fields, Ident, Lit, LitStr, Meta, Token};
 
 use crate::ctxt::Ctxt;
 
-/// A struct's container options, to copy onto its shadow.
+/// A struct's container options, to copy onto its shadows.
 pub(crate) struct StructSerde {
     /// Every option except `crate` and `remote`, which the derive sets, and
-    /// a bare `default`, which becomes `default_from`.
+    /// `default`, which becomes [`Self::default`].
     pub(crate) container: Vec<Meta>,
-    /// The span of a bare `#[serde(default)]`. On a `remote` shadow, serde
-    /// would require the shadow itself to be `Default`; the derive passes a
-    /// function returning the user type's default instead.
-    pub(crate) default_from: Option<Span>,
+    /// `#[serde(default)]` or `#[serde(default = "path")]`. Serde would
+    /// take either from the shadow it derives for; the derive passes a
+    /// function that starts from the user type's default instead.
+    pub(crate) default: Option<ContainerDefault>,
+    /// Whether serde reads or writes the struct as another type (`from`,
+    /// `try_from`, `into`), so that its fields' own serde impls may not
+    /// matter and the derive leaves them to serde.
+    pub(crate) through_other: bool,
     /// Whether the user renamed the container (else the derive renames the
     /// shadow back to the type's name, which `tag` writes and errors show).
     pub(crate) renamed: bool,
+}
+
+/// Where a struct's `#[serde(default)]` takes the default from.
+pub(crate) enum ContainerDefault {
+    /// The type's `Default`, from a bare `default`, with its span.
+    Trait(Span),
+    /// `default = "path"`: the function, and the string it was written as.
+    Path(syn::ExprPath, LitStr),
 }
 
 /// An enum's container options that reach its variants' data.
@@ -50,18 +62,37 @@ impl StructSerde {
     pub(crate) fn from_attrs(cx: &Ctxt, attrs: &[Attribute]) -> Self {
         let metas = metas(cx, attrs);
         let renamed = metas.iter().any(|m| key(m) == "rename");
-        let mut default_from = None;
+        let through_other = metas
+            .iter()
+            .any(|m| matches!(key(m).as_str(), "from" | "try_from" | "into"));
+        let mut default = None;
         let mut container = Vec::new();
         for meta in metas {
             match (key(&meta).as_str(), &meta) {
                 ("crate" | "remote", _) => {}
-                ("default", Meta::Path(path)) => default_from = Some(path.span()),
+                ("default", Meta::Path(path)) => {
+                    default = Some(ContainerDefault::Trait(path.span()));
+                }
+                ("default", Meta::NameValue(pair)) => match &pair.value {
+                    Expr::Lit(ExprLit {
+                        lit: Lit::Str(lit), ..
+                    }) => match lit.parse() {
+                        Ok(path) => default = Some(ContainerDefault::Path(path, lit.clone())),
+                        Err(error) => cx.push(error),
+                    },
+                    _ => cx.error_spanned_by(
+                        &pair.value,
+                        "`#[serde(default = ...)]` takes the path of a function as a string, as \
+                         in `default = \"Config::empty\"`",
+                    ),
+                },
                 _ => container.push(meta),
             }
         }
         StructSerde {
             container,
-            default_from,
+            default,
+            through_other,
             renamed,
         }
     }
@@ -119,6 +150,30 @@ pub(crate) fn field_attrs(attrs: &[Attribute]) -> impl Iterator<Item = &Attribut
     attrs.iter().filter(|a| a.path().is_ident("serde"))
 }
 
+/// Whether serde writes and reads a field with these attributes through
+/// its type's own `Serialize` and `Deserialize` and nothing else, so that
+/// the derive may take that path itself (see `codec`). Options that bring
+/// their own functions (`with`, `default = "..."`), skip a direction, or
+/// change how the type is used (`flatten`) leave the field to serde, as do
+/// options that do not parse, which serde reports.
+pub(crate) fn by_type_alone(attrs: &[Attribute]) -> bool {
+    field_attrs(attrs).all(|attr| {
+        let Ok(metas) = attr.parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated)
+        else {
+            return false;
+        };
+        metas.iter().all(|meta| match (key(meta).as_str(), meta) {
+            ("default", Meta::Path(_)) => true,
+            (
+                "with" | "serialize_with" | "deserialize_with" | "default" | "skip"
+                | "skip_serializing" | "skip_deserializing" | "flatten" | "getter",
+                _,
+            ) => false,
+            _ => true,
+        })
+    })
+}
+
 /// `meta` under another key, such as `rename_all_fields` as `rename_all`.
 pub(crate) fn rekeyed(meta: &Meta, key: &str) -> Meta {
     let mut meta = meta.clone();
@@ -151,7 +206,8 @@ fn key(meta: &Meta) -> String {
 
 #[cfg(test)]
 mod tests {
-    use quote::ToTokens;
+    use quote::{ToTokens, quote};
+    use syn::parse::Parser;
     use syn::parse_quote;
 
     use super::*;
@@ -167,8 +223,47 @@ mod tests {
         assert!(cx.check().is_ok());
         let kept: Vec<String> = s.container.iter().map(key).collect();
         assert_eq!(kept, ["rename_all", "deny_unknown_fields"]);
-        assert!(s.default_from.is_some());
+        assert!(matches!(s.default, Some(ContainerDefault::Trait(_))));
         assert!(!s.renamed);
+        assert!(!s.through_other);
+    }
+
+    #[test]
+    fn struct_default_path_and_conversions() {
+        let attrs: Vec<Attribute> = vec![parse_quote!(
+            #[serde(default = "Thing::empty", from = "Raw")]
+        )];
+        let cx = Ctxt::new();
+        let s = StructSerde::from_attrs(&cx, &attrs);
+        assert!(cx.check().is_ok());
+        let Some(ContainerDefault::Path(path, _)) = s.default else {
+            panic!("a default path");
+        };
+        assert_eq!(path.to_token_stream().to_string(), "Thing :: empty");
+        assert!(s.through_other);
+    }
+
+    #[test]
+    fn fields_by_type_alone() {
+        let field = |attrs: Vec<Attribute>| by_type_alone(&attrs);
+        assert!(field(vec![]));
+        assert!(field(vec![parse_quote!(#[doc = "x"])]));
+        assert!(field(vec![
+            parse_quote!(#[serde(rename = "x", default)]),
+            parse_quote!(#[serde(skip_serializing_if = "Option::is_none", alias = "y")]),
+        ]));
+        for attr in [
+            quote!(#[serde(with = "m")]),
+            quote!(#[serde(serialize_with = "f")]),
+            quote!(#[serde(default = "f")]),
+            quote!(#[serde(skip)]),
+            quote!(#[serde(skip_deserializing)]),
+            quote!(#[serde(flatten)]),
+            quote!(#[serde(rename = )]),
+        ] {
+            let attrs = Attribute::parse_outer.parse2(attr.clone()).unwrap();
+            assert!(!field(attrs), "{attr}");
+        }
     }
 
     #[test]

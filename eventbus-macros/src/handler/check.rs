@@ -2,7 +2,7 @@
 //! pattern. Whether the parameter types really are an event and a `Context`
 //! is left to the compiler, through spanned checks in the expansion.
 
-use syn::{GenericParam, ReturnType, Type};
+use syn::{GenericParam, PathArguments, ReturnType, Type};
 
 use super::model::{Handler, Param};
 use crate::ctxt::Ctxt;
@@ -109,16 +109,22 @@ fn check_params(cx: &Ctxt, handler: &Handler<'_>) {
             Param::Event(typed) => {
                 if let Type::Reference(reference) = &*typed.ty {
                     let elem = &reference.elem;
-                    cx.error_spanned_by(
-                        reference,
+                    let message = if is_envelope(elem) {
+                        format!(
+                            "handler parameters are taken by value: take `{}` without the `&`; \
+                             an `Envelope` already shares the event without copying it",
+                            pretty(elem)
+                        )
+                    } else {
                         format!(
                             "handler parameters are taken by value: use `Envelope<{}>`, which \
                              shares the event without copying it, or `{}` (cloned, needs \
                              `Clone`)",
                             pretty(elem),
                             pretty(elem)
-                        ),
-                    );
+                        )
+                    };
+                    cx.error_spanned_by(reference, message);
                 } else if contains_impl_trait(&typed.ty) {
                     cx.error_spanned_by(
                         &typed.ty,
@@ -181,6 +187,22 @@ fn check_args(cx: &Ctxt, handler: &Handler<'_>) {
             span,
             "`concurrency` must be at least 1: it is how many handlings may run at once",
         );
+    }
+}
+
+/// Whether `ty` is written as an `Envelope<..>`, by its last path segment,
+/// as `Context` is recognized: the macro cannot resolve types.
+fn is_envelope(ty: &Type) -> bool {
+    match ty {
+        Type::Paren(paren) => is_envelope(&paren.elem),
+        Type::Group(group) => is_envelope(&group.elem),
+        Type::Path(path) => {
+            path.qself.is_none()
+                && path.path.segments.last().is_some_and(|s| {
+                    s.ident == "Envelope" && matches!(s.arguments, PathArguments::AngleBracketed(_))
+                })
+        }
+        _ => false,
     }
 }
 
@@ -282,6 +304,27 @@ mod tests {
                 "{found:?} should contain {expected:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_borrowed_envelope_is_told_to_drop_the_borrow() {
+        let found = errors(
+            quote!(),
+            parse_quote!(
+                async fn f(ev: &eventbus::Envelope<E>) {}
+            ),
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].contains("take `eventbus::Envelope<E>` without the `&`"),
+            "{}",
+            found[0]
+        );
+        assert!(
+            !found[0].contains("Envelope<eventbus::Envelope"),
+            "{}",
+            found[0]
+        );
     }
 
     #[test]

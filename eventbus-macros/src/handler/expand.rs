@@ -3,7 +3,8 @@
 //! link-time registration.
 
 use proc_macro2::TokenStream;
-use quote::{quote, quote_spanned};
+use quote::{format_ident, quote, quote_spanned};
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Path, ReturnType};
 
@@ -33,9 +34,15 @@ pub(crate) fn expand(handler: &Handler<'_>) -> TokenStream {
     // cannot be a handler parameter" underlines `X` in the signature, and
     // reports it once: the uses share message and span, and rustc merges
     // identical diagnostics. (A separate hidden check function would add a
-    // second copy with its own "required by" note.)
+    // second copy with its own "required by" note.) The event type's name
+    // and topics come from `EventParam` too, never from `<P as
+    // EventParam>::Event`: for a `P` that is no event parameter, that
+    // projection would add "`P` is not an eventbus event".
     let param_span = event_param.span();
-    let event_ty = quote_spanned!(param_span=> <#event_param as #private::EventParam>::Event);
+    let event_name =
+        quote_spanned!(param_span=> <#event_param as #private::EventParam>::EVENT_NAME);
+    let event_topics =
+        quote_spanned!(param_span=> <#event_param as #private::EventParam>::EVENT_TOPICS);
     let extract = quote_spanned!(param_span=> <#event_param as #private::EventParam>::extract);
     let into_outcome = match &sig.output {
         ReturnType::Default => quote!(<() as #private::HandlerReturn>::into_outcome),
@@ -43,21 +50,31 @@ pub(crate) fn expand(handler: &Handler<'_>) -> TokenStream {
             quote_spanned!(ty.span()=> <#ty as #private::HandlerReturn>::into_outcome)
         }
     };
-    // No topics at all means the event's derive failed and left a stand-in
-    // impl; its own errors say why, so this check stays quiet.
+    // A named constant, because the compiler's label on a failed check reads
+    // "evaluation of `<its path>` failed here": `__EVENTBUS_TOPIC_OF_BILL`
+    // says what failed, where an anonymous one said `_::_`. Inside an `impl`
+    // block it is an associated constant, which is never evaluated, so the
+    // container below stays the only error there. No topics at all means
+    // the event's derive failed and left a stand-in impl; its own errors
+    // say why, so this check stays quiet.
     let pattern_check = handler.args.topic.as_ref().map(|lit| {
+        let name = format_ident!(
+            "__EVENTBUS_TOPIC_OF_{}",
+            fn_ident.unraw().to_string().to_uppercase()
+        );
         quote_spanned! {lit.span()=>
-            const _: () = {
+            #[doc(hidden)]
+            #[allow(non_upper_case_globals, clippy::all)]
+            const #name: () = {
                 const __EVENTBUS_PATTERN: #private::ConstMessage =
-                    #private::check_handler_pattern::<#event_ty>(#lit);
-                if __EVENTBUS_PATTERN.is_error()
-                    && !<#event_ty as #krate::Event>::TOPICS.is_empty()
-                {
+                    #private::check_handler_pattern(#lit, #event_name, #event_topics);
+                if __EVENTBUS_PATTERN.is_error() && !#event_topics.is_empty() {
                     ::core::panic!("{}", __EVENTBUS_PATTERN.as_str())
                 }
             };
         }
     });
+    let container = format_ident!("__EventbusHandler_{}", fn_ident.unraw());
 
     let has_context = handler
         .params
@@ -80,11 +97,10 @@ pub(crate) fn expand(handler: &Handler<'_>) -> TokenStream {
         })
     };
 
-    let registered_event = quote_spanned!(param_span=> <#event_ty as #krate::Event>);
     let name = match &handler.args.name {
         Some(lit) => quote!(#lit),
         None => {
-            let ident = syn::ext::IdentExt::unraw(fn_ident).to_string();
+            let ident = fn_ident.unraw().to_string();
             quote!(::core::concat!(::core::module_path!(), "::", #ident))
         }
     };
@@ -104,35 +120,48 @@ pub(crate) fn expand(handler: &Handler<'_>) -> TokenStream {
     });
     let line = quote_spanned!(fn_ident.span()=> ::core::line!());
 
+    // The registration lives in the body of a trait's provided method, an
+    // item that only a module or a block accepts: the macro cannot see
+    // whether it is inside an `impl` block (where an associated fn without
+    // `self` looks like any other fn), and there a trait is one clear error,
+    // "trait is not supported in `trait`s or `impl`s; consider moving ...
+    // out to a nearby module scope", spanned on `#[handler]`, with nothing
+    // inside it checked. An unnamed `const _` said "`const` items in this
+    // context need a name", and its body then failed to find the function.
+    // Items in the method body see the function wherever it is declared,
+    // in a module or in a block.
     quote! {
-        #[allow(clippy::all)]
-        const _: () = {
-            #pattern_check
+        #pattern_check
 
-            fn __eventbus_call(
-                __env: #krate::RawEnvelope,
-                #context_pat: #krate::Context,
-            ) -> #private::BoxFuture<
-                'static,
-                ::core::result::Result<(), #krate::HandlingError>,
-            > {
-                #call
-            }
+        #[doc(hidden)]
+        #[allow(non_camel_case_types, clippy::all)]
+        trait #container {
+            fn __eventbus_register() {
+                fn __eventbus_call(
+                    __env: #krate::RawEnvelope,
+                    #context_pat: #krate::Context,
+                ) -> #private::BoxFuture<
+                    'static,
+                    ::core::result::Result<(), #krate::HandlingError>,
+                > {
+                    #call
+                }
 
-            #private::inventory::submit! {
-                #private::HandlerRegistration {
-                    name: #name,
-                    pattern: #pattern,
-                    event: #registered_event::NAME,
-                    topics: #registered_event::TOPICS,
-                    options: #options,
-                    states: &[#(#states),*],
-                    call: __eventbus_call,
-                    file: ::core::file!(),
-                    line: #line,
+                #private::inventory::submit! {
+                    #private::HandlerRegistration {
+                        name: #name,
+                        pattern: #pattern,
+                        event: #event_name,
+                        topics: #event_topics,
+                        options: #options,
+                        states: &[#(#states),*],
+                        call: __eventbus_call,
+                        file: ::core::file!(),
+                        line: #line,
+                    }
                 }
             }
-        };
+        }
     }
 }
 

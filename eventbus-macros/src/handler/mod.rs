@@ -63,7 +63,11 @@ mod tests {
         );
         let out = expand(quote!(topic = "order.*", retry = 2), func);
         let file: syn::File = syn::parse2(out.clone()).expect("valid Rust");
-        assert_eq!(file.items.len(), 2, "the function and one `const _` block");
+        assert_eq!(
+            file.items.len(),
+            3,
+            "the function, its pattern check and the registration's trait"
+        );
         let text = out.to_string();
         assert!(
             text.contains("on_order (__ctx , __ev)"),

@@ -6,8 +6,10 @@ use std::fmt;
 
 /// A type that can travel on the bus.
 ///
-/// Implement it with `#[derive(Event)]`, which also generates the codec; see
-/// the [crate docs](crate) for the attribute keys. On the wire an event is its
+/// Implement it with `#[derive(Event)]`, which also generates the codec,
+/// and serde impls that write and read the same data (`Serialize`, and
+/// `Deserialize` for structs; `#[event(serde = false)]` leaves them to the
+/// type's own derive); see the [crate docs](crate) for the attribute keys. On the wire an event is its
 /// topic plus `data`, the JSON of the value's own content: for an enum variant
 /// `OrderEvent::Placed { id: 7, cents: 1250 }` the data is
 /// `{"id":7,"cents":1250}`, not serde's externally tagged form, so a client in
@@ -35,12 +37,15 @@ use std::fmt;
 /// assert_eq!(placed.topic(), "order.placed");
 /// assert_eq!(placed.encode_data()?, br#"{"id":7,"cents":1250}"#);
 /// assert_eq!(OrderEvent::decode_data("order.shipped", b"9")?, OrderEvent::Shipped(9));
+/// // serde writes the same data.
+/// assert_eq!(serde_json::to_string(&placed).unwrap(), r#"{"id":7,"cents":1250}"#);
 /// # Ok::<(), eventbus::CodecError>(())
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an eventbus event",
     label = "not an `Event`",
-    note = "consider adding `#[derive(Event)]` and `#[event(topic = \"...\")]` to `{Self}`"
+    note = "an event is a struct or enum with `#[derive(Event)]` and `#[event(topic = \"...\")]`, \
+            passed by value rather than behind a reference or inside a wrapper"
 )]
 pub trait Event: Send + Sync + Sized + 'static {
     /// A stable name for the type, stored with every event (default: the

@@ -4,7 +4,7 @@ use std::any::{Any, TypeId};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::publish::{JsonEvent, Publish, Publisher};
+use super::publish::{JsonEvent, Publish, Publishable, Publisher};
 use crate::envelope::RawEnvelope;
 use crate::error::{Error, Result};
 use crate::event::Event;
@@ -138,7 +138,7 @@ impl Context {
         self.follow_up(JsonEvent::new(topic, data))
     }
 
-    fn follow_up<E>(&self, event: E) -> Publish<'_, E> {
+    fn follow_up<E: Publishable>(&self, event: E) -> Publish<'_, E> {
         let correlation = self
             .envelope
             .correlation_id()

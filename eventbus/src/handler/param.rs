@@ -20,6 +20,17 @@ pub trait EventParam: Sized + Send + 'static {
     /// The event type the parameter carries.
     type Event: Event;
 
+    /// [`Event::NAME`] of [`Self::Event`]. `#[handler]` reads the event
+    /// type's name and topics through these rather than through
+    /// `Self::Event`, so that a parameter that is no event parameter
+    /// (`Option<Envelope<E>>`) fails this trait alone, once.
+    #[doc(hidden)]
+    const EVENT_NAME: &'static str = <Self::Event as Event>::NAME;
+
+    /// [`Event::TOPICS`] of [`Self::Event`]; see [`Self::EVENT_NAME`].
+    #[doc(hidden)]
+    const EVENT_TOPICS: &'static [&'static str] = <Self::Event as Event>::TOPICS;
+
     /// Takes the parameter out of a stored envelope, decoding it if needed.
     ///
     /// # Errors

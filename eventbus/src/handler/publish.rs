@@ -42,6 +42,11 @@ pub(crate) trait Publisher: Send + Sync {
 pub struct Publish<'a, E> {
     publisher: &'a dyn Publisher,
     event: E,
+    /// `E`'s [`Publishable::into_draft`], taken where the builder is made
+    /// so that awaiting it needs no bound on `E`: when `bus.publish(x)`
+    /// fails because `x` is no event, the compiler says so once instead of
+    /// adding that the builder is no future.
+    into_draft: fn(E, Arc<str>) -> Result<Draft>,
     source: Option<Arc<str>>,
     correlation_id: Option<String>,
     causation_id: Option<String>,
@@ -69,10 +74,14 @@ impl<E: std::fmt::Debug> std::fmt::Debug for Publish<'_, E> {
 }
 
 impl<'a, E> Publish<'a, E> {
-    pub(crate) fn new(publisher: &'a dyn Publisher, event: E) -> Self {
+    pub(crate) fn new(publisher: &'a dyn Publisher, event: E) -> Self
+    where
+        E: Publishable,
+    {
         Publish {
             publisher,
             event,
+            into_draft: E::into_draft,
             source: None,
             correlation_id: None,
             causation_id: None,
@@ -172,10 +181,7 @@ impl<'a, E> Publish<'a, E> {
     ///
     /// As for `.await`, plus [`Error::BlockingInsideRuntime`] when called on
     /// a thread that runs a tokio runtime (blocking there would stall it).
-    pub fn blocking(self) -> Result<RawEnvelope>
-    where
-        E: Publishable,
-    {
+    pub fn blocking(self) -> Result<RawEnvelope> {
         if tokio::runtime::Handle::try_current().is_ok() {
             return Err(Error::BlockingInsideRuntime);
         }
@@ -184,17 +190,14 @@ impl<'a, E> Publish<'a, E> {
         runtime.block_on(async move { self.await })
     }
 
-    fn into_draft(self) -> Result<(&'a dyn Publisher, Draft)>
-    where
-        E: Publishable,
-    {
+    fn into_draft(self) -> Result<(&'a dyn Publisher, Draft)> {
         let source = self.source.unwrap_or_else(|| self.publisher.source());
         if source.is_empty() {
             return Err(Error::InvalidArgument(
                 "the source of an event must not be empty".into(),
             ));
         }
-        let mut draft = self.event.into_draft(source)?;
+        let mut draft = (self.into_draft)(self.event, source)?;
         draft.meta.correlation_id = self.correlation_id;
         draft.meta.causation_id = self.causation_id;
         draft.meta.idempotency_key = self.idempotency_key;
@@ -213,7 +216,7 @@ impl<'a, E> Publish<'a, E> {
     }
 }
 
-impl<'a, E: Publishable> IntoFuture for Publish<'a, E> {
+impl<'a, E> IntoFuture for Publish<'a, E> {
     type Output = Result<RawEnvelope>;
     type IntoFuture = PublishFuture<'a>;
 

@@ -1,5 +1,5 @@
-// A failed derive leaves a stand-in impl, so code using the type reports
-// nothing more than the derive's own error.
+// A failed derive leaves stand-in impls (`Event`, and serde's traits), so
+// code using the type reports nothing more than the derive's own error.
 use eventbus::prelude::*;
 
 #[derive(Event, Clone, Debug)]
@@ -18,4 +18,6 @@ async fn send(bus: &Bus) -> eventbus::Result<()> {
 
 fn main() {
     let _ = send;
+    let _ = serde_json::to_string(&EntityCreated { id: 1 });
+    let _: Result<EntityCreated, _> = serde_json::from_str("{}");
 }

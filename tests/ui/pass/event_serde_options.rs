@@ -55,9 +55,10 @@ mod hex {
 }
 
 /// Both derives: the user's `Serialize` keeps serde's tagged form, the
-/// event's data is still the variant's content.
+/// event's data is still the variant's content. `serde = false` leaves
+/// serde's traits to the user's derive.
 #[derive(Event, Serialize, Deserialize, Debug, PartialEq)]
-#[event(namespace = "tree")]
+#[event(namespace = "tree", serde = false)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum TreeEvent {
     #[serde(rename = "grown")]

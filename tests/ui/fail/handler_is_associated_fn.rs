@@ -1,0 +1,16 @@
+use eventbus::prelude::*;
+
+#[derive(Event, Clone, Debug)]
+#[event(topic = "entity.created")]
+struct EntityCreated {
+    id: u64,
+}
+
+struct Indexer;
+
+impl Indexer {
+    #[handler]
+    async fn on_created(_ev: Envelope<EntityCreated>) {}
+}
+
+fn main() {}

@@ -501,6 +501,16 @@ pub mod schema {
         }
     }
 
+    /// The schema of `null`, the data of a unit struct or variant.
+    pub fn null() -> serde_json::Value {
+        serde_json::json!({ "type": "null" })
+    }
+
+    /// A schema that accepts anything, for data read as another type.
+    pub fn any() -> serde_json::Value {
+        serde_json::json!({ "description": "any JSON: the type reads its data as another type" })
+    }
+
     /// The schema of one topic's data, from its shadow type: JSON Schema
     /// draft 07 (what AsyncAPI 3.0 payloads are), with every subschema
     /// inlined so that it stands alone inside any document.

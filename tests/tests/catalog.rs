@@ -126,3 +126,130 @@ async fn asyncapi_the_document_passes_the_official_parser() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Money without a JSON Schema of its own: its field accepts anything.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Money(u64);
+
+#[derive(Event, Clone, Debug)]
+#[event(topic = "catalog.invoice.sent")]
+#[serde(rename_all = "camelCase")]
+struct CatalogInvoice {
+    invoice_id: u64,
+    #[serde(default)]
+    note: Option<String>,
+    #[serde(rename = "total")]
+    amount: Money,
+    lines: Vec<String>,
+}
+
+#[derive(Event, Clone, Debug)]
+#[event(namespace = "catalog.door")]
+enum CatalogDoor {
+    Opened { by: String },
+    Closed,
+}
+
+fn schemas_of(bus: &Bus, name: &str) -> Vec<(&'static str, Value)> {
+    bus.catalog()
+        .events
+        .into_iter()
+        .find(|e| e.name == name)
+        .expect("linked")
+        .topics
+        .into_iter()
+        .map(|t| (t.topic, t.schema.expect("built with the schema feature")))
+        .collect()
+}
+
+#[tokio::test]
+async fn each_topic_has_the_json_schema_of_its_data_as_serde_shapes_it() {
+    let bus = Bus::builder().no_linked_handlers().build().await.unwrap();
+    let invoice = schemas_of(&bus, "CatalogInvoice");
+    let (topic, schema) = &invoice[0];
+    assert_eq!(*topic, "catalog.invoice.sent");
+    assert_eq!(schema["type"], "object");
+    let properties = schema["properties"].as_object().unwrap();
+    let mut names: Vec<&str> = properties.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["invoiceId", "lines", "note", "total"],
+        "serde's names"
+    );
+    assert_eq!(properties["invoiceId"]["type"], "integer");
+    assert_eq!(properties["lines"]["type"], "array");
+    assert!(
+        properties["total"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("Money` does not implement schemars::JsonSchema"),
+        "{schema}"
+    );
+    let mut required: Vec<&str> = schema["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    required.sort_unstable();
+    assert_eq!(
+        required,
+        ["invoiceId", "lines", "total"],
+        "a default is optional"
+    );
+    assert!(
+        schema.get("$schema").is_none(),
+        "it stands inside other documents"
+    );
+
+    let door = schemas_of(&bus, "CatalogDoor");
+    assert_eq!(door[0].0, "catalog.door.opened");
+    assert_eq!(door[0].1["properties"]["by"]["type"], "string");
+    assert_eq!(
+        door[1],
+        ("catalog.door.closed", serde_json::json!({ "type": "null" }))
+    );
+
+    let doc = eventbus::catalog::asyncapi(&bus);
+    assert_eq!(
+        doc["components"]["messages"]["CatalogInvoice.catalog.invoice.sent"]["payload"],
+        *schema
+    );
+    bus.shutdown().await.unwrap();
+}
+
+#[test]
+fn a_changed_schema_without_a_new_version_fails_the_snapshot_test() {
+    let dir = tempfile::tempdir().unwrap();
+    eventbus::testing::assert_schemas_unchanged_in::<CatalogInvoice>(dir.path());
+    let file = dir.path().join("CatalogInvoice.v1.json");
+    let recorded: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert!(recorded["catalog.invoice.sent"]["properties"]["invoiceId"].is_object());
+    // The same shape again passes.
+    eventbus::testing::assert_schemas_unchanged_in::<CatalogInvoice>(dir.path());
+
+    // As if the recorded version 1 had an `amount` and no `lines`.
+    let mut older = recorded.clone();
+    let properties = older["catalog.invoice.sent"]["properties"]
+        .as_object_mut()
+        .unwrap();
+    properties.remove("lines");
+    properties.insert("amount".into(), serde_json::json!({ "type": "integer" }));
+    std::fs::write(&file, serde_json::to_string(&older).unwrap()).unwrap();
+    let failure = std::panic::catch_unwind(|| {
+        eventbus::testing::assert_schemas_unchanged_in::<CatalogInvoice>(dir.path());
+    })
+    .expect_err("a changed shape at the same version fails");
+    let message = failure
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        message.contains("event `CatalogInvoice` changed"),
+        "{message}"
+    );
+    assert!(message.contains("field `amount` removed"), "{message}");
+    assert!(message.contains("field `lines` added"), "{message}");
+    assert!(message.contains("version = 2"), "{message}");
+}

@@ -31,6 +31,7 @@ use syn::spanned::Spanned;
 use syn::{Fields, LitStr, Meta, Path};
 
 use super::model::{Body, Input, Variant};
+use super::schema::Schemas;
 use super::serde_attr::{self, ContainerDefault, EnumSerde, StructSerde, VariantSerde};
 
 /// The generated items and the bodies of the codec methods.
@@ -59,6 +60,8 @@ struct Names<'a> {
     /// The same path as a string, for `#[serde(crate = "...")]`.
     serde_str: LitStr,
     ty: &'a Ident,
+    /// Where the deserializing shadows' JSON Schemas are collected.
+    schemas: &'a Schemas,
 }
 
 /// The marker type whose `FieldCodec` impls read the routed fields.
@@ -66,7 +69,12 @@ const FIELDS: &str = "__EventbusFields";
 
 /// The codec of a checked input; `topics` are the validated topics, one per
 /// variant for an enum.
-pub(crate) fn expand(input: &Input<'_>, krate: &Path, topics: &[String]) -> Codec {
+pub(crate) fn expand(
+    input: &Input<'_>,
+    krate: &Path,
+    topics: &[String],
+    schemas: &Schemas,
+) -> Codec {
     let serde_str = format!("{}::__private::serde", krate.to_token_stream()).replace(' ', "");
     let names = Names {
         krate,
@@ -74,6 +82,7 @@ pub(crate) fn expand(input: &Input<'_>, krate: &Path, topics: &[String]) -> Code
         serde: quote!(#krate::__private::serde),
         serde_str: LitStr::new(&serde_str, Span::call_site()),
         ty: &input.ast.ident,
+        schemas,
     };
     match &input.body {
         Body::Struct(Fields::Unit, _) => unit_struct(&names, &topics[0]),
@@ -139,6 +148,7 @@ fn unit_struct(names: &Names<'_>, topic: &str) -> Codec {
         krate, private, ty, ..
     } = names;
     let unknown = unknown_topic(names);
+    names.schemas.topic_null();
     Codec {
         items: TokenStream::new(),
         encode: quote!(#krate::__private::encode_json::<Self, _>(&())),
@@ -207,6 +217,8 @@ fn data_struct(names: &Names<'_>, fields: &Fields, serde: &StructSerde, topic: &
     };
     let built = build(&quote!(#ty), fields, &plans, &quote!(__v), Wrap::Out);
     let wrapper = serialize_wrapper(names);
+    let schema = names.schemas.derive();
+    names.schemas.topic_read_by(quote!(__EventbusDe));
     Codec {
         items: quote! {
             #[derive(#serde_path::Serialize)]
@@ -215,6 +227,7 @@ fn data_struct(names: &Names<'_>, fields: &Fields, serde: &StructSerde, topic: &
             struct __EventbusData #ser #semi
 
             #[derive(#serde_path::Deserialize)]
+            #schema
             #[serde(crate = #serde_str)]
             #container
             #default_attr
@@ -274,6 +287,7 @@ fn struct_through_other(
     };
     let plans = Planner::new(false).plan(fields, ty, None);
     let body = ser_fields(names, fields, &plans);
+    names.schemas.topic_any();
     let semi = matches!(fields, Fields::Unnamed(_)).then(|| quote!(;));
     let wrapper = serialize_wrapper(names);
     Codec {
@@ -360,6 +374,7 @@ fn data_enum(
         let ident = &variant.ast.ident;
         let fields = &variant.ast.fields;
         if let Fields::Unit = fields {
+            names.schemas.topic_null();
             arms.extend(quote! {
                 #topic => #krate::__private::decode_unit::<Self>(__topic, __data)
                     .map(|()| Self::#ident),
@@ -390,8 +405,11 @@ fn data_enum(
             .then(|| quote!(, deny_unknown_fields));
         let body = de_fields(names, fields, plans);
         let semi = matches!(fields, Fields::Unnamed(_)).then(|| quote!(;));
+        let schema = names.schemas.derive();
+        names.schemas.topic_read_by(quote!(#shadow));
         items.extend(quote! {
             #[derive(#serde_path::Deserialize)]
+            #schema
             #[serde(crate = #serde_str, expecting = #expecting #rename_all #deny)]
             struct #shadow #body #semi
         });
@@ -489,7 +507,7 @@ impl Planner {
 /// serde options, and a routed field's `serialize_with`.
 fn ser_fields(names: &Names<'_>, fields: &Fields, plans: &[FieldPlan<'_>]) -> TokenStream {
     let private = &names.private;
-    shadow_body(fields, plans, |plan| {
+    shadow_body(fields, plans, Side::Serialize, |plan| {
         let route = plan.codec.map(|_| {
             let ty = &plan.ty;
             let path = quote!(<#ty as #private::EventField>::serialize_field).to_string();
@@ -505,13 +523,21 @@ fn ser_fields(names: &Names<'_>, fields: &Fields, plans: &[FieldPlan<'_>]) -> To
 fn de_fields(names: &Names<'_>, fields: &Fields, plans: &[FieldPlan<'_>]) -> TokenStream {
     let private = &names.private;
     let marker = Ident::new(FIELDS, Span::call_site());
-    shadow_body(fields, plans, |plan| {
+    shadow_body(fields, plans, Side::Deserialize, |plan| {
         let ty = match plan.codec {
             Some(index) => quote!(#private::Field<#marker, #index>),
             None => plan.ty.clone(),
         };
-        (None, ty)
+        (names.schemas.field(&plan.ty, plan.span), ty)
     })
+}
+
+/// Which way a shadow goes: a deserializing one keeps only the serde
+/// options that reading uses (see [`serde_attr::deserializing_attrs`]).
+#[derive(Clone, Copy, PartialEq)]
+enum Side {
+    Serialize,
+    Deserialize,
 }
 
 /// The fields with their serde options (a newtype variant's `with` moved
@@ -520,11 +546,17 @@ fn de_fields(names: &Names<'_>, fields: &Fields, plans: &[FieldPlan<'_>]) -> Tok
 fn shadow_body(
     fields: &Fields,
     plans: &[FieldPlan<'_>],
+    side: Side,
     shape: impl Fn(&FieldPlan<'_>) -> (Option<TokenStream>, TokenStream),
 ) -> TokenStream {
     let field_tokens = plans.iter().map(|plan| {
         let (route, ty) = shape(plan);
-        let attrs = serde_attr::field_attrs(&plan.field.attrs);
+        let attrs = match side {
+            Side::Serialize => serde_attr::field_attrs(&plan.field.attrs)
+                .map(ToTokens::to_token_stream)
+                .collect(),
+            Side::Deserialize => serde_attr::deserializing_attrs(&plan.field.attrs),
+        };
         let with = plan.with.iter().map(|m| quote!(#[serde(#m)]));
         match &plan.field.ident {
             Some(ident) => quote!(#(#attrs)* #route #ident: #ty),
@@ -671,7 +703,8 @@ mod tests {
         let serde = VariantSerde::from_variant(&cx, &variant);
         let ty: Ident = parse_quote!(E);
         let krate: Path = parse_quote!(::eventbus);
-        let names = names(&krate, &ty);
+        let schemas = Schemas::new(&quote!(#krate::__private), false);
+        let names = names(&krate, &ty, &schemas);
         let plans = Planner::new(true).plan(&variant.fields, &ty, Some(&serde));
         assert_eq!(plans[0].codec, None, "`with` brings its own functions");
         let tokens = ser_fields(&names, &variant.fields, &plans);
@@ -698,7 +731,8 @@ mod tests {
         let fields = Fields::Named(fields);
         let ty: Ident = parse_quote!(E);
         let krate: Path = parse_quote!(::eventbus);
-        let names = names(&krate, &ty);
+        let schemas = Schemas::new(&quote!(#krate::__private), false);
+        let names = names(&krate, &ty, &schemas);
         let mut planner = Planner::new(true);
         planner.next = 2;
         let plans = planner.plan(&fields, &ty, None);
@@ -733,13 +767,14 @@ mod tests {
         );
     }
 
-    fn names<'a>(krate: &'a Path, ty: &'a Ident) -> Names<'a> {
+    fn names<'a>(krate: &'a Path, ty: &'a Ident, schemas: &'a Schemas) -> Names<'a> {
         Names {
             krate,
             private: quote!(#krate::__private),
             serde: quote!(#krate::__private::serde),
             serde_str: LitStr::new("::eventbus::__private::serde", Span::call_site()),
             ty,
+            schemas,
         }
     }
 }

@@ -6,6 +6,7 @@ use quote::quote;
 
 use super::check::Checked;
 use super::model::{Body, Input};
+use super::schema::Schemas;
 use super::{codec, upcast};
 
 /// The `impl Event` and its codec, inside one `const _` block so that the
@@ -32,18 +33,21 @@ pub(crate) fn expand(input: &Input<'_>, checked: &Checked) -> TokenStream {
         }
         _ => quote!(#(#topics)*),
     };
+    let schemas = Schemas::new(&quote!(#krate::__private), cfg!(feature = "schema"));
     let codec::Codec {
         items,
         encode,
         decode,
         serialize,
         deserialize,
-    } = codec::expand(input, krate, topics);
+    } = codec::expand(input, krate, topics, &schemas);
+    let (schema_items, schemas_fn) = schemas.finish();
     let serde_impls = serde.then(|| serde_impls(ty, krate, &serialize, deserialize.as_ref()));
     quote! {
         #[allow(dead_code, non_camel_case_types, unused_qualifications, clippy::all)]
         const _: () = {
             #items
+            #schema_items
 
             #[automatically_derived]
             impl #krate::Event for #ty {
@@ -80,7 +84,7 @@ pub(crate) fn expand(input: &Input<'_>, checked: &Checked) -> TokenStream {
                     rust_type: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ty)),
                     version: #version,
                     topics: <#ty as #krate::Event>::TOPICS,
-                    schemas: #krate::__private::no_schemas,
+                    schemas: #schemas_fn,
                     upgrade: #krate::__private::upgrade::<#ty>,
                 }
             }

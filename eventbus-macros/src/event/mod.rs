@@ -6,6 +6,7 @@ mod check;
 mod codec;
 mod expand;
 mod model;
+mod schema;
 mod serde_attr;
 mod upcast;
 

@@ -7,7 +7,8 @@
 //! variant `rename`, ...) has no meaning for events, whose topic says which
 //! variant it is; the user may still want those for their own `Serialize`.
 
-use proc_macro2::Span;
+use proc_macro2::{Span, TokenStream};
+use quote::quote;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Attribute, Expr, ExprLit, Fields, Ident, Lit, LitStr, Meta, Token};
@@ -148,6 +149,29 @@ impl VariantSerde {
 /// The `#[serde(...)]` attributes among `attrs`, copied as they are.
 pub(crate) fn field_attrs(attrs: &[Attribute]) -> impl Iterator<Item = &Attribute> {
     attrs.iter().filter(|a| a.path().is_ident("serde"))
+}
+
+/// A field's `#[serde(...)]` attributes for a shadow that only
+/// deserializes: without the options about serializing, which serde
+/// ignores there but a schema derive reading the same attributes would
+/// apply to the shadow's field type. Attributes that do not parse are kept
+/// for serde to report.
+pub(crate) fn deserializing_attrs(attrs: &[Attribute]) -> Vec<TokenStream> {
+    field_attrs(attrs)
+        .map(|attr| {
+            let Ok(metas) = attr.parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated)
+            else {
+                return quote!(#attr);
+            };
+            let kept = metas.iter().filter(|meta| {
+                !matches!(
+                    key(meta).as_str(),
+                    "skip_serializing_if" | "serialize_with" | "skip_serializing" | "getter"
+                )
+            });
+            quote!(#[serde(#(#kept),*)])
+        })
+        .collect()
 }
 
 /// Whether serde writes and reads a field with these attributes through

@@ -242,13 +242,23 @@ fn sdk_extensions_of_every_type_are_read() {
         [("priority", "5"), ("tenant", "acme"), ("urgent", "true")],
         "non-string extensions become headers in their JSON text form"
     );
-    let env = raw.decode::<OrderEvent>().unwrap();
     assert_eq!(
-        *env,
-        OrderEvent::Cancelled {
-            id: 7,
-            reason: "changed my mind \u{1f937}".into()
-        }
+        raw.data_value().unwrap(),
+        json!({"id": 7, "reason": "changed my mind \u{1f937}"})
+    );
+    // Version 2 of `OrderEvent` is newer than this build's version 1: it
+    // is refused, never misread.
+    let err = raw.decode::<OrderEvent>().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            eventbus::CodecError::UnknownVersion {
+                stored: 2,
+                current: 1,
+                ..
+            }
+        ),
+        "{err}"
     );
 }
 

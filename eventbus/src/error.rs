@@ -35,6 +35,8 @@ pub enum ErrorKind {
     Unsupported,
     /// The bus is shut down or shutting down.
     ShutDown,
+    /// Someone else changed an entity first: reload it and decide again.
+    Conflict,
     /// An operation failed for another reason: the source says why.
     Failed,
 }
@@ -131,6 +133,20 @@ pub enum Error {
         store: &'static str,
         /// What is missing, where, and what to check.
         message: String,
+    },
+    /// An entity's stream was not at the version a save expected: another
+    /// writer appended to it since it was loaded.
+    #[error(
+        "stream `{stream}` is at version {actual}, not {expected} as expected: it changed since \
+         it was loaded; load it again and retry the command"
+    )]
+    Conflict {
+        /// The stream, `kind/id`.
+        stream: String,
+        /// The version the save expected.
+        expected: u64,
+        /// The version the stream is at.
+        actual: u64,
     },
     /// A stored event cannot be read back (schema drift, hand edits).
     #[error("stored event seq {seq} cannot be read: {reason}")]
@@ -276,6 +292,7 @@ impl Error {
             }
             Error::Unavailable { .. } => ErrorKind::Unavailable,
             Error::BadRow { .. } => ErrorKind::Corrupt,
+            Error::Conflict { .. } => ErrorKind::Conflict,
             Error::Unsupported { .. } | Error::TransactionNeedsSqlite { .. } => {
                 ErrorKind::Unsupported
             }

@@ -45,6 +45,7 @@
 #[allow(unused_extern_crates)]
 extern crate self as eventbus;
 
+pub mod aggregate;
 mod bus;
 pub mod catalog;
 mod delivery;

@@ -341,6 +341,11 @@ impl Bus {
         &self.inner.core.source
     }
 
+    /// The running core, for the layers above the bus (aggregates).
+    pub(crate) fn core(&self) -> &Core {
+        &self.inner.core
+    }
+
     /// The store, for operations the bus does not wrap.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.inner.core.store

@@ -10,6 +10,7 @@ use crate::envelope::{Draft, EventId, RawEnvelope};
 use crate::error::{Error, Result};
 use crate::handler::{PublishFuture, Publisher};
 use crate::middleware::Flow;
+use crate::store::StreamId;
 
 impl Core {
     /// Stores a draft and routes it; a repeat (an idempotency key within
@@ -62,6 +63,42 @@ impl Core {
                 Ok(env)
             }),
         }
+    }
+
+    /// Appends drafts to one entity's stream if it is at `expected` (see
+    /// [`StreamStore`](crate::store::StreamStore)), then routes each
+    /// stored event as a publish would: handlers, subscriptions, history.
+    pub(crate) async fn append_stream(
+        &self,
+        stream: &StreamId,
+        expected: u64,
+        mut drafts: Vec<Draft>,
+    ) -> Result<Vec<RawEnvelope>> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::ShutDown);
+        }
+        for draft in &mut drafts {
+            for layer in &self.middleware {
+                if layer.on_publish(draft) == Flow::Drop {
+                    return Err(Error::Dropped {
+                        layer: layer.name().to_owned(),
+                    });
+                }
+            }
+        }
+        let started = self.metrics.then(std::time::Instant::now);
+        let stored = self
+            .store
+            .streams()?
+            .append_to_stream(stream, expected, drafts)
+            .await?;
+        for env in &stored {
+            if env.take_unrouted() {
+                self.route(env).await;
+                self.published(env, started);
+            }
+        }
+        Ok(stored)
     }
 
     /// Routes a stored event unless it repeats an earlier one.

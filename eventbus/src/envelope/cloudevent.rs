@@ -74,6 +74,10 @@ impl Serialize for RawEnvelope {
             map.serialize_entry("eventname", &*m.event_name)?;
         }
         map.serialize_entry("eventversion", &m.event_version)?;
+        if let Some(v) = m.stream_version {
+            // A string, as `seq`: a stream can outgrow 32 bits too.
+            map.serialize_entry("streamversion", &v.to_string())?;
+        }
         if let Some(c) = &m.correlation_id {
             map.serialize_entry("correlationid", c)?;
         }
@@ -195,6 +199,7 @@ fn from_map(
         None => 1,
         Some(v) => u32::try_from(v).map_err(|_| format!("eventversion {v} is too large"))?,
     };
+    let stream_version = take_u64(&mut map, "streamversion")?;
     let event_name = take_string(&mut map, "eventname")?.unwrap_or_default();
     let correlation_id = take_string(&mut map, "correlationid")?;
     let causation_id = take_string(&mut map, "causationid")?;
@@ -225,6 +230,7 @@ fn from_map(
         seq,
         event_name: Cow::Owned(event_name),
         event_version,
+        stream_version,
     };
     Ok(RawEnvelope::from_parts(meta, data))
 }

@@ -26,6 +26,7 @@ pub(crate) const RESERVED: &[&str] = &[
     "seq",
     "eventname",
     "eventversion",
+    "streamversion",
     REPLAY_HEADER,
 ];
 

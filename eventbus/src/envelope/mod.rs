@@ -47,6 +47,9 @@ pub(crate) struct Metadata {
     pub(crate) seq: u64,
     pub(crate) event_name: Cow<'static, str>,
     pub(crate) event_version: u32,
+    /// Its position in its entity's stream (1, 2, ...), for events
+    /// appended through an aggregate repository.
+    pub(crate) stream_version: Option<u64>,
 }
 
 /// A typed event kept as the value itself, so in-process delivery never
@@ -190,6 +193,7 @@ impl Draft {
                 seq: 0,
                 event_name,
                 event_version,
+                stream_version: None,
             },
             payload,
             imported: false,
@@ -365,6 +369,13 @@ impl RawEnvelope {
     /// [`Event::VERSION`]); decoding an older one runs the type's upcasters.
     pub fn event_version(&self) -> u32 {
         self.inner.meta.event_version
+    }
+
+    /// Its position in its entity's stream (1, 2, ...), when it was
+    /// appended through an aggregate [`Repository`](crate::aggregate::Repository);
+    /// the stream is its type's name and its `subject`.
+    pub fn stream_version(&self) -> Option<u64> {
+        self.inner.meta.stream_version
     }
 
     /// Whether this envelope is being replayed from history.
@@ -581,6 +592,11 @@ impl<E> Envelope<E> {
     /// The scope the event was published in, if any.
     pub fn scope(&self) -> Option<&str> {
         self.raw.scope()
+    }
+
+    /// Its position in its entity's stream, for aggregate events.
+    pub fn stream_version(&self) -> Option<u64> {
+        self.raw.stream_version()
     }
 
     /// The version of `E` the event was stored as. The event itself is

@@ -13,6 +13,7 @@ use super::consumer::ServerConsumers;
 use super::dead_letter::DeadLetterStore;
 use super::query::Query;
 use super::rewrite::StoreRewrite;
+use super::streams::StreamStore;
 #[cfg(feature = "sqlite")]
 use super::transactions::HandlerTransactions;
 
@@ -29,6 +30,7 @@ use super::transactions::HandlerTransactions;
 /// | [`ServerConsumers`] | the bus reads handler feeds itself |
 /// | `HandlerTransactions` (SQLite) | `ctx.transaction` fails, naming the store |
 /// | [`StoreRewrite`] | [`migrate`](crate::migrate()) fails, naming the store |
+/// | [`StreamStore`] | aggregate repositories fail, naming the store |
 ///
 /// Implementations must assign strictly increasing seqs in append order,
 /// return from [`Store::append`] only once the event is as durable as the
@@ -77,6 +79,12 @@ pub trait Store: Send + Sync + 'static {
         None
     }
 
+    /// Entity streams under optimistic concurrency, and snapshots, if the
+    /// store keeps them.
+    fn as_streams(&self) -> Option<&dyn StreamStore> {
+        None
+    }
+
     /// Rewriting stored events in place, if the store allows it.
     fn as_rewrite(&self) -> Option<&dyn StoreRewrite> {
         None
@@ -119,6 +127,16 @@ impl dyn Store {
     pub fn admin(&self) -> Result<&dyn StoreAdmin> {
         self.as_admin()
             .ok_or_else(|| self.unsupported("clearing, topic summaries or its size"))
+    }
+
+    /// The store's entity streams.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] when the store keeps none.
+    pub fn streams(&self) -> Result<&dyn StreamStore> {
+        self.as_streams()
+            .ok_or_else(|| self.unsupported("entity streams (aggregates)"))
     }
 
     /// The store's in-place rewriting of events.

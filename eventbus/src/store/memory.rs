@@ -10,6 +10,7 @@ use super::checkpoints::CheckpointStore;
 use super::core::Store;
 use super::dead_letter::{DeadLetter, DeadLetterQuery, DeadLetterStore, NewDeadLetter};
 use super::query::{Order, Query};
+use super::streams::{self, Snapshot, StreamId, StreamStore};
 use super::url::{Opt, StoreUrl};
 use crate::envelope::{Draft, RawEnvelope};
 use crate::error::{Error, Result};
@@ -38,6 +39,10 @@ pub struct MemoryStore {
     ring: Mutex<Ring>,
     checkpoints: Mutex<HashMap<String, u64>>,
     dead: Mutex<DeadLetters>,
+    /// Entity streams, kept whole beside the ring (which drops old events)
+    /// so an entity always loads.
+    streams: Mutex<HashMap<StreamId, Vec<RawEnvelope>>>,
+    snapshots: Mutex<HashMap<(StreamId, u32), Snapshot>>,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -77,6 +82,8 @@ impl MemoryStore {
             }),
             checkpoints: Mutex::new(HashMap::new()),
             dead: Mutex::new(DeadLetters::default()),
+            streams: Mutex::new(HashMap::new()),
+            snapshots: Mutex::new(HashMap::new()),
         }
     }
 
@@ -156,6 +163,66 @@ impl Default for MemoryStore {
     }
 }
 
+impl StreamStore for MemoryStore {
+    fn append_to_stream(
+        &self,
+        stream: &StreamId,
+        expected: u64,
+        mut drafts: Vec<Draft>,
+    ) -> BoxFuture<'_, Result<Vec<RawEnvelope>>> {
+        let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        let events = streams.entry(stream.clone()).or_default();
+        let actual = events.len() as u64;
+        if actual != expected {
+            return Box::pin(std::future::ready(Err(Error::Conflict {
+                stream: stream.to_string(),
+                expected,
+                actual,
+            })));
+        }
+        streams::place(stream, expected, &mut drafts);
+        let stored: Vec<RawEnvelope> = drafts.into_iter().map(|d| self.append_now(d)).collect();
+        events.extend(stored.iter().cloned());
+        Box::pin(std::future::ready(Ok(stored)))
+    }
+
+    fn read_stream(
+        &self,
+        stream: &StreamId,
+        after: u64,
+        until: Option<u64>,
+    ) -> BoxFuture<'_, Result<Vec<RawEnvelope>>> {
+        let streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        let events = streams.get(stream).map_or(&[][..], Vec::as_slice);
+        let end = until.map_or(events.len(), |u| (u as usize).min(events.len()));
+        let start = (after as usize).min(end);
+        Box::pin(std::future::ready(Ok(events[start..end].to_vec())))
+    }
+
+    fn save_snapshot(&self, snapshot: Snapshot) -> BoxFuture<'_, Result<()>> {
+        let key = (snapshot.stream.clone(), snapshot.state_version);
+        self.snapshots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, snapshot);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn load_snapshot(
+        &self,
+        stream: &StreamId,
+        state_version: u32,
+    ) -> BoxFuture<'_, Result<Option<Snapshot>>> {
+        let found = self
+            .snapshots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(stream.clone(), state_version))
+            .cloned();
+        Box::pin(std::future::ready(Ok(found)))
+    }
+}
+
 impl Store for MemoryStore {
     fn append(&self, draft: Draft) -> BoxFuture<'_, Result<RawEnvelope>> {
         let env = self.append_now(draft);
@@ -213,6 +280,10 @@ impl Store for MemoryStore {
     }
 
     fn as_admin(&self) -> Option<&dyn StoreAdmin> {
+        Some(self)
+    }
+
+    fn as_streams(&self) -> Option<&dyn StreamStore> {
         Some(self)
     }
 }

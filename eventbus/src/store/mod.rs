@@ -22,6 +22,7 @@ mod query;
 mod rewrite;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod streams;
 #[cfg(feature = "sqlite")]
 mod transactions;
 mod url;
@@ -43,6 +44,7 @@ pub use query::{Order, Query};
 pub use rewrite::{Rewritten, StoreRewrite};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
+pub use streams::{Snapshot, StreamId, StreamStore};
 #[cfg(feature = "sqlite")]
 pub use transactions::{HandlerTransactions, Ran, TransactionFn};
 

@@ -64,6 +64,7 @@ const H_DATASCHEMA: HeaderName = HeaderName::from_static("ce-dataschema");
 const H_CONTENT_TYPE: HeaderName = HeaderName::from_static("content-type");
 const H_EVENTNAME: HeaderName = HeaderName::from_static("ce-eventname");
 const H_EVENTVERSION: HeaderName = HeaderName::from_static("ce-eventversion");
+const H_STREAMVERSION: HeaderName = HeaderName::from_static("ce-streamversion");
 const H_CORRELATION: HeaderName = HeaderName::from_static("ce-correlationid");
 const H_CAUSATION: HeaderName = HeaderName::from_static("ce-causationid");
 const H_IDEMPOTENCY: HeaderName = HeaderName::from_static("ce-idempotencykey");
@@ -81,6 +82,7 @@ const ATTRIBUTES: &[&str] = &[
     "dataschema",
     "eventname",
     "eventversion",
+    "streamversion",
     "correlationid",
     "causationid",
     "idempotencykey",
@@ -114,6 +116,9 @@ pub(crate) fn encode(draft: &Draft) -> Result<(HeaderMap, Bytes), String> {
     // 1 is what a reader assumes when the header is absent.
     if m.event_version != 1 {
         h.insert(H_EVENTVERSION, m.event_version.to_string());
+    }
+    if let Some(v) = m.stream_version {
+        h.insert(H_STREAMVERSION, v.to_string());
     }
     for (name, value) in [
         (H_SUBJECT, &m.subject),
@@ -232,6 +237,12 @@ pub(crate) fn decode(
                     .parse()
                     .map_err(|_| format!("header `ce-eventversion` `{v}` is not a number"))?,
             };
+            let stream_version = get("ce-streamversion")?
+                .map(|v| {
+                    v.parse()
+                        .map_err(|_| format!("header `ce-streamversion` `{v}` is not a number"))
+                })
+                .transpose()?;
             let dataschema = get("ce-dataschema")?;
             if dataschema.as_deref() == Some("") {
                 return Err(format!(
@@ -252,6 +263,7 @@ pub(crate) fn decode(
                 seq,
                 event_name: Cow::Owned(get("ce-eventname")?.unwrap_or_default()),
                 event_version,
+                stream_version,
             }
         }
         Some(other) => {
@@ -348,6 +360,7 @@ fn foreign(
         seq,
         event_name: Cow::Borrowed(""),
         event_version: 1,
+        stream_version: None,
     }
 }
 

@@ -35,6 +35,7 @@ use super::dead_letter::{DeadLetter, DeadLetterQuery, DeadLetterStore, NewDeadLe
 use super::durability::Durability;
 use super::query::Query;
 use super::rewrite::{Rewritten, StoreRewrite};
+use super::streams::{self, Snapshot, StreamId, StreamStore};
 use super::transactions::{HandlerTransactions, Ran, TransactionFn};
 use super::url::{Opt, Options, StoreUrl};
 use crate::envelope::{Draft, RawEnvelope};
@@ -290,6 +291,36 @@ impl SqliteStore {
                 .map_err(|e| Error::store_source("sqlite", "a read panicked", e))?
                 .map_err(|e| sqlite_error("a read failed", e))
         })
+    }
+
+    /// A draft as the writer stores it: its data and headers as JSON,
+    /// its time in nanoseconds.
+    fn row(&self, draft: Draft) -> Result<Box<Row>> {
+        let data = draft.data_json()?.get().to_owned();
+        let headers = reader::headers_json(&draft.meta.headers);
+        let time_ns = draft
+            .meta
+            .time
+            .timestamp_nanos_opt()
+            .ok_or_else(|| Error::InvalidEvent {
+                reason: format!(
+                    "its time {} is outside what a sqlite:// store keeps exactly \
+                     (1677-09-21 to 2262-04-11, as nanoseconds since 1970)",
+                    draft.meta.time.to_rfc3339()
+                ),
+            })?;
+        let dedup_since_ns = draft
+            .meta
+            .idempotency_key
+            .is_some()
+            .then(|| time_ns.saturating_sub(self.idempotency_window_ns));
+        Ok(Box::new(Row {
+            draft,
+            data,
+            headers,
+            time_ns,
+            dedup_since_ns,
+        }))
     }
 
     /// Runs a write on the writer thread, in order with the appends.
@@ -549,32 +580,7 @@ fn create_private(path: &Path) -> std::io::Result<()> {
 impl Store for SqliteStore {
     fn append(&self, draft: Draft) -> BoxFuture<'_, Result<RawEnvelope>> {
         Box::pin(async move {
-            let data = draft.data_json()?.get().to_owned();
-            let headers = reader::headers_json(&draft.meta.headers);
-            let time_ns =
-                draft
-                    .meta
-                    .time
-                    .timestamp_nanos_opt()
-                    .ok_or_else(|| Error::InvalidEvent {
-                        reason: format!(
-                            "its time {} is outside what a sqlite:// store keeps exactly \
-                         (1677-09-21 to 2262-04-11, as nanoseconds since 1970)",
-                            draft.meta.time.to_rfc3339()
-                        ),
-                    })?;
-            let dedup_since_ns = draft
-                .meta
-                .idempotency_key
-                .is_some()
-                .then(|| time_ns.saturating_sub(self.idempotency_window_ns));
-            let row = Box::new(Row {
-                draft,
-                data,
-                headers,
-                time_ns,
-                dedup_since_ns,
-            });
+            let row = self.row(draft)?;
             self.call(|reply| Op::Append(row, reply)).await
         })
     }
@@ -642,6 +648,10 @@ impl Store for SqliteStore {
     }
 
     fn as_rewrite(&self) -> Option<&dyn StoreRewrite> {
+        Some(self)
+    }
+
+    fn as_streams(&self) -> Option<&dyn StreamStore> {
         Some(self)
     }
 
@@ -978,6 +988,146 @@ impl DeadLetterStore for SqliteStore {
                 params![handler],
             )
             .map(|n| n as u64)
+        })
+    }
+}
+
+impl StreamStore for SqliteStore {
+    fn append_to_stream(
+        &self,
+        stream: &StreamId,
+        expected: u64,
+        mut drafts: Vec<Draft>,
+    ) -> BoxFuture<'_, Result<Vec<RawEnvelope>>> {
+        let stream = stream.clone();
+        Box::pin(async move {
+            streams::place(&stream, expected, &mut drafts);
+            let rows = drafts
+                .into_iter()
+                .map(|draft| self.row(draft).map(|row| *row))
+                .collect::<Result<Vec<_>>>()?;
+            let (kind, id) = (stream.kind.clone(), stream.id.clone());
+            let outcome = self
+                .call(move |reply| {
+                    Op::Run(Box::new(move |conn| {
+                        let _ = reply.send(writer::append_stream(conn, &kind, &id, expected, rows));
+                    }))
+                })
+                .await?;
+            match outcome {
+                writer::StreamAppend::Appended(stored) => Ok(stored),
+                writer::StreamAppend::Conflict(actual) => Err(Error::Conflict {
+                    stream: stream.to_string(),
+                    expected,
+                    actual,
+                }),
+            }
+        })
+    }
+
+    fn read_stream(
+        &self,
+        stream: &StreamId,
+        after: u64,
+        until: Option<u64>,
+    ) -> BoxFuture<'_, Result<Vec<RawEnvelope>>> {
+        let stream = stream.clone();
+        let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let (after, until) = (clamp(after), clamp(until.unwrap_or(u64::MAX)));
+        Box::pin(async move {
+            let rows = self
+                .read(move |conn| {
+                    let mut stmt = conn.prepare_cached(&format!(
+                        "SELECT {} FROM events
+                         WHERE event_name = ?1 AND subject = ?2
+                           AND stream_version > ?3 AND stream_version <= ?4
+                         ORDER BY stream_version",
+                        reader::COLUMNS
+                    ))?;
+                    let rows = stmt
+                        .query_map(params![stream.kind, stream.id, after, until], |row| {
+                            Ok((row.get::<_, i64>(0)?, reader::envelope(row, false)))
+                        })?;
+                    rows.collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .await?;
+            rows.into_iter()
+                .map(|(seq, env)| {
+                    env.map_err(|reason| Error::BadRow {
+                        seq: seq as u64,
+                        reason,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn save_snapshot(&self, snapshot: Snapshot) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            self.write("saving a snapshot", move |tx| {
+                tx.execute(
+                    "INSERT INTO snapshots (kind, id, state_version, version, state, time_ns)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (kind, id, state_version) DO UPDATE SET
+                         version = excluded.version, state = excluded.state,
+                         time_ns = excluded.time_ns
+                     WHERE excluded.version > snapshots.version",
+                    params![
+                        snapshot.stream.kind,
+                        snapshot.stream.id,
+                        snapshot.state_version,
+                        i64::try_from(snapshot.version).unwrap_or(i64::MAX),
+                        snapshot.state.get(),
+                        writer::now_ns(),
+                    ],
+                )
+                .map(|n| n as u64)
+            })
+            .await
+            .map(drop)
+        })
+    }
+
+    fn load_snapshot(
+        &self,
+        stream: &StreamId,
+        state_version: u32,
+    ) -> BoxFuture<'_, Result<Option<Snapshot>>> {
+        let stream = stream.clone();
+        Box::pin(async move {
+            let found = self
+                .read({
+                    let stream = stream.clone();
+                    move |conn| {
+                        conn.prepare_cached(
+                            "SELECT version, state FROM snapshots
+                             WHERE kind = ?1 AND id = ?2 AND state_version = ?3",
+                        )?
+                        .query_row(params![stream.kind, stream.id, state_version], |r| {
+                            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                        })
+                        .optional()
+                    }
+                })
+                .await?;
+            let Some((version, state)) = found else {
+                return Ok(None);
+            };
+            // A snapshot only saves time: one that does not read is as
+            // good as none.
+            let state = match serde_json::value::RawValue::from_string(state) {
+                Ok(state) => state,
+                Err(e) => {
+                    tracing::warn!(%stream, error = %e, "snapshot is not JSON; loading without it");
+                    return Ok(None);
+                }
+            };
+            Ok(Some(Snapshot {
+                stream,
+                state_version,
+                version: version as u64,
+                state,
+            }))
         })
     }
 }

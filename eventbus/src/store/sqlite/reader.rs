@@ -18,7 +18,7 @@ use crate::store::query::{Order, Query};
 use crate::topic::Pattern;
 
 pub(crate) const COLUMNS: &str = "seq, id, topic, time_ns, source, correlation_id, causation_id, \
-                       idempotency_key, headers, event_name, event_version, data, subject, dataschema";
+                       idempotency_key, headers, event_name, event_version, data, subject, dataschema, stream_version";
 
 /// Read connections, opened on demand and reused until the store closes.
 pub(crate) struct Readers {
@@ -306,6 +306,10 @@ pub(crate) fn envelope(row: &Row<'_>, replay: bool) -> Result<RawEnvelope, Strin
         event_name: Cow::Owned(row.get(9).map_err(col)?),
         event_version: u32::try_from(version)
             .map_err(|_| format!("event_version {version} is out of range"))?,
+        stream_version: row
+            .get::<_, Option<i64>>(14)
+            .map_err(col)?
+            .map(|v| v as u64),
     };
     Ok(RawEnvelope::from_parts(meta, data))
 }

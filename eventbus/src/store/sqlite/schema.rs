@@ -9,7 +9,7 @@ use rusqlite::functions::FunctionFlags;
 use rusqlite::{Connection, TransactionBehavior};
 
 /// The schema version this build writes and reads.
-pub(crate) const SCHEMA_VERSION: i64 = 6;
+pub(crate) const SCHEMA_VERSION: i64 = 7;
 
 /// Each entry migrates from version `index` to `index + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -85,6 +85,25 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE events ADD COLUMN subject TEXT;
     ALTER TABLE events ADD COLUMN dataschema TEXT;
     CREATE INDEX events_by_subject ON events (subject, seq) WHERE subject IS NOT NULL;
+    "#,
+    // 6 -> 7: entity streams. An aggregate's events carry their place in
+    // their stream (type name + subject); the unique index reads one
+    // entity's events without touching the rest and refuses a second
+    // event at one place, whoever writes. Snapshots: each entity's newest
+    // state per state version.
+    r#"
+    ALTER TABLE events ADD COLUMN stream_version INTEGER;
+    CREATE UNIQUE INDEX events_by_stream ON events (event_name, subject, stream_version)
+        WHERE stream_version IS NOT NULL;
+    CREATE TABLE snapshots (
+        kind          TEXT    NOT NULL,
+        id            TEXT    NOT NULL,
+        state_version INTEGER NOT NULL,
+        version       INTEGER NOT NULL,
+        state         TEXT    NOT NULL,
+        time_ns       INTEGER NOT NULL,
+        PRIMARY KEY (kind, id, state_version)
+    ) WITHOUT ROWID;
     "#,
 ];
 

@@ -633,6 +633,49 @@ fn reply_appends(
     }
 }
 
+/// What a stream append came to.
+pub(crate) enum StreamAppend {
+    Appended(Vec<RawEnvelope>),
+    /// The stream was at this version, not the one expected; nothing was
+    /// written.
+    Conflict(u64),
+}
+
+/// Appends `rows`, already placed in their stream (see
+/// `streams::place`), if the stream is at `expected`: in one `IMMEDIATE`
+/// transaction, so another process appending to the same stream waits
+/// and then sees the new version. The unique stream index backs this up
+/// against any writer that skips the check.
+pub(crate) fn append_stream(
+    conn: &mut Connection,
+    kind: &str,
+    id: &str,
+    expected: u64,
+    rows: Vec<Row>,
+) -> Result<StreamAppend, WriteError> {
+    let failed = |e| WriteError::new("appending to a stream failed, nothing was stored", e);
+    let tx = begin(conn).map_err(failed)?;
+    let actual: i64 = tx
+        .prepare_cached(
+            "SELECT COALESCE(MAX(stream_version), 0) FROM events
+             WHERE event_name = ?1 AND subject = ?2 AND stream_version IS NOT NULL",
+        )
+        .and_then(|mut stmt| stmt.query_row(params![kind, id], |r| r.get(0)))
+        .map_err(failed)?;
+    if actual as u64 != expected {
+        return Ok(StreamAppend::Conflict(actual as u64));
+    }
+    let mut stored = Vec::with_capacity(rows.len());
+    for row in rows {
+        match append_row(&tx, &row).map_err(failed)? {
+            Stored::New(seq) => stored.push(row.draft.seal(seq as u64)),
+            Stored::Existing(envelope) => stored.push(envelope),
+        }
+    }
+    tx.commit().map_err(failed)?;
+    Ok(StreamAppend::Appended(stored))
+}
+
 fn append_row(tx: &rusqlite::Transaction<'_>, row: &Row) -> rusqlite::Result<Stored> {
     let m = &row.draft.meta;
     if let (Some(key), Some(since)) = (&m.idempotency_key, row.dedup_since_ns) {
@@ -659,8 +702,9 @@ fn append_row(tx: &rusqlite::Transaction<'_>, row: &Row) -> rusqlite::Result<Sto
     let inserted = tx
         .prepare_cached(
             "INSERT INTO events (id, topic, time_ns, source, correlation_id, causation_id,
-                 idempotency_key, headers, event_name, event_version, data, subject, dataschema)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                 idempotency_key, headers, event_name, event_version, data, subject, dataschema,
+                 stream_version)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
              ON CONFLICT (id) DO NOTHING",
         )?
         .execute(params![
@@ -677,6 +721,8 @@ fn append_row(tx: &rusqlite::Transaction<'_>, row: &Row) -> rusqlite::Result<Sto
             row.data,
             m.subject,
             m.dataschema,
+            m.stream_version
+                .map(|v| i64::try_from(v).unwrap_or(i64::MAX)),
         ])?;
     if inserted == 1 {
         return Ok(Stored::New(tx.last_insert_rowid()));

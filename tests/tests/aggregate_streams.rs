@@ -1,0 +1,304 @@
+//! Event-sourced aggregates: one stream per entity, optimistic
+//! concurrency across tasks and processes, snapshots that only save time,
+//! time travel, and saved events routed like any publish. On memory and
+//! SQLite.
+
+use std::time::Duration;
+
+use eventbus::aggregate::{Aggregate, CommandError, Repository};
+use eventbus::prelude::*;
+use eventbus::{Error, ErrorKind};
+use tests::{TestChild, isolated};
+
+#[derive(Event, Clone, Debug, PartialEq)]
+#[event(namespace = "ledger")]
+enum LedgerEvent {
+    Opened { owner: String },
+    Deposited { cents: u64 },
+    Withdrawn { cents: u64 },
+}
+
+#[derive(Default, Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Ledger {
+    owner: String,
+    balance: u64,
+    movements: u64,
+}
+
+impl Aggregate for Ledger {
+    type Event = LedgerEvent;
+    const SNAPSHOT_EVERY: u64 = 10;
+
+    fn apply(&mut self, event: &LedgerEvent) {
+        match event {
+            LedgerEvent::Opened { owner } => self.owner = owner.clone(),
+            LedgerEvent::Deposited { cents } => {
+                self.balance += cents;
+                self.movements += 1;
+            }
+            LedgerEvent::Withdrawn { cents } => {
+                self.balance -= cents;
+                self.movements += 1;
+            }
+        }
+    }
+}
+
+impl Ledger {
+    fn deposit(&self, cents: u64) -> Result<Vec<LedgerEvent>, String> {
+        if self.owner.is_empty() {
+            return Err("no such ledger".into());
+        }
+        Ok(vec![LedgerEvent::Deposited { cents }])
+    }
+
+    fn withdraw(&self, cents: u64) -> Result<Vec<LedgerEvent>, String> {
+        if self.balance < cents {
+            return Err(format!("balance {} is below {cents}", self.balance));
+        }
+        Ok(vec![LedgerEvent::Withdrawn { cents }])
+    }
+}
+
+/// The same stream, read by a state that never snapshots.
+#[derive(Default, Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct LedgerWithoutSnapshots(Ledger);
+
+impl Aggregate for LedgerWithoutSnapshots {
+    type Event = LedgerEvent;
+
+    fn apply(&mut self, event: &LedgerEvent) {
+        self.0.apply(event);
+    }
+}
+
+/// The same stream, read by a newer shape of the state: the snapshots of
+/// version 1 are not read as it.
+#[derive(Default, Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct LedgerV2 {
+    balance_cents: u64,
+}
+
+impl Aggregate for LedgerV2 {
+    type Event = LedgerEvent;
+    const STATE_VERSION: u32 = 2;
+    const SNAPSHOT_EVERY: u64 = 10;
+
+    fn apply(&mut self, event: &LedgerEvent) {
+        match event {
+            LedgerEvent::Opened { .. } => {}
+            LedgerEvent::Deposited { cents } => self.balance_cents += cents,
+            LedgerEvent::Withdrawn { cents } => self.balance_cents -= cents,
+        }
+    }
+}
+
+fn opened() -> Vec<LedgerEvent> {
+    vec![LedgerEvent::Opened {
+        owner: "Ada".into(),
+    }]
+}
+
+fn sqlite_url(dir: &tempfile::TempDir) -> String {
+    format!("sqlite://{}", dir.path().join("ledgers.db").display())
+}
+
+async fn racing_commands_apply_each_accepted_one_once(url: &str) {
+    let bus = isolated().store(url).build().await.unwrap();
+    let ledgers = Repository::<Ledger>::new(&bus).attempts(1_000);
+    ledgers.save("l-1", 0, opened()).await.unwrap();
+
+    // Two writers that loaded the same version: one wins, one conflicts.
+    let first = ledgers.save("l-1", 1, vec![LedgerEvent::Deposited { cents: 1 }]);
+    let second = ledgers.save("l-1", 1, vec![LedgerEvent::Deposited { cents: 2 }]);
+    let (first, second) = tokio::join!(first, second);
+    let (won, lost) = match (first, second) {
+        (Ok(won), Err(lost)) | (Err(lost), Ok(won)) => (won, lost),
+        other => panic!("exactly one save wins: {other:?}"),
+    };
+    assert_eq!(won[0].stream_version(), Some(2));
+    assert_eq!(won[0].subject(), Some("l-1"));
+    assert_eq!(lost.kind(), ErrorKind::Conflict);
+    assert!(
+        matches!(&lost, Error::Conflict { expected: 1, actual: 2, stream } if stream == "LedgerEvent/l-1"),
+        "{lost}"
+    );
+
+    // Four tasks racing 20 commands each, retried on conflict.
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let ledgers = ledgers.clone();
+            tokio::spawn(async move {
+                for _ in 0..20 {
+                    ledgers
+                        .execute("l-1", |ledger| ledger.deposit(10))
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let loaded = ledgers.load("l-1").await.unwrap();
+    assert_eq!(
+        loaded.version,
+        2 + 80,
+        "every accepted command is one event"
+    );
+    assert_eq!(loaded.state.balance, won_cents(&won) + 800);
+    let versions: Vec<u64> = ledgers
+        .events("l-1")
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.stream_version().unwrap())
+        .collect();
+    assert_eq!(
+        versions,
+        (1..=82).collect::<Vec<_>>(),
+        "no gaps, no repeats"
+    );
+
+    // A refused command stores nothing.
+    let refused = ledgers
+        .execute("l-1", |ledger| ledger.withdraw(1_000_000))
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, CommandError::Rejected(ref why) if why.contains("below")));
+    assert_eq!(ledgers.load("l-1").await.unwrap().version, 82);
+    bus.shutdown().await.unwrap();
+}
+
+fn won_cents(won: &[RawEnvelope]) -> u64 {
+    won[0].data_value().unwrap()["cents"].as_u64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_commands_apply_each_accepted_one_once_on_memory() {
+    racing_commands_apply_each_accepted_one_once("memory://").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_commands_apply_each_accepted_one_once_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    racing_commands_apply_each_accepted_one_once(&sqlite_url(&dir)).await;
+}
+
+const CHILD_URL: &str = "EVENTBUS_TEST_LEDGER_URL";
+
+/// The child's part of the two-process race: 30 deposits of 1 cent.
+#[tokio::test]
+async fn child_deposits_into_a_shared_ledger() {
+    let Ok(url) = std::env::var(CHILD_URL) else {
+        return;
+    };
+    let bus = isolated().store(url).build().await.unwrap();
+    let ledgers = Repository::<Ledger>::new(&bus).attempts(10_000);
+    for _ in 0..30 {
+        ledgers.execute("shared", |l| l.deposit(1)).await.unwrap();
+    }
+    bus.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn two_processes_racing_on_one_sqlite_entity_lose_no_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(&dir);
+    let bus = isolated().store(&url).build().await.unwrap();
+    let ledgers = Repository::<Ledger>::new(&bus).attempts(10_000);
+    ledgers.save("shared", 0, opened()).await.unwrap();
+    let mut child = TestChild::spawn(
+        "child_deposits_into_a_shared_ledger",
+        &[(CHILD_URL, url.as_str())],
+    );
+    for _ in 0..30 {
+        ledgers.execute("shared", |l| l.deposit(1)).await.unwrap();
+    }
+    child.wait_success(Duration::from_secs(60)).unwrap();
+    let loaded = ledgers.load("shared").await.unwrap();
+    assert_eq!((loaded.version, loaded.state.balance), (61, 60));
+    bus.shutdown().await.unwrap();
+}
+
+async fn snapshots_change_nothing_but_speed(url: &str, delete_snapshots: impl AsyncFnOnce()) {
+    let bus = isolated().store(url).build().await.unwrap();
+    let ledgers = Repository::<Ledger>::new(&bus);
+    ledgers.save("l-2", 0, opened()).await.unwrap();
+    for cents in 1..=24 {
+        ledgers.execute("l-2", |l| l.deposit(cents)).await.unwrap();
+    }
+    let snapshotted = ledgers.load("l-2").await.unwrap();
+    let replayed = Repository::<LedgerWithoutSnapshots>::new(&bus)
+        .load("l-2")
+        .await
+        .unwrap();
+    assert_eq!(snapshotted.version, 25);
+    assert_eq!(snapshotted.state, replayed.state.0);
+    assert_eq!(snapshotted.state.balance, (1..=24).sum::<u64>());
+
+    // A newer state shape ignores the version 1 snapshots.
+    let v2 = Repository::<LedgerV2>::new(&bus).load("l-2").await.unwrap();
+    assert_eq!(v2.state.balance_cents, snapshotted.state.balance);
+
+    // Time travel: the state after the first 5 events.
+    let past = ledgers.load_at("l-2", 5).await.unwrap();
+    assert_eq!((past.version, past.state.balance), (5, 1 + 2 + 3 + 4));
+
+    delete_snapshots().await;
+    let without = ledgers.load("l-2").await.unwrap();
+    assert_eq!(without, snapshotted, "deleting snapshots changes nothing");
+    bus.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn snapshots_change_nothing_but_speed_on_memory() {
+    snapshots_change_nothing_but_speed("memory://", async || {}).await;
+}
+
+#[tokio::test]
+async fn snapshots_change_nothing_but_speed_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ledgers.db");
+    snapshots_change_nothing_but_speed(&sqlite_url(&dir), async || {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let stored: i64 = conn
+            .query_row(
+                "SELECT version FROM snapshots WHERE kind = 'LedgerEvent' AND id = 'l-2' AND state_version = 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(stored, 20, "the newest snapshot, at a multiple of 10");
+        // A snapshot that no longer reads as the state is ignored too.
+        conn.execute(
+            "UPDATE snapshots SET state = '{\"owner\": 7}' WHERE id = 'l-2'",
+            [],
+        )
+        .unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn saved_events_are_routed_and_kept_like_any_publish() {
+    let bus = isolated().build().await.unwrap();
+    let mut live = bus.subscribe::<LedgerEvent>("ledger.>").unwrap();
+    let ledgers = Repository::<Ledger>::new(&bus);
+    ledgers.save("l-3", 0, opened()).await.unwrap();
+    let seen = tokio::time::timeout(Duration::from_secs(5), live.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen.subject(), Some("l-3"));
+    assert_eq!(seen.raw().stream_version(), Some(1));
+    let history = bus.history().subject("l-3").fetch().await.unwrap();
+    assert_eq!(history.len(), 1);
+    let exported = history[0].to_cloudevent_json().unwrap();
+    assert!(exported.contains(r#""streamversion":"1""#), "{exported}");
+    let unknown = ledgers.load("nobody").await.unwrap();
+    assert_eq!((unknown.version, unknown.state), (0, Ledger::default()));
+    bus.shutdown().await.unwrap();
+}

@@ -5,7 +5,7 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use super::Aggregate;
+use super::state::Aggregate;
 use crate::bus::Bus;
 use crate::envelope::{Draft, Envelope, RawEnvelope, SCOPE_HEADER};
 use crate::error::{Error, Result};

@@ -134,6 +134,21 @@ pub enum Error {
         /// What is missing, where, and what to check.
         message: String,
     },
+    /// A handler did not catch up with history in time.
+    #[error(
+        "handler `{handler}` has not caught up with seq {target} after {seconds}s: it has \
+         finished everything up to seq {at}"
+    )]
+    NotCaughtUp {
+        /// The handler.
+        handler: String,
+        /// The seq of its newest event it was to finish.
+        target: u64,
+        /// What it had finished.
+        at: u64,
+        /// How long was waited.
+        seconds: f64,
+    },
     /// An entity's stream was not at the version a save expected: another
     /// writer appended to it since it was loaded.
     #[error(
@@ -293,6 +308,7 @@ impl Error {
             Error::Unavailable { .. } => ErrorKind::Unavailable,
             Error::BadRow { .. } => ErrorKind::Corrupt,
             Error::Conflict { .. } => ErrorKind::Conflict,
+            Error::NotCaughtUp { .. } => ErrorKind::Unavailable,
             Error::Unsupported { .. } | Error::TransactionNeedsSqlite { .. } => {
                 ErrorKind::Unsupported
             }

@@ -315,6 +315,7 @@ impl BusBuilder {
                 wake: tokio::sync::Notify::new(),
                 lease: watch::Sender::new(true),
                 counters: HandlerCounters::default(),
+                through: Default::default(),
                 def,
             }));
         }

@@ -7,6 +7,7 @@ mod checks;
 mod dead_letters;
 mod handle;
 mod history;
+mod projections;
 mod replay;
 
 pub use builder::BusBuilder;

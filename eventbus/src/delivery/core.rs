@@ -4,7 +4,7 @@
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::sync::watch;
 
@@ -98,6 +98,40 @@ pub(crate) struct HandlerRuntime {
     /// its store-read feed may run (see [`lease`]).
     pub(crate) lease: watch::Sender<bool>,
     pub(crate) counters: HandlerCounters,
+    /// The seq up to which every event of this handler is finished
+    /// (handled or dead-lettered), for [`Bus::caught_up`](crate::Bus::caught_up).
+    pub(crate) through: Through,
+}
+
+/// A handler's progress: every event up to a seq is finished. Moves only
+/// forward, except when a rebuild starts the handler over.
+#[derive(Default)]
+pub(crate) struct Through {
+    seq: AtomicU64,
+    moved: tokio::sync::Notify,
+}
+
+impl Through {
+    pub(crate) fn get(&self) -> u64 {
+        self.seq.load(Ordering::Acquire)
+    }
+
+    /// Everything up to `seq` is finished.
+    pub(crate) fn reached(&self, seq: u64) {
+        if self.seq.fetch_max(seq, Ordering::AcqRel) < seq {
+            self.moved.notify_waiters();
+        }
+    }
+
+    /// The handler starts over from the beginning of history.
+    pub(crate) fn restart(&self) {
+        self.seq.store(0, Ordering::Release);
+    }
+
+    /// Resolves the next time [`Through::reached`] moves it.
+    pub(crate) fn moved(&self) -> tokio::sync::futures::Notified<'_> {
+        self.moved.notified()
+    }
 }
 
 impl HandlerRuntime {

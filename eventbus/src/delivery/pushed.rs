@@ -25,6 +25,7 @@ pub(crate) async fn run(scope: Arc<HandlerScope>, mut shutdown: watch::Receiver<
     let permits = Arc::new(Semaphore::new(concurrency));
     let mut running = JoinSet::new();
     let mut stopping = false;
+    let mut taken = 0;
     loop {
         let env = match ring.next(me) {
             Next::Event(env) => env,
@@ -39,13 +40,20 @@ pub(crate) async fn run(scope: Arc<HandlerScope>, mut shutdown: watch::Receiver<
                     biased;
                     () = ring.wait(me) => {}
                     _ = shutdown.changed() => stopping = true,
+                    Some(_) = running.join_next(), if !running.is_empty() => {
+                        if running.is_empty() {
+                            handler.through.reached(taken);
+                        }
+                    }
                 }
                 continue;
             }
         };
+        let seq = env.seq();
         // `deliver` logs and counts its outcome; there is no one to return it to.
         if concurrency == 1 {
             let _ = deliver(&scope, env, Mode::Live).await;
+            handler.through.reached(seq);
             continue;
         }
         let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
@@ -56,7 +64,14 @@ pub(crate) async fn run(scope: Arc<HandlerScope>, mut shutdown: watch::Receiver<
             let _ = deliver(&scope, env, Mode::Live).await;
             drop(permit);
         });
+        taken = seq;
         while running.try_join_next().is_some() {}
+        // Handlings finish out of order: everything taken is finished
+        // only when none is left running.
+        if running.is_empty() {
+            handler.through.reached(taken);
+        }
     }
     while running.join_next().await.is_some() {}
+    handler.through.reached(taken);
 }

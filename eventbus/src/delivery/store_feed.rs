@@ -166,6 +166,7 @@ pub(crate) async fn run(
 type Unconfirmed = VecDeque<(RangeInclusive<u64>, Vec<Durability>)>;
 
 fn record_handled(scope: &HandlerScope, seqs: RangeInclusive<u64>) {
+    scope.handler.through.reached(*seqs.end());
     if let Ok(checkpoints) = scope.checkpoints() {
         checkpoints.record_handled(&scope.handler.name, seqs);
     }

@@ -32,6 +32,12 @@ pub trait HandlerTransactions: Send + Sync {
         mark: Option<u64>,
         f: TransactionFn,
     ) -> BoxFuture<'_, Result<Ran>>;
+
+    /// Runs `reset` and moves `handler`'s checkpoint back to the start of
+    /// history, forgetting what it recorded as handled, in one
+    /// transaction: a projection's tables and its position start over
+    /// together.
+    fn restart_handler(&self, handler: &str, reset: TransactionFn) -> BoxFuture<'_, Result<()>>;
 }
 
 /// What [`HandlerTransactions::run_transaction`] came to: the closure's

@@ -672,6 +672,24 @@ impl HandlerTransactions for SqliteStore {
             Ok(Ran { value, durability })
         })
     }
+
+    fn restart_handler(&self, handler: &str, reset: TransactionFn) -> BoxFuture<'_, Result<()>> {
+        let handler = handler.to_owned();
+        Box::pin(async move {
+            self.write("restarting a handler", move |tx| {
+                reset(tx)?;
+                tx.execute(
+                    "INSERT INTO checkpoints (handler, seq, updated_ns) VALUES (?1, 0, ?2)
+                     ON CONFLICT (handler) DO UPDATE SET seq = 0, updated_ns = ?2",
+                    params![handler, writer::now_ns()],
+                )?;
+                tx.execute("DELETE FROM handled WHERE handler = ?1", params![handler])
+                    .map(|n| n as u64)
+            })
+            .await
+            .map(drop)
+        })
+    }
 }
 
 /// A handler transaction on its way to a group commit.

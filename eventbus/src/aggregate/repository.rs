@@ -10,11 +10,19 @@ use crate::bus::Bus;
 use crate::envelope::{Draft, Envelope, RawEnvelope, SCOPE_HEADER};
 use crate::error::{Error, Result};
 use crate::event::Event;
+use crate::handler::Backoff;
 use crate::store::{Snapshot, StreamId};
 
 /// How many times [`Repository::execute`] runs a command that keeps
 /// meeting concurrent changes before it gives up with the conflict.
-const DEFAULT_ATTEMPTS: u32 = 5;
+const DEFAULT_ATTEMPTS: u32 = 10;
+
+/// The wait before running a command again after a conflict: short, and
+/// jittered so that writers racing on one entity stop meeting in lockstep.
+const CONFLICT_BACKOFF: Backoff = Backoff {
+    base: std::time::Duration::from_millis(1),
+    max: std::time::Duration::from_millis(50),
+};
 
 /// Loads and saves aggregates of type `A` through a bus's store, which
 /// must keep entity streams (`memory://`, `sqlite://`).
@@ -87,7 +95,8 @@ impl<A: Aggregate> Repository<A> {
     }
 
     /// How many times [`execute`](Repository::execute) tries a command
-    /// before a conflict is returned (default 5, at least 1).
+    /// before a conflict is returned (default 10, at least 1); between
+    /// tries it waits a jittered 1 ms, 2 ms, 4 ms ... up to 50 ms.
     pub fn attempts(mut self, attempts: u32) -> Self {
         self.attempts = attempts.max(1);
         self
@@ -310,7 +319,10 @@ impl<A: Aggregate> Repository<A> {
                         events: stored,
                     });
                 }
-                Err(Error::Conflict { .. }) if attempt < self.attempts => attempt += 1,
+                Err(Error::Conflict { .. }) if attempt < self.attempts => {
+                    tokio::time::sleep(CONFLICT_BACKOFF.delay(attempt)).await;
+                    attempt += 1;
+                }
                 Err(e) => return Err(e.into()),
             }
         }

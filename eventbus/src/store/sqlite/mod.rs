@@ -1053,8 +1053,12 @@ impl StreamStore for SqliteStore {
         let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         let (after, until) = (clamp(after), clamp(until.unwrap_or(u64::MAX)));
         Box::pin(async move {
+            // One entity's few events through the stream index: shorter
+            // than the hop to a blocking thread that other reads take, so
+            // loading an aggregate reads on the caller's thread.
             let rows = self
-                .read(move |conn| {
+                .readers
+                .with(move |conn| {
                     let mut stmt = conn.prepare_cached(&format!(
                         "SELECT {} FROM events
                          WHERE event_name = ?1 AND subject = ?2
@@ -1068,7 +1072,7 @@ impl StreamStore for SqliteStore {
                         })?;
                     rows.collect::<rusqlite::Result<Vec<_>>>()
                 })
-                .await?;
+                .map_err(|e| sqlite_error("reading a stream failed", e))?;
             rows.into_iter()
                 .map(|(seq, env)| {
                     env.map_err(|reason| Error::BadRow {

@@ -145,7 +145,12 @@ fn aggregate(c: &mut Criterion) {
     });
     group.finish();
     let ratio = best_ratio(10, load, query);
-    print_throughput_ratio("aggregate_load_10_of_1m", ratio, LOADS, " (loads, target >= 0.5)");
+    print_throughput_ratio(
+        "aggregate_load_10_of_1m",
+        ratio,
+        LOADS,
+        " (loads, target >= 0.5)",
+    );
 
     let mut version = ENTITY_EVENTS;
     let mut save = || {

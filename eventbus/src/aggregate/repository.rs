@@ -187,16 +187,20 @@ impl<A: Aggregate> Repository<A> {
         mut loaded: Loaded<A>,
         until: Option<u64>,
     ) -> Result<Loaded<A>> {
-        let events = self
+        let entries = self
             .bus
             .store()
             .streams()?
-            .read_stream(stream, loaded.version, until)
+            .read_stream_data(stream, loaded.version, until)
             .await?;
-        for env in &events {
-            let event = env.decode::<A::Event>()?;
-            loaded.state.apply(event.event());
-            loaded.version = env.stream_version().unwrap_or(loaded.version + 1);
+        for entry in &entries {
+            let event = <A::Event as Event>::decode_stored(
+                &entry.topic,
+                entry.event_version,
+                entry.data.as_bytes(),
+            )?;
+            loaded.state.apply(&event);
+            loaded.version = entry.stream_version;
         }
         Ok(loaded)
     }

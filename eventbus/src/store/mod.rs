@@ -44,7 +44,7 @@ pub use query::{Order, Query};
 pub use rewrite::{Rewritten, StoreRewrite};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
-pub use streams::{Snapshot, StreamId, StreamStore};
+pub use streams::{Snapshot, StreamEntry, StreamId, StreamStore};
 #[cfg(feature = "sqlite")]
 pub use transactions::{HandlerTransactions, Ran, TransactionFn};
 

@@ -35,7 +35,7 @@ use super::dead_letter::{DeadLetter, DeadLetterQuery, DeadLetterStore, NewDeadLe
 use super::durability::Durability;
 use super::query::Query;
 use super::rewrite::{Rewritten, StoreRewrite};
-use super::streams::{self, Snapshot, StreamId, StreamStore};
+use super::streams::{self, Snapshot, StreamEntry, StreamId, StreamStore};
 use super::transactions::{HandlerTransactions, Ran, TransactionFn};
 use super::url::{Opt, Options, StoreUrl};
 use crate::envelope::{Draft, RawEnvelope};
@@ -1082,6 +1082,37 @@ impl StreamStore for SqliteStore {
                 })
                 .collect()
         })
+    }
+
+    fn read_stream_data(
+        &self,
+        stream: &StreamId,
+        after: u64,
+        until: Option<u64>,
+    ) -> BoxFuture<'_, Result<Vec<StreamEntry>>> {
+        let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let (after, until) = (clamp(after), clamp(until.unwrap_or(u64::MAX)));
+        // On the caller's thread, as `read_stream`.
+        let read = self.readers.with(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT topic, event_version, stream_version, data FROM events
+                 WHERE event_name = ?1 AND subject = ?2
+                   AND stream_version > ?3 AND stream_version <= ?4
+                 ORDER BY stream_version",
+            )?;
+            let rows = stmt.query_map(params![stream.kind, stream.id, after, until], |row| {
+                Ok(StreamEntry {
+                    topic: row.get(0)?,
+                    event_version: row.get(1)?,
+                    stream_version: row.get::<_, i64>(2)? as u64,
+                    data: row.get(3)?,
+                })
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        });
+        Box::pin(std::future::ready(
+            read.map_err(|e| sqlite_error("reading a stream failed", e)),
+        ))
     }
 
     fn save_snapshot(&self, snapshot: Snapshot) -> BoxFuture<'_, Result<()>> {

@@ -48,19 +48,15 @@ impl Bus {
             .first()
             .map_or(0, |env| env.seq());
         let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let moved = runtime.through.moved();
-            if runtime.through.get() >= target {
-                return Ok(());
-            }
-            if tokio::time::timeout_at(deadline, moved).await.is_err() {
-                return Err(Error::NotCaughtUp {
-                    handler: handler.to_owned(),
-                    target,
-                    at: runtime.through.get(),
-                    seconds: timeout.as_secs_f64(),
-                });
-            }
+        if runtime.through.wait_for(target, deadline).await {
+            Ok(())
+        } else {
+            Err(Error::NotCaughtUp {
+                handler: handler.to_owned(),
+                target,
+                at: runtime.through.get(),
+                seconds: timeout.as_secs_f64(),
+            })
         }
     }
 

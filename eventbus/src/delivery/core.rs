@@ -4,7 +4,7 @@
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use tokio::sync::watch;
 
@@ -109,28 +109,49 @@ pub(crate) struct HandlerRuntime {
 pub(crate) struct Through {
     seq: AtomicU64,
     moved: tokio::sync::Notify,
+    /// How many callers wait, so the handler's hot path only touches the
+    /// `Notify` (a lock) when someone does.
+    waiting: AtomicUsize,
 }
 
 impl Through {
     pub(crate) fn get(&self) -> u64 {
-        self.seq.load(Ordering::Acquire)
+        self.seq.load(Ordering::SeqCst)
     }
 
     /// Everything up to `seq` is finished.
     pub(crate) fn reached(&self, seq: u64) {
-        if self.seq.fetch_max(seq, Ordering::AcqRel) < seq {
+        if self.seq.fetch_max(seq, Ordering::SeqCst) < seq
+            && self.waiting.load(Ordering::SeqCst) > 0
+        {
             self.moved.notify_waiters();
         }
     }
 
     /// The handler starts over from the beginning of history.
+    #[cfg(feature = "sqlite")]
     pub(crate) fn restart(&self) {
-        self.seq.store(0, Ordering::Release);
+        self.seq.store(0, Ordering::SeqCst);
     }
 
-    /// Resolves the next time [`Through::reached`] moves it.
-    pub(crate) fn moved(&self) -> tokio::sync::futures::Notified<'_> {
-        self.moved.notified()
+    /// Waits until everything up to `target` is finished, until `deadline`;
+    /// false when the deadline came first.
+    pub(crate) async fn wait_for(&self, target: u64, deadline: tokio::time::Instant) -> bool {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let reached = async {
+            loop {
+                // Registered before the check, so a move between the two
+                // still wakes it.
+                let moved = self.moved.notified();
+                if self.get() >= target {
+                    return;
+                }
+                moved.await;
+            }
+        };
+        let in_time = tokio::time::timeout_at(deadline, reached).await.is_ok();
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        in_time
     }
 }
 

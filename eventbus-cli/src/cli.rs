@@ -58,6 +58,32 @@ pub(crate) enum Command {
     Clear(ClearArgs),
     /// Copy a `sqlite://` store, while it is in use, into a new file.
     Backup(BackupArgs),
+    /// Events scheduled for later: list or cancel them.
+    #[command(subcommand)]
+    Scheduled(ScheduledCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ScheduledCommand {
+    /// List the events waiting for their time, soonest first: a table, or
+    /// NDJSON with --json.
+    List(ScheduledListArgs),
+    /// Cancel a scheduled event by its id, as `scheduled list` shows it.
+    Cancel(ScheduledCancelArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ScheduledListArgs {
+    /// Print one JSON object per event (`due` and the event as a
+    /// CloudEvent) instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ScheduledCancelArgs {
+    /// The event's id.
+    pub(crate) id: String,
 }
 
 #[derive(Debug, Args)]
@@ -97,6 +123,11 @@ pub(crate) struct PublishArgs {
     #[arg(long, value_name = "N", default_value_t = 1,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) event_version: u32,
+
+    /// Publishes this long from now (`30s`, `10m`, `2h`): stored now, and
+    /// routed when due by the services running on the store.
+    #[arg(long, value_name = "DURATION", value_parser = parse_delay)]
+    pub(crate) deliver_after: Option<std::time::Duration>,
 
     /// Publishes into this scope (`tenant-a`, `tenant-a/eu`), as
     /// `bus.scope(..)` does.
@@ -310,6 +341,11 @@ fn parse_topic(text: &str) -> Result<Topic, eventbus::topic::InvalidTopic> {
 
 fn parse_pattern(text: &str) -> Result<Pattern, eventbus::topic::InvalidTopic> {
     Pattern::new(text.to_owned())
+}
+
+fn parse_delay(text: &str) -> Result<std::time::Duration, String> {
+    eventbus::store::parse_duration(text)
+        .map_err(|e| format!("`{text}` is not a delay such as 30s, 10m or 2h: {e}"))
 }
 
 fn parse_scope(text: &str) -> Result<Scope, String> {

@@ -17,6 +17,7 @@ mod output;
 mod prompt;
 mod publish;
 mod replay;
+mod scheduled;
 mod time;
 mod transfer;
 
@@ -63,6 +64,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backup(args) => admin::backup(url, args).await,
         Command::Export(args) => transfer::export(url, args).await,
         Command::Import(args) => transfer::import(url, args).await,
+        Command::Scheduled(command) => scheduled::run(url, command).await,
     }
 }
 

@@ -20,6 +20,18 @@ pub(crate) async fn run(url: &str, args: PublishArgs) -> Result<()> {
     let data = read_data(&args.data)?;
     let draft = draft(&args, data)?;
     let store = open::or_create(url).await?;
+    if args.deliver_after.is_some() {
+        let due = draft.time();
+        let (id, topic) = (draft.id().to_string(), draft.topic().to_owned());
+        store
+            .schedules()?
+            .schedule(draft, due)
+            .await
+            .context("scheduling")?;
+        open::close(&*store).await?;
+        println!("scheduled {topic} id={id} due={}", crate::output::time(due));
+        return Ok(());
+    }
     let id = draft.id().clone();
     let stored = store.append(draft).await.context("publishing")?;
     open::close(&*store).await?;
@@ -112,7 +124,10 @@ fn draft(args: &PublishArgs, data: Box<RawValue>) -> Result<Draft> {
             return Err(usage(format!("header `{name}` is given twice")));
         }
     }
-    let now = Utc::now().to_rfc3339_opts(SecondsFormat::AutoSi, true);
+    // A scheduled event's time is when it is due.
+    let delay = chrono::Duration::from_std(args.deliver_after.unwrap_or_default())
+        .map_err(|_| usage("--deliver-after is too long"))?;
+    let now = (Utc::now() + delay).to_rfc3339_opts(SecondsFormat::AutoSi, true);
     let mut set = |key: &str, value: Value| event.insert(key.to_owned(), value);
     set("specversion", "1.0".into());
     set("id", uuid::Uuid::now_v7().to_string().into());

@@ -395,3 +395,40 @@ fn scopes_are_published_and_filtered_below_their_path() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("`a//b` is invalid"));
 }
+
+#[test]
+fn scheduled_events_are_listed_and_cancelled() {
+    let s = Scratch::new();
+    let out = s.ok(&[
+        "publish",
+        "reminder.due",
+        "--data",
+        r#"{"id":1}"#,
+        "--deliver-after",
+        "2h",
+    ]);
+    assert!(out.starts_with("scheduled reminder.due id="), "{out}");
+    let id = out
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("id="))
+        .expect("an id")
+        .to_owned();
+    assert!(
+        s.history_json(&[]).is_empty(),
+        "not in history before it is due"
+    );
+    let listed = s.ok(&["scheduled", "list", "--json"]);
+    let line: serde_json::Value = serde_json::from_str(listed.trim()).expect("json");
+    assert_eq!(line["envelope"]["id"], id.as_str());
+    assert_eq!(line["envelope"]["type"], "reminder.due");
+    let table = s.ok(&["scheduled", "list"]);
+    assert!(table.contains(&id) && table.contains("DUE"), "{table}");
+    s.ok(&["scheduled", "cancel", &id]);
+    assert_eq!(s.ok(&["scheduled", "list", "--json"]), "");
+    let again = bin()
+        .args(["--store", &s.url, "scheduled", "cancel", &id])
+        .output()
+        .expect("runs");
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no scheduled event"));
+}

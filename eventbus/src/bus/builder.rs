@@ -353,6 +353,7 @@ impl BusBuilder {
             closed: AtomicBool::new(false),
             metrics: self.metrics,
             runtime,
+            scheduled: tokio::sync::Notify::new(),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let settings = Settings {

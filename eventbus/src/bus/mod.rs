@@ -9,6 +9,7 @@ mod handle;
 mod history;
 mod projections;
 mod replay;
+mod scheduling;
 
 pub use builder::BusBuilder;
 pub use dead_letters::DeadLetters;

@@ -67,6 +67,8 @@ pub(crate) struct Core {
     pub(crate) feeds: FeedKind,
     pub(crate) metrics: bool,
     pub(crate) runtime: tokio::runtime::Handle,
+    /// Wakes the scheduler when this process scheduled an event.
+    pub(crate) scheduled: tokio::sync::Notify,
 }
 
 /// Counters for one handler, read by `bus.stats()`.

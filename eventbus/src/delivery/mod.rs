@@ -30,6 +30,7 @@ mod publish;
 mod pushed;
 mod redelivery;
 mod ring;
+mod scheduler;
 mod store_feed;
 mod subscribers;
 mod workers;

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::handler::{PublishFuture, Publisher};
 use crate::middleware::Flow;
 use crate::store::StreamId;
+use chrono::{DateTime, Utc};
 
 impl Core {
     /// Stores a draft and routes it; a repeat (an idempotency key within
@@ -63,6 +64,48 @@ impl Core {
                 Ok(env)
             }),
         }
+    }
+
+    /// Keeps a draft until `due` (see
+    /// [`ScheduleStore`](crate::store::ScheduleStore)), after the publish
+    /// middleware, so a refusal is immediate; one already due is
+    /// published now. The event's time is its due time.
+    pub(crate) async fn schedule(
+        &self,
+        mut draft: Draft,
+        due: DateTime<Utc>,
+    ) -> Result<RawEnvelope> {
+        if due <= Utc::now() {
+            return self.publish(draft).await;
+        }
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::ShutDown);
+        }
+        for layer in &self.middleware {
+            if layer.on_publish(&mut draft) == Flow::Drop {
+                return Err(Error::Dropped {
+                    layer: layer.name().to_owned(),
+                });
+            }
+        }
+        draft.meta.time = due;
+        let scheduled = draft.clone().seal(0);
+        self.store.schedules()?.schedule(draft, due).await?;
+        self.scheduled.notify_one();
+        Ok(scheduled)
+    }
+
+    /// Publishes the scheduled events that are due: the store moves them
+    /// into history, and they are routed as a publish would.
+    pub(crate) async fn release_due(&self) -> Result<()> {
+        let released = self.store.schedules()?.release_due(Utc::now()).await?;
+        for env in &released {
+            if env.take_unrouted() {
+                self.route(env).await;
+                self.published(env, None);
+            }
+        }
+        Ok(())
     }
 
     /// Appends drafts to one entity's stream if it is at `expected` (see
@@ -182,6 +225,10 @@ impl Core {
 impl Publisher for Core {
     fn publish_draft(&self, draft: Draft) -> PublishFuture<'_> {
         self.publish(draft)
+    }
+
+    fn schedule_draft(&self, draft: Draft, due: DateTime<Utc>) -> PublishFuture<'_> {
+        PublishFuture::running(self.schedule(draft, due))
     }
 
     fn source(&self) -> Arc<str> {

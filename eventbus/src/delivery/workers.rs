@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 
 use super::core::{Core, FeedKind, HandlerScope};
 use super::lease::LeaseKeeper;
-use super::{consumer_feed, pushed, redelivery, store_feed};
+use super::{consumer_feed, pushed, redelivery, scheduler, store_feed};
 use crate::error::Result;
 use crate::future::BoxStream;
 use crate::store::{ConsumerSpec, Delivery, Start};
@@ -97,6 +97,10 @@ pub(crate) async fn start(
             FeedSource::Pushed => tokio::spawn(pushed::run(scope, shutdown)),
         };
         tasks.push((Arc::clone(&handler.name), task));
+    }
+    if core.store.as_schedules().is_some() {
+        let scheduler = scheduler::run(Arc::clone(core), shutdown.clone());
+        tasks.push((Arc::from("scheduler"), tokio::spawn(scheduler)));
     }
     if !core.handlers.is_empty() {
         let poller =

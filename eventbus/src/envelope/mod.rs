@@ -116,6 +116,8 @@ pub struct RawEnvelope {
 ///
 /// [`Store`](crate::store::Store) implementations receive drafts and turn
 /// them into [`RawEnvelope`]s with [`Draft::seal`] once they have a seq.
+/// Cloning one shares its data.
+#[derive(Clone)]
 pub struct Draft {
     pub(crate) meta: Metadata,
     pub(crate) payload: Payload,
@@ -226,6 +228,11 @@ impl Draft {
     /// [`Draft::from_envelope`]), so that its id may already be stored.
     pub fn is_imported(&self) -> bool {
         self.imported
+    }
+
+    /// When the event happened (for a scheduled one, when it is due).
+    pub fn time(&self) -> DateTime<Utc> {
+        self.meta.time
     }
 
     /// The idempotency key, if the publisher set one.

@@ -127,6 +127,13 @@ impl Context {
         self.follow_up(event)
     }
 
+    /// Publishes a follow-up event `delay` from now, as
+    /// [`Context::publish`] with
+    /// [`deliver_after`](Publish::deliver_after): a reminder or a timeout.
+    pub fn schedule<E: Event>(&self, event: E, delay: std::time::Duration) -> Publish<'_, E> {
+        self.follow_up(event).deliver_after(delay)
+    }
+
     /// Publishes JSON data on a topic chosen at run time as a follow-up
     /// event, with the correlation and causation ids of
     /// [`Context::publish`]; see [`Bus::publish_json`](crate::Bus::publish_json).

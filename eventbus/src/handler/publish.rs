@@ -21,6 +21,8 @@ use crate::future::BoxFuture;
 pub(crate) trait Publisher: Send + Sync {
     /// Runs the publish middleware, stores the draft and routes it.
     fn publish_draft(&self, draft: Draft) -> PublishFuture<'_>;
+    /// Runs the publish middleware and keeps the draft until `due`.
+    fn schedule_draft(&self, draft: Draft, due: DateTime<Utc>) -> PublishFuture<'_>;
     /// The bus's default CloudEvents `source`.
     fn source(&self) -> Arc<str>;
     /// The runtime the bus was built in, for [`Publish::blocking`].
@@ -55,6 +57,14 @@ pub struct Publish<'a, E> {
     time: Option<DateTime<Utc>>,
     headers: Vec<(String, HeaderValue)>,
     scope: Option<String>,
+    due: Option<Due>,
+}
+
+/// When a scheduled publish is due.
+#[derive(Debug, Clone, Copy)]
+enum Due {
+    At(DateTime<Utc>),
+    After(std::time::Duration),
 }
 
 impl<E: std::fmt::Debug> std::fmt::Debug for Publish<'_, E> {
@@ -69,6 +79,7 @@ impl<E: std::fmt::Debug> std::fmt::Debug for Publish<'_, E> {
             .field("time", &self.time)
             .field("headers", &self.headers)
             .field("scope", &self.scope)
+            .field("due", &self.due)
             .finish_non_exhaustive()
     }
 }
@@ -90,6 +101,7 @@ impl<'a, E> Publish<'a, E> {
             time: None,
             headers: Vec::new(),
             scope: None,
+            due: None,
         }
     }
 
@@ -128,6 +140,26 @@ impl<'a, E> Publish<'a, E> {
     /// history filter ([`HistoryQuery::subject`](crate::HistoryQuery::subject)).
     pub fn subject(mut self, subject: impl Into<String>) -> Self {
         self.subject = Some(subject.into());
+        self
+    }
+
+    /// Publishes the event at `time` instead of now: it is stored at once
+    /// (as durably as a publish; `.await` returns then, with seq 0) and
+    /// routed to handlers and subscriptions when due, with `time` as its
+    /// time. A time already past publishes now. Until then it is listed
+    /// by [`Bus::scheduled`](crate::Bus::scheduled) and can be cancelled
+    /// by its id with [`Bus::cancel_scheduled`](crate::Bus::cancel_scheduled).
+    /// On `memory://` it is lost with the process; on `sqlite://` it
+    /// survives restarts, and of several processes sharing the file
+    /// exactly one publishes it.
+    pub fn deliver_at(mut self, time: DateTime<Utc>) -> Self {
+        self.due = Some(Due::At(time));
+        self
+    }
+
+    /// [`deliver_at`](Publish::deliver_at) `delay` from now.
+    pub fn deliver_after(mut self, delay: std::time::Duration) -> Self {
+        self.due = Some(Due::After(delay));
         self
     }
 
@@ -190,7 +222,7 @@ impl<'a, E> Publish<'a, E> {
         runtime.block_on(async move { self.await })
     }
 
-    fn into_draft(self) -> Result<(&'a dyn Publisher, Draft)> {
+    fn into_draft(self) -> Result<(&'a dyn Publisher, Draft, Option<DateTime<Utc>>)> {
         let source = self.source.unwrap_or_else(|| self.publisher.source());
         if source.is_empty() {
             return Err(Error::InvalidArgument(
@@ -212,7 +244,21 @@ impl<'a, E> Publish<'a, E> {
                 .headers
                 .insert(SCOPE_HEADER.to_owned(), scope.into());
         }
-        Ok((self.publisher, draft))
+        let due = match self.due {
+            None => None,
+            Some(Due::At(time)) => Some(time),
+            Some(Due::After(delay)) => Some(
+                chrono::Duration::from_std(delay)
+                    .ok()
+                    .and_then(|delay| Utc::now().checked_add_signed(delay))
+                    .ok_or_else(|| {
+                        Error::InvalidArgument(format!(
+                            "a delay of {delay:?} ends beyond the times eventbus keeps"
+                        ))
+                    })?,
+            ),
+        };
+        Ok((self.publisher, draft, due))
     }
 }
 
@@ -222,7 +268,8 @@ impl<'a, E> IntoFuture for Publish<'a, E> {
 
     fn into_future(self) -> Self::IntoFuture {
         match self.into_draft() {
-            Ok((publisher, draft)) => publisher.publish_draft(draft),
+            Ok((publisher, draft, None)) => publisher.publish_draft(draft),
+            Ok((publisher, draft, Some(due))) => publisher.schedule_draft(draft, due),
             Err(e) => PublishFuture::done(Err(e)),
         }
     }

@@ -13,6 +13,7 @@ use super::consumer::ServerConsumers;
 use super::dead_letter::DeadLetterStore;
 use super::query::Query;
 use super::rewrite::StoreRewrite;
+use super::schedules::ScheduleStore;
 use super::streams::StreamStore;
 #[cfg(feature = "sqlite")]
 use super::transactions::HandlerTransactions;
@@ -31,6 +32,7 @@ use super::transactions::HandlerTransactions;
 /// | `HandlerTransactions` (SQLite) | `ctx.transaction` fails, naming the store |
 /// | [`StoreRewrite`] | [`migrate`](crate::migrate()) fails, naming the store |
 /// | [`StreamStore`] | aggregate repositories fail, naming the store |
+/// | [`ScheduleStore`] | a scheduled publish fails, naming the store |
 ///
 /// Implementations must assign strictly increasing seqs in append order,
 /// return from [`Store::append`] only once the event is as durable as the
@@ -82,6 +84,11 @@ pub trait Store: Send + Sync + 'static {
     /// Entity streams under optimistic concurrency, and snapshots, if the
     /// store keeps them.
     fn as_streams(&self) -> Option<&dyn StreamStore> {
+        None
+    }
+
+    /// Events kept until they are due, if the store keeps them.
+    fn as_schedules(&self) -> Option<&dyn ScheduleStore> {
         None
     }
 
@@ -137,6 +144,16 @@ impl dyn Store {
     pub fn streams(&self) -> Result<&dyn StreamStore> {
         self.as_streams()
             .ok_or_else(|| self.unsupported("entity streams (aggregates)"))
+    }
+
+    /// The store's scheduled events.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] when the store keeps none.
+    pub fn schedules(&self) -> Result<&dyn ScheduleStore> {
+        self.as_schedules()
+            .ok_or_else(|| self.unsupported("scheduled events"))
     }
 
     /// The store's in-place rewriting of events.

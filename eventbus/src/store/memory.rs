@@ -10,6 +10,7 @@ use super::checkpoints::CheckpointStore;
 use super::core::Store;
 use super::dead_letter::{DeadLetter, DeadLetterQuery, DeadLetterStore, NewDeadLetter};
 use super::query::{Order, Query};
+use super::schedules::{ScheduleStore, Scheduled};
 use super::streams::{self, Snapshot, StreamId, StreamStore};
 use super::url::{Opt, StoreUrl};
 use crate::envelope::{Draft, RawEnvelope};
@@ -43,6 +44,8 @@ pub struct MemoryStore {
     /// so an entity always loads.
     streams: Mutex<HashMap<StreamId, Vec<RawEnvelope>>>,
     snapshots: Mutex<HashMap<(StreamId, u32), Snapshot>>,
+    /// Scheduled events by due time and id.
+    scheduled: Mutex<BTreeMap<(DateTime<Utc>, String), Draft>>,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -84,6 +87,7 @@ impl MemoryStore {
             dead: Mutex::new(DeadLetters::default()),
             streams: Mutex::new(HashMap::new()),
             snapshots: Mutex::new(HashMap::new()),
+            scheduled: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -160,6 +164,59 @@ impl MemoryStore {
 impl Default for MemoryStore {
     fn default() -> Self {
         MemoryStore::new(DEFAULT_CAPACITY)
+    }
+}
+
+impl MemoryStore {
+    fn schedule_lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(DateTime<Utc>, String), Draft>> {
+        self.scheduled.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl ScheduleStore for MemoryStore {
+    fn schedule(&self, draft: Draft, due: DateTime<Utc>) -> BoxFuture<'_, Result<()>> {
+        self.schedule_lock()
+            .insert((due, draft.id().to_string()), draft);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn cancel(&self, id: &str) -> BoxFuture<'_, Result<bool>> {
+        let mut scheduled = self.schedule_lock();
+        let key = scheduled.keys().find(|(_, k)| k == id).cloned();
+        let found = key.is_some_and(|key| scheduled.remove(&key).is_some());
+        Box::pin(std::future::ready(Ok(found)))
+    }
+
+    fn scheduled(&self) -> BoxFuture<'_, Result<Vec<Scheduled>>> {
+        let list = self
+            .schedule_lock()
+            .iter()
+            .map(|((due, _), draft)| Scheduled {
+                due: *due,
+                envelope: draft.clone().seal(0),
+            })
+            .collect();
+        Box::pin(std::future::ready(Ok(list)))
+    }
+
+    fn next_due(&self) -> BoxFuture<'_, Result<Option<DateTime<Utc>>>> {
+        let next = self.schedule_lock().keys().next().map(|(due, _)| *due);
+        Box::pin(std::future::ready(Ok(next)))
+    }
+
+    fn release_due(&self, now: DateTime<Utc>) -> BoxFuture<'_, Result<Vec<RawEnvelope>>> {
+        let due: Vec<Draft> = {
+            let mut scheduled = self.schedule_lock();
+            let later = scheduled.split_off(&(now, String::from("\u{10FFFF}")));
+            std::mem::replace(&mut *scheduled, later)
+                .into_values()
+                .collect()
+        };
+        let stored = due
+            .into_iter()
+            .map(|draft| self.append_now(draft))
+            .collect();
+        Box::pin(std::future::ready(Ok(stored)))
     }
 }
 
@@ -284,6 +341,10 @@ impl Store for MemoryStore {
     }
 
     fn as_streams(&self) -> Option<&dyn StreamStore> {
+        Some(self)
+    }
+
+    fn as_schedules(&self) -> Option<&dyn ScheduleStore> {
         Some(self)
     }
 }

@@ -20,6 +20,7 @@ pub(crate) mod nats;
 mod open;
 mod query;
 mod rewrite;
+mod schedules;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod streams;
@@ -42,6 +43,7 @@ pub(crate) use open::check_url;
 pub use open::{open, open_existing};
 pub use query::{Order, Query};
 pub use rewrite::{Rewritten, StoreRewrite};
+pub use schedules::{ScheduleStore, Scheduled};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 pub use streams::{Snapshot, StreamEntry, StreamId, StreamStore};

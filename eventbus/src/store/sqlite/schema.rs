@@ -9,7 +9,7 @@ use rusqlite::functions::FunctionFlags;
 use rusqlite::{Connection, TransactionBehavior};
 
 /// The schema version this build writes and reads.
-pub(crate) const SCHEMA_VERSION: i64 = 7;
+pub(crate) const SCHEMA_VERSION: i64 = 8;
 
 /// Each entry migrates from version `index` to `index + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -104,6 +104,16 @@ const MIGRATIONS: &[&str] = &[
         time_ns       INTEGER NOT NULL,
         PRIMARY KEY (kind, id, state_version)
     ) WITHOUT ROWID;
+    "#,
+    // 7 -> 8: events published later: each kept in CloudEvents JSON until
+    // due, then moved into `events` in the transaction that deletes it.
+    r#"
+    CREATE TABLE scheduled (
+        id       TEXT    PRIMARY KEY,
+        due_ns   INTEGER NOT NULL,
+        envelope TEXT    NOT NULL
+    );
+    CREATE INDEX scheduled_by_due ON scheduled (due_ns, id);
     "#,
 ];
 

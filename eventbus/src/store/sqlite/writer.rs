@@ -33,6 +33,31 @@ pub(crate) struct Row {
     pub(crate) dedup_since_ns: Option<i64>,
 }
 
+impl Row {
+    /// A scheduled event's row: no idempotency window, since it was
+    /// checked, if at all, when it was scheduled.
+    fn scheduled(draft: Draft) -> Result<Row, String> {
+        let data = draft
+            .data_json()
+            .map_err(|e| e.to_string())?
+            .get()
+            .to_owned();
+        let headers = reader::headers_json(&draft.meta.headers);
+        let time_ns = draft
+            .meta
+            .time
+            .timestamp_nanos_opt()
+            .ok_or("its time is outside what sqlite:// keeps")?;
+        Ok(Row {
+            draft,
+            data,
+            headers,
+            time_ns,
+            dedup_since_ns: None,
+        })
+    }
+}
+
 /// What an append came to.
 enum Stored {
     /// A new row with this seq.
@@ -631,6 +656,47 @@ fn reply_appends(
             }
         }
     }
+}
+
+/// Moves the scheduled events due by `now_ns` into `events`, deleting
+/// each in the same `IMMEDIATE` transaction, so that of several processes
+/// sharing the file exactly one publishes it. A row that no longer reads
+/// as an event is left where it is, logged.
+pub(crate) fn release_due(
+    conn: &mut Connection,
+    now_ns: i64,
+) -> Result<Vec<RawEnvelope>, WriteError> {
+    let failed = |e| WriteError::new("publishing due scheduled events failed", e);
+    let tx = begin(conn).map_err(failed)?;
+    let due: Vec<(String, String)> = tx
+        .prepare_cached(
+            "SELECT id, envelope FROM scheduled WHERE due_ns <= ?1 ORDER BY due_ns, id LIMIT 1000",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_map([now_ns], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })
+        .map_err(failed)?;
+    let mut stored = Vec::with_capacity(due.len());
+    for (id, json) in due {
+        let row = RawEnvelope::from_cloudevent_json(json.as_bytes())
+            .map_err(|e| e.to_string())
+            .and_then(|env| Row::scheduled(Draft::from_envelope(&env)));
+        let row = match row {
+            Ok(row) => row,
+            Err(reason) => {
+                tracing::error!(id, %reason, "a scheduled event does not read; it stays scheduled");
+                continue;
+            }
+        };
+        tx.execute("DELETE FROM scheduled WHERE id = ?1", [&id])
+            .map_err(failed)?;
+        if let Stored::New(seq) = append_row(&tx, &row).map_err(failed)? {
+            stored.push(row.draft.seal(seq as u64));
+        }
+    }
+    tx.commit().map_err(failed)?;
+    Ok(stored)
 }
 
 /// What a stream append came to.

@@ -96,8 +96,9 @@ impl Core {
     }
 
     /// Publishes the scheduled events that are due: the store moves them
-    /// into history, and they are routed as a publish would.
-    pub(crate) async fn release_due(&self) -> Result<()> {
+    /// into history, and they are routed as a publish would. Returns how
+    /// many this process published.
+    pub(crate) async fn release_due(&self) -> Result<usize> {
         let released = self.store.schedules()?.release_due(Utc::now()).await?;
         for env in &released {
             if env.take_unrouted() {
@@ -105,7 +106,7 @@ impl Core {
                 self.published(env, None);
             }
         }
-        Ok(())
+        Ok(released.len())
     }
 
     /// Appends drafts to one entity's stream if it is at `expected` (see

@@ -23,14 +23,22 @@ pub(crate) async fn run(core: Arc<Core>, mut shutdown: watch::Receiver<bool>) {
     loop {
         // Registered first, so a schedule made while this looks is not missed.
         let woken = core.scheduled.notified();
-        if let Err(e) = core.release_due().await {
-            tracing::warn!(error = %e, "publishing due scheduled events failed; trying again");
-        }
+        // Only a due event takes the store's write lock: an idle bus reads.
         let wait = match schedules.next_due().await {
-            Ok(Some(due)) => (due - Utc::now())
-                .to_std()
-                .unwrap_or(Duration::ZERO)
-                .min(POLL),
+            Ok(Some(due)) => match (due - Utc::now()).to_std() {
+                Ok(until_due) => until_due.min(POLL),
+                // Due now: again at once while that publishes something,
+                // but not in a loop over an event another process took or
+                // one that does not read.
+                Err(_) => match core.release_due().await {
+                    Ok(0) => POLL,
+                    Ok(_) => continue,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "publishing due scheduled events failed; trying again");
+                        POLL
+                    }
+                },
+            },
             Ok(None) => POLL,
             Err(e) => {
                 tracing::warn!(error = %e, "reading the next due time failed");

@@ -63,6 +63,15 @@ pub(crate) async fn stats(url: &str, args: StatsArgs) -> Result<()> {
     let newest = open::newest_seq(&*store, Query::default()).await?;
     let oldest = oldest_seq(&*store).await?;
     let size = store.admin()?.size_bytes();
+    // A store without schedules has none waiting.
+    let scheduled = match store.as_schedules() {
+        Some(schedules) => schedules
+            .scheduled()
+            .await
+            .context("listing scheduled events")?,
+        None => Vec::new(),
+    };
+    let next_due = scheduled.first().map(|s| s.due);
     let describe = store.describe();
     open::close(&*store).await?;
 
@@ -99,6 +108,8 @@ pub(crate) async fn stats(url: &str, args: StatsArgs) -> Result<()> {
             "size_bytes": size,
             "dead_letters": dead.len(),
             "dead_letters_retrying": retrying,
+            "scheduled": scheduled.len(),
+            "next_due": next_due.map(output::time),
             "handlers": handlers,
         });
         writeln!(out, "{report}")?;
@@ -119,6 +130,11 @@ pub(crate) async fn stats(url: &str, args: StatsArgs) -> Result<()> {
         }
         let dead_text = format!("{} ({retrying} waiting for a retry)", dead.len());
         facts.push(("dead letters", dead_text));
+        let scheduled_text = match next_due {
+            Some(due) => format!("{} (next due {})", scheduled.len(), output::time(due)),
+            None => "none waiting".to_owned(),
+        };
+        facts.push(("scheduled", scheduled_text));
         for (label, value) in facts {
             writeln!(out, "{:<14}{value}", format!("{label}:"))?;
         }

@@ -423,6 +423,9 @@ fn scheduled_events_are_listed_and_cancelled() {
     assert_eq!(line["envelope"]["type"], "reminder.due");
     let table = s.ok(&["scheduled", "list"]);
     assert!(table.contains(&id) && table.contains("DUE"), "{table}");
+    let stats: serde_json::Value = serde_json::from_str(&s.ok(&["stats", "--json"])).expect("json");
+    assert_eq!(stats["scheduled"], 1);
+    assert!(s.ok(&["stats"]).contains("scheduled:    1 (next due "));
     s.ok(&["scheduled", "cancel", &id]);
     assert_eq!(s.ok(&["scheduled", "list", "--json"]), "");
     let again = bin()

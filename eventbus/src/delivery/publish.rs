@@ -25,12 +25,8 @@ impl Core {
         if self.closed.load(Ordering::Acquire) {
             return PublishFuture::done(Err(Error::ShutDown));
         }
-        for layer in &self.middleware {
-            if layer.on_publish(&mut draft) == Flow::Drop {
-                return PublishFuture::done(Err(Error::Dropped {
-                    layer: layer.name().to_owned(),
-                }));
-            }
+        if let Err(e) = self.before_publish(&mut draft) {
+            return PublishFuture::done(Err(e));
         }
         let id = draft.id().clone();
         let started = self.metrics.then(std::time::Instant::now);
@@ -81,13 +77,7 @@ impl Core {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::ShutDown);
         }
-        for layer in &self.middleware {
-            if layer.on_publish(&mut draft) == Flow::Drop {
-                return Err(Error::Dropped {
-                    layer: layer.name().to_owned(),
-                });
-            }
-        }
+        self.before_publish(&mut draft)?;
         draft.meta.time = due;
         let scheduled = draft.clone().seal(0);
         self.store.schedules()?.schedule(draft, due).await?;
@@ -122,13 +112,7 @@ impl Core {
             return Err(Error::ShutDown);
         }
         for draft in &mut drafts {
-            for layer in &self.middleware {
-                if layer.on_publish(draft) == Flow::Drop {
-                    return Err(Error::Dropped {
-                        layer: layer.name().to_owned(),
-                    });
-                }
-            }
+            self.before_publish(draft)?;
         }
         let started = self.metrics.then(std::time::Instant::now);
         let stored = self
@@ -143,6 +127,19 @@ impl Core {
             }
         }
         Ok(stored)
+    }
+
+    /// Runs the publish middleware over a draft, first layer first;
+    /// [`Error::Dropped`] names the layer that refused it.
+    fn before_publish(&self, draft: &mut Draft) -> Result<()> {
+        for layer in &self.middleware {
+            if layer.on_publish(draft) == Flow::Drop {
+                return Err(Error::Dropped {
+                    layer: layer.name().to_owned(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Routes a stored event unless it repeats an earlier one.

@@ -302,17 +302,7 @@ impl SqliteStore {
     fn row(&self, draft: Draft) -> Result<Box<Row>> {
         let data = draft.data_json()?.get().to_owned();
         let headers = reader::headers_json(&draft.meta.headers);
-        let time_ns = draft
-            .meta
-            .time
-            .timestamp_nanos_opt()
-            .ok_or_else(|| Error::InvalidEvent {
-                reason: format!(
-                    "its time {} is outside what a sqlite:// store keeps exactly \
-                     (1677-09-21 to 2262-04-11, as nanoseconds since 1970)",
-                    draft.meta.time.to_rfc3339()
-                ),
-            })?;
+        let time_ns = schedules::time_ns(draft.meta.time)?;
         let dedup_since_ns = draft
             .meta
             .idempotency_key

@@ -11,7 +11,9 @@ use crate::error::{Error, Result};
 use crate::future::BoxFuture;
 use crate::store::schedules::{ScheduleStore, Scheduled};
 
-fn time_ns(time: DateTime<Utc>) -> Result<i64> {
+/// A time as nanoseconds since 1970, the form the `events` and
+/// `scheduled` tables keep.
+pub(super) fn time_ns(time: DateTime<Utc>) -> Result<i64> {
     time.timestamp_nanos_opt()
         .ok_or_else(|| Error::InvalidEvent {
             reason: format!(

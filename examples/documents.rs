@@ -5,14 +5,18 @@
 //! the document's state and returns events. A service runs the commands,
 //! retrying on conflict while two editors race. A projection keeps
 //! "documents by author" as a read model (a table in the SQLite file,
-//! written in the handler's transaction; a map on `memory://`), a snapshot
+//! written in the handler's transaction; a map on `memory://` and NATS), a snapshot
 //! is stored every 10 events, and the end prints one document's whole
 //! history, with its state at every version (time travel).
 //!
 //! ```text
 //! cargo run --example documents            # sqlite, in a temporary file
 //! cargo run --example documents -- memory  # in memory
+//! cargo run --example documents -- nats://127.0.0.1:4222  # on NATS JetStream
 //! ```
+//!
+//! On NATS the example uses the stream `DOCUMENTS_EXAMPLE` and empties it
+//! first, so every run starts from no documents.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -185,21 +189,25 @@ fn by_author_in_memory(read_model: &ByAuthor) -> FnHandler {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let on_memory = std::env::args().nth(1).as_deref() == Some("memory");
+    let arg = std::env::args().nth(1).unwrap_or_default();
+    let on_nats = arg.starts_with("nats://");
+    let on_sqlite = !on_nats && arg != "memory";
     let dir = std::env::temp_dir().join("eventbus-documents");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let db = dir.join("documents.db");
-    let url = if on_memory {
-        "memory://".to_owned()
-    } else {
+    let url = if on_nats {
+        format!("{arg}?stream=DOCUMENTS_EXAMPLE&prefix=documents-example")
+    } else if on_sqlite {
         format!("sqlite://{}", db.display())
+    } else {
+        "memory://".to_owned()
     };
     let read_model = ByAuthor::default();
-    let projection = if on_memory {
-        by_author_in_memory(&read_model)
-    } else {
+    let projection = if on_sqlite {
         by_author_in_sqlite()
+    } else {
+        by_author_in_memory(&read_model)
     };
     let bus = Bus::builder()
         .source("documents")
@@ -209,6 +217,9 @@ async fn main() -> anyhow::Result<()> {
         .build()
         .await?;
     println!("store: {url}");
+    if on_nats {
+        bus.clear(">").await?;
+    }
     let documents = Repository::<Document>::new(&bus);
 
     documents
@@ -251,10 +262,10 @@ async fn main() -> anyhow::Result<()> {
     let last = done.events.last().map_or(0, |e| e.seq());
     bus.caught_up("documents-by-author", last, Duration::from_secs(10))
         .await?;
-    let by_author = if on_memory {
-        read_model.lock().unwrap().clone()
-    } else {
+    let by_author = if on_sqlite {
         read_by_author_in_sqlite(&db)?
+    } else {
+        read_model.lock().unwrap().clone()
     };
     println!("documents by author: {by_author:?}");
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use eventbus::prelude::*;
 use eventbus::{Error, Start};
-use tests::{OrderEvent, isolated};
+use tests::{NatsScope, OrderEvent, isolated};
 
 /// Orders per customer... here per order id parity, in a SQLite table
 /// written with the handler's position.
@@ -88,6 +88,18 @@ async fn a_rebuilt_projection_equals_the_live_one() {
 
 #[tokio::test]
 async fn caught_up_waits_for_a_slow_handler_and_says_where_it_is() {
+    caught_up_waits_for_a_slow_handler("memory://").await;
+}
+
+/// On NATS the wait follows the handler's consumer on the server.
+#[tokio::test]
+#[ignore = "needs NATS at EVENTBUS_NATS_URL"]
+async fn nats_caught_up_waits_for_a_slow_handler_and_says_where_it_is() {
+    let scope = NatsScope::new("caught_up");
+    caught_up_waits_for_a_slow_handler(&scope.url("")).await;
+}
+
+async fn caught_up_waits_for_a_slow_handler(url: &str) {
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let seen = Arc::new(Mutex::new(Vec::new()));
     let handler = {
@@ -100,7 +112,12 @@ async fn caught_up_waits_for_a_slow_handler_and_says_where_it_is() {
             }
         })
     };
-    let bus = isolated().handler(handler).build().await.unwrap();
+    let bus = isolated()
+        .store(url)
+        .handler(handler)
+        .build()
+        .await
+        .unwrap();
     let first = bus.publish(OrderEvent::Shipped { id: 1 }).await.unwrap();
     let second = bus.publish(OrderEvent::Shipped { id: 2 }).await.unwrap();
     let err = bus
@@ -130,10 +147,10 @@ async fn caught_up_waits_for_a_slow_handler_and_says_where_it_is() {
         .await
         .unwrap_err();
     assert!(matches!(unknown, Error::UnknownHandler { .. }), "{unknown}");
-    let memory = bus.rebuild("slow", |_| Ok(())).await.unwrap_err();
+    let not_sqlite = bus.rebuild("slow", |_| Ok(())).await.unwrap_err();
     assert!(
-        memory.to_string().contains("rebuilding a projection"),
-        "{memory}"
+        not_sqlite.to_string().contains("rebuilding a projection"),
+        "{not_sqlite}"
     );
     bus.shutdown().await.unwrap();
 }

@@ -1,14 +1,14 @@
 //! Event-sourced aggregates: one stream per entity, optimistic
 //! concurrency across tasks and processes, snapshots that only save time,
-//! time travel, and saved events routed like any publish. On memory and
-//! SQLite.
+//! time travel, and saved events routed like any publish. On memory,
+//! SQLite and NATS.
 
 use std::time::Duration;
 
 use eventbus::aggregate::{Aggregate, CommandError, Repository};
 use eventbus::prelude::*;
 use eventbus::{Error, ErrorKind};
-use tests::{TestChild, isolated};
+use tests::{NatsScope, TestChild, eventually_async, isolated};
 
 #[derive(Event, Clone, Debug, PartialEq)]
 #[event(namespace = "ledger")]
@@ -202,17 +202,31 @@ async fn child_deposits_into_a_shared_ledger() {
     bus.shutdown().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs NATS at EVENTBUS_NATS_URL"]
+async fn nats_racing_commands_apply_each_accepted_one_once() {
+    let scope = NatsScope::new("agg_race");
+    racing_commands_apply_each_accepted_one_once(&scope.url("")).await;
+}
+
 #[tokio::test]
 async fn two_processes_racing_on_one_sqlite_entity_lose_no_command() {
     let dir = tempfile::tempdir().unwrap();
-    let url = sqlite_url(&dir);
-    let bus = isolated().store(&url).build().await.unwrap();
+    two_processes_race_on_one_entity(&sqlite_url(&dir)).await;
+}
+
+#[tokio::test]
+#[ignore = "needs NATS at EVENTBUS_NATS_URL"]
+async fn nats_two_processes_racing_on_one_entity_lose_no_command() {
+    let scope = NatsScope::new("agg_procs");
+    two_processes_race_on_one_entity(&scope.url("")).await;
+}
+
+async fn two_processes_race_on_one_entity(url: &str) {
+    let bus = isolated().store(url).build().await.unwrap();
     let ledgers = Repository::<Ledger>::new(&bus).attempts(10_000);
     ledgers.save("shared", 0, opened()).await.unwrap();
-    let mut child = TestChild::spawn(
-        "child_deposits_into_a_shared_ledger",
-        &[(CHILD_URL, url.as_str())],
-    );
+    let mut child = TestChild::spawn("child_deposits_into_a_shared_ledger", &[(CHILD_URL, url)]);
     for _ in 0..30 {
         ledgers.execute("shared", |l| l.deposit(1)).await.unwrap();
     }
@@ -282,8 +296,45 @@ async fn snapshots_change_nothing_but_speed_on_sqlite() {
 }
 
 #[tokio::test]
+#[ignore = "needs NATS at EVENTBUS_NATS_URL"]
+async fn nats_snapshots_change_nothing_but_speed() {
+    let scope = NatsScope::new("agg_snap");
+    let client = scope.raw_client().await;
+    let stream = scope.stream.clone();
+    snapshots_change_nothing_but_speed(&scope.url(""), async || {
+        let js = async_nats::jetstream::new(client);
+        let kv = js
+            .get_key_value(format!("{stream}_snapshots"))
+            .await
+            .unwrap();
+        let stored: serde_json::Value =
+            serde_json::from_slice(&kv.get("LedgerEvent.l-2.1").await.unwrap().unwrap()).unwrap();
+        assert_eq!(stored["version"], 20, "the newest snapshot: {stored}");
+        // A snapshot that no longer reads as the state is ignored too.
+        kv.put(
+            "LedgerEvent.l-2.1",
+            r#"{"version": 20, "state": {"owner": 7}}"#.into(),
+        )
+        .await
+        .unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn saved_events_are_routed_and_kept_like_any_publish() {
-    let bus = isolated().build().await.unwrap();
+    saved_events_are_routed_and_kept("memory://").await;
+}
+
+#[tokio::test]
+#[ignore = "needs NATS at EVENTBUS_NATS_URL"]
+async fn nats_saved_events_are_routed_and_kept_like_any_publish() {
+    let scope = NatsScope::new("agg_routed");
+    saved_events_are_routed_and_kept(&scope.url("")).await;
+}
+
+async fn saved_events_are_routed_and_kept(url: &str) {
+    let bus = isolated().store(url).build().await.unwrap();
     let mut live = bus.subscribe::<LedgerEvent>("ledger.>").unwrap();
     let ledgers = Repository::<Ledger>::new(&bus);
     ledgers.save("l-3", 0, opened()).await.unwrap();
@@ -298,7 +349,79 @@ async fn saved_events_are_routed_and_kept_like_any_publish() {
     assert_eq!(history.len(), 1);
     let exported = history[0].to_cloudevent_json().unwrap();
     assert!(exported.contains(r#""streamversion":"1""#), "{exported}");
+    let read = ledgers.events("l-3").await.unwrap();
+    assert_eq!(read.len(), 1);
+    assert_eq!(
+        (read[0].seq(), read[0].id()),
+        (history[0].seq(), history[0].id()),
+        "the stream's events are the bus's events"
+    );
     let unknown = ledgers.load("nobody").await.unwrap();
     assert_eq!((unknown.version, unknown.state), (0, Ledger::default()));
+    bus.shutdown().await.unwrap();
+}
+
+/// A save whose writer died before forwarding it to the bus stream (here:
+/// written by a plain NATS client, in the documented layout) is forwarded
+/// by the next bus that opens the store, and loads meanwhile.
+#[tokio::test]
+#[ignore = "needs NATS at EVENTBUS_NATS_URL"]
+async fn nats_a_save_left_unforwarded_reaches_the_bus_stream() {
+    let scope = NatsScope::new("agg_forward");
+    let bus = isolated().store(scope.url("")).build().await.unwrap();
+    Repository::<Ledger>::new(&bus)
+        .save("l-8", 0, opened())
+        .await
+        .unwrap();
+    bus.shutdown().await.unwrap();
+
+    let batch = serde_json::json!([{
+        "specversion": "1.0",
+        "id": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+        "source": "elsewhere",
+        "type": "ledger.opened",
+        "subject": "l 9",
+        "time": chrono::Utc::now().to_rfc3339(),
+        "datacontenttype": "application/json",
+        "eventname": "LedgerEvent",
+        "streamversion": "1",
+        "data": {"owner": "Grace"},
+    }]);
+    let js = async_nats::jetstream::new(scope.raw_client().await);
+    js.publish(
+        format!("eventbus-entities.{}.LedgerEvent.l=209", scope.stream),
+        batch.to_string().into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+
+    let bus = isolated().store(scope.url("")).build().await.unwrap();
+    let ledgers = Repository::<Ledger>::new(&bus);
+    let loaded = ledgers.load("l 9").await.unwrap();
+    assert_eq!((loaded.version, loaded.state.owner.as_str()), (1, "Grace"));
+    eventually_async("the save is forwarded", Duration::from_secs(10), || async {
+        !bus.history()
+            .subject("l 9")
+            .fetch()
+            .await
+            .unwrap()
+            .is_empty()
+    })
+    .await;
+    let forwarded = bus.history().subject("l 9").fetch().await.unwrap();
+    assert_eq!(forwarded.len(), 1);
+    assert_eq!(forwarded[0].source(), "elsewhere");
+    assert_eq!(
+        bus.history()
+            .topic("ledger.opened")
+            .fetch()
+            .await
+            .unwrap()
+            .len(),
+        2,
+        "each save reached the bus stream once"
+    );
     bus.shutdown().await.unwrap();
 }

@@ -17,23 +17,20 @@ use crate::error::{Error, Result};
 impl Bus {
     /// Waits until handler `handler` has finished (handled or
     /// dead-lettered) every event of its topics up to `seq`, such as the
-    /// seq a publish returned, for at most `timeout`. Progress is this
-    /// process's: a handler running in another process is not seen.
+    /// seq a publish returned, for at most `timeout`. On stores this
+    /// process feeds (memory, SQLite), progress is this process's: a
+    /// handler running in another process is not seen. On `nats://` it is
+    /// the handler's consumer on the server, shared by every process
+    /// running the handler, read until its acknowledged floor reaches the
+    /// event (the server offers no notice of it).
     ///
     /// # Errors
     ///
     /// [`Error::UnknownHandler`], [`Error::NotCaughtUp`] after the
-    /// timeout, [`Error::Unsupported`] on a store whose server runs the
-    /// handlers (`nats://`: follow the consumer there), or a store error.
+    /// timeout, or a store error.
     pub async fn caught_up(&self, handler: &str, seq: u64, timeout: Duration) -> Result<()> {
         let runtime = self.handler_runtime(handler)?;
         let core = self.core();
-        if core.feeds == FeedKind::Served {
-            return Err(Error::Unsupported {
-                store: core.store.describe(),
-                capability: "waiting for a handler the server feeds (follow its consumer)",
-            });
-        }
         // The newest event the handler has to finish: seqs of other
         // topics never reach it.
         let target = self
@@ -48,13 +45,30 @@ impl Bus {
             .first()
             .map_or(0, |env| env.seq());
         let deadline = tokio::time::Instant::now() + timeout;
-        if runtime.through.wait_for(target, deadline).await {
+        let reached = if core.feeds == FeedKind::Served {
+            server_floor_reaches(core.store.checkpoint_store()?, handler, target, deadline).await?
+        } else {
+            runtime
+                .through
+                .wait_for(target, deadline)
+                .await
+                .then_some(target)
+        };
+        if reached.is_some() {
             Ok(())
         } else {
             Err(Error::NotCaughtUp {
                 handler: handler.to_owned(),
                 target,
-                at: runtime.through.get(),
+                at: if core.feeds == FeedKind::Served {
+                    core.store
+                        .checkpoint_store()?
+                        .load_checkpoint(handler)
+                        .await?
+                        .unwrap_or(0)
+                } else {
+                    runtime.through.get()
+                },
                 seconds: timeout.as_secs_f64(),
             })
         }
@@ -103,5 +117,29 @@ impl Bus {
                 name: name.to_owned(),
                 known: handlers.iter().map(|h| h.name.to_string()).collect(),
             })
+    }
+}
+
+/// Reads the handler's acknowledged floor on the server until it reaches
+/// `target` (`Some`) or the deadline passes (`None`), backing off from
+/// 5 ms to 100 ms between reads.
+async fn server_floor_reaches(
+    checkpoints: &dyn crate::store::CheckpointStore,
+    handler: &str,
+    target: u64,
+    deadline: tokio::time::Instant,
+) -> Result<Option<u64>> {
+    let mut pause = Duration::from_millis(5);
+    loop {
+        let floor = checkpoints.load_checkpoint(handler).await?.unwrap_or(0);
+        if floor >= target {
+            return Ok(Some(floor));
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return Ok(None);
+        }
+        tokio::time::sleep(pause.min(deadline - now)).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
     }
 }

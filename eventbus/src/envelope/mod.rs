@@ -453,6 +453,21 @@ impl RawEnvelope {
         }
     }
 
+    /// A copy with `seq` as its seq, for a store that learns an event's
+    /// seq apart from the event (NATS entity streams).
+    #[cfg(feature = "nats")]
+    pub(crate) fn with_seq(&self, seq: u64) -> RawEnvelope {
+        let mut meta = self.inner.meta.clone();
+        meta.seq = seq;
+        RawEnvelope {
+            inner: Arc::new(Inner {
+                meta,
+                payload: self.inner.payload.clone(),
+                unrouted: AtomicBool::new(false),
+            }),
+        }
+    }
+
     pub(crate) fn from_parts(meta: Metadata, data: Box<RawValue>) -> Self {
         RawEnvelope {
             inner: Arc::new(Inner {

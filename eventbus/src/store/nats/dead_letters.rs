@@ -165,7 +165,8 @@ impl Bucket {
 }
 
 /// Whether opening a bucket failed because its stream does not exist.
-fn is_missing(e: &jetstream::context::KeyValueError) -> bool {
+/// Whether opening a bucket failed because it does not exist.
+pub(super) fn is_missing(e: &jetstream::context::KeyValueError) -> bool {
     use std::error::Error as _;
     e.kind() == jetstream::context::KeyValueErrorKind::GetBucket
         && e.source()

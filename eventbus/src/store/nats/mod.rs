@@ -9,11 +9,13 @@
 //! after it (see `consumer`), so every process running the handler shares
 //! its work; history and replay read through ordered consumers (`read`);
 //! dead letters live in a key-value bucket beside the stream
-//! (`dead_letters`). The wire format is CloudEvents binary mode (`wire`).
+//! (`dead_letters`), and entity streams in a stream of their own
+//! (`entities`). The wire format is CloudEvents binary mode (`wire`).
 
 mod config;
 mod consumer;
 mod dead_letters;
+mod entities;
 mod read;
 pub(crate) mod wire;
 
@@ -30,6 +32,7 @@ use super::consumer::{ConsumerSpec, Delivery, ServerConsumers};
 use super::core::{Create, Store};
 use super::dead_letter::{DeadLetter, DeadLetterQuery, DeadLetterStore, NewDeadLetter};
 use super::query::Query;
+use super::streams::{Snapshot, StreamEntry, StreamId, StreamStore};
 use crate::envelope::{Draft, RawEnvelope};
 use crate::error::{Error, Result};
 use crate::future::BoxFuture;
@@ -56,6 +59,7 @@ struct Shared {
     /// What ids of messages without CloudEvents headers are made of.
     origin: wire::Origin,
     dead: dead_letters::Bucket,
+    entities: entities::Entities,
     /// The handlers' pull loops, so that closing waits for those whose bus
     /// stopped to unsubscribe before it flushes (see `consumer::Pullers`).
     pullers: consumer::Pullers,
@@ -98,6 +102,10 @@ impl NatsStore {
             Create::IfMissing => dead_letters::Bucket::open_or_create(&js, &config).await?,
             Create::Never => dead_letters::Bucket::when_it_exists(&js, &config),
         };
+        let entities = entities::Entities::new(&js, &config);
+        if create == Create::IfMissing {
+            entities.resume_forwarding().await?;
+        }
         let origin = wire::Origin::new(&config.stream, stream.cached_info().created);
         Ok(NatsStore {
             shared: Arc::new(Shared {
@@ -107,6 +115,7 @@ impl NatsStore {
                 stream,
                 origin,
                 dead,
+                entities,
                 pullers: consumer::Pullers::default(),
             }),
         })
@@ -345,6 +354,7 @@ impl Store for NatsStore {
 
     fn close(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
+            self.shared.entities.stop();
             self.shared.pullers.join_stopped().await;
             self.shared
                 .client
@@ -376,6 +386,63 @@ impl Store for NatsStore {
 
     fn as_server_consumers(&self) -> Option<&dyn ServerConsumers> {
         Some(self)
+    }
+
+    fn as_streams(&self) -> Option<&dyn StreamStore> {
+        Some(self)
+    }
+}
+
+impl StreamStore for NatsStore {
+    fn append_to_stream(
+        &self,
+        stream: &StreamId,
+        expected: u64,
+        drafts: Vec<Draft>,
+    ) -> BoxFuture<'_, Result<Vec<RawEnvelope>>> {
+        let stream = stream.clone();
+        Box::pin(async move { self.shared.entities.append(&stream, expected, drafts).await })
+    }
+
+    fn read_stream(
+        &self,
+        stream: &StreamId,
+        after: u64,
+        until: Option<u64>,
+    ) -> BoxFuture<'_, Result<Vec<RawEnvelope>>> {
+        let stream = stream.clone();
+        Box::pin(async move {
+            let s = &self.shared;
+            s.entities.read_with_seqs(s, &stream, after, until).await
+        })
+    }
+
+    fn read_stream_data(
+        &self,
+        stream: &StreamId,
+        after: u64,
+        until: Option<u64>,
+    ) -> BoxFuture<'_, Result<Vec<StreamEntry>>> {
+        let stream = stream.clone();
+        Box::pin(async move { self.shared.entities.read_data(&stream, after, until).await })
+    }
+
+    fn save_snapshot(&self, snapshot: Snapshot) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.shared.entities.save_snapshot(snapshot))
+    }
+
+    fn load_snapshot(
+        &self,
+        stream: &StreamId,
+        state_version: u32,
+    ) -> BoxFuture<'_, Result<Option<Snapshot>>> {
+        let stream = stream.clone();
+        Box::pin(async move {
+            self.shared
+                .entities
+                .load_snapshot(&stream, state_version)
+                .await
+        })
     }
 }
 
@@ -430,6 +497,7 @@ impl DeadLetterStore for NatsStore {
 impl StoreAdmin for NatsStore {
     fn clear(&self, pattern: &Pattern) -> BoxFuture<'_, Result<u64>> {
         let subject = self.shared.config.subject(pattern.as_str());
+        let everything = pattern.as_str() == ">";
         Box::pin(async move {
             let purged = self
                 .shared
@@ -438,6 +506,11 @@ impl StoreAdmin for NatsStore {
                 .filter(subject)
                 .await
                 .map_err(nats_error("purging the stream"))?;
+            // Clearing everything clears the entity streams too, as it
+            // does on the other stores, where they are the same events.
+            if everything {
+                self.shared.entities.purge().await?;
+            }
             Ok(purged.purged)
         })
     }

@@ -1,0 +1,706 @@
+//! Entity streams on NATS: each entity's events, appended only when the
+//! entity is still at the version its writer loaded.
+//!
+//! NATS checks a writer's expectation per subject
+//! (`Nats-Expected-Last-Subject-Sequence`), and a 2.9 server has no other
+//! per-entity check and no atomic batch. One entity's events carry several
+//! topics (`document.created`, `document.updated`), and handlers select
+//! events by the topic in the subject, so no subject of the bus stream can
+//! be both per topic and per entity. Entity streams therefore live in a
+//! stream of their own beside the bus stream, `<STREAM>_entities`, on
+//! subjects `eventbus-entities.<STREAM>.<kind>.<id>`: one subject per
+//! entity, and one message per save holding that save's events as a
+//! CloudEvents batch (a JSON array of structured events), so a save is
+//! all or none and one header check guards it. Loading an entity reads
+//! only its own subject.
+//!
+//! Once saved, the events are forwarded to the bus stream, where handlers,
+//! subscriptions, history and replay find them as any other event: the
+//! writer forwards its own save at once, and a durable consumer that every
+//! bus process runs forwards any save whose writer died before it did.
+//! `Nats-Msg-Id` (the event id) makes the server drop the second copy
+//! within its duplicate window (2 minutes by default).
+//!
+//! Snapshots are kept in the key-value bucket `<STREAM>_snapshots`, one key
+//! per entity and state version.
+
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::message::StreamMessage;
+use async_nats::jetstream::stream::LastRawMessageErrorKind;
+use async_nats::jetstream::{self, AckKind, kv, stream};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use tokio::sync::OnceCell;
+
+use super::{NatsConfig, nats_error, wire};
+use crate::envelope::{Draft, RawEnvelope};
+use crate::error::{Error, Result};
+use crate::store::streams::{self, Snapshot, StreamEntry, StreamId};
+
+/// The versions a save holds, `FIRST-LAST`, read without parsing the body.
+const VERSIONS: &str = "Eventbus-Versions";
+/// A save this recent may still be on its way to the bus stream when the
+/// next one is forwarded: the next writer forwards it again first (the
+/// server drops the copy), so one entity's events reach handlers in order.
+const RECENT: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
+/// How far a publisher's clock may run ahead of the server's.
+const CLOCK_SLACK: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
+/// The durable consumer that forwards saves whose writer died first.
+const FORWARDER: &str = "forwarder";
+
+/// The entity streams and snapshots of one bus stream.
+pub(super) struct Entities {
+    js: jetstream::Context,
+    forward: Forward,
+    bus_stream: String,
+    name: String,
+    subjects: String,
+    replicas: usize,
+    memory: bool,
+    open: OnceCell<stream::Stream>,
+    snapshots: OnceCell<kv::Store>,
+    forwarder: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
+}
+
+/// The last save of an entity.
+struct LastSave {
+    seq: u64,
+    version: u64,
+    time: DateTime<Utc>,
+    events: Vec<RawEnvelope>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredSnapshot {
+    version: u64,
+    state: Box<RawValue>,
+}
+
+impl Entities {
+    pub(super) fn new(js: &jetstream::Context, config: &NatsConfig) -> Self {
+        Entities {
+            js: js.clone(),
+            forward: Forward {
+                js: js.clone(),
+                config: config.clone(),
+            },
+            bus_stream: config.stream.clone(),
+            name: format!("{}_entities", config.stream),
+            subjects: format!("eventbus-entities.{}", config.stream),
+            replicas: config.limits.replicas.unwrap_or(1),
+            memory: config.limits.memory_storage == Some(true),
+            open: OnceCell::new(),
+            snapshots: OnceCell::new(),
+            forwarder: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Starts forwarding if entity streams exist already, so a save whose
+    /// writer died before forwarding it reaches the bus stream.
+    pub(super) async fn resume_forwarding(&self) -> Result<()> {
+        if self.existing().await?.is_some() {
+            self.start_forwarder().await?;
+        }
+        Ok(())
+    }
+
+    fn subject(&self, stream: &StreamId) -> String {
+        format!(
+            "{}.{}.{}",
+            self.subjects,
+            token(&stream.kind),
+            token(&stream.id)
+        )
+    }
+
+    async fn existing(&self) -> Result<Option<&stream::Stream>> {
+        if let Some(open) = self.open.get() {
+            return Ok(Some(open));
+        }
+        match self.js.get_stream(&self.name).await {
+            Ok(s) => Ok(Some(self.open.get_or_init(|| async { s }).await)),
+            Err(e) if super::is_stream_not_found(&e) => Ok(None),
+            Err(e) => Err(nats_error("opening the entity streams")(e)),
+        }
+    }
+
+    async fn created(&self) -> Result<&stream::Stream> {
+        if let Some(open) = self.existing().await? {
+            return Ok(open);
+        }
+        let wanted = stream::Config {
+            name: self.name.clone(),
+            description: Some(format!(
+                "eventbus entity streams of stream {}",
+                self.bus_stream
+            )),
+            subjects: vec![format!("{}.>", self.subjects)],
+            retention: stream::RetentionPolicy::Limits,
+            storage: if self.memory {
+                stream::StorageType::Memory
+            } else {
+                stream::StorageType::File
+            },
+            num_replicas: self.replicas,
+            ..Default::default()
+        };
+        // Another process may create it at the same moment; getting it
+        // again tells.
+        let s = match self.js.get_or_create_stream(wanted).await {
+            Ok(s) => s,
+            Err(_) => self
+                .js
+                .get_stream(&self.name)
+                .await
+                .map_err(nats_error("creating the entity streams"))?,
+        };
+        let s = self.open.get_or_init(|| async { s }).await;
+        self.start_forwarder().await?;
+        Ok(s)
+    }
+
+    async fn start_forwarder(&self) -> Result<()> {
+        let Some(entities) = self.open.get() else {
+            return Ok(());
+        };
+        let consumer = entities
+            .get_or_create_consumer(
+                FORWARDER,
+                pull::Config {
+                    durable_name: Some(FORWARDER.to_owned()),
+                    description: Some("forwards saves to the bus stream".to_owned()),
+                    ack_policy: AckPolicy::Explicit,
+                    // One save at a time keeps each entity's saves in order.
+                    max_ack_pending: 1,
+                    deliver_policy: DeliverPolicy::All,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(nats_error("opening the entity forwarder"))?;
+        let mut running = self
+            .forwarder
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if running.is_none() {
+            let task = tokio::spawn(run_forwarder(consumer, self.forward.clone()));
+            *running = Some(task.abort_handle());
+        }
+        Ok(())
+    }
+
+    /// Stops forwarding; saves left are forwarded by another process or
+    /// the next start.
+    pub(super) fn stop(&self) {
+        if let Some(task) = self
+            .forwarder
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        {
+            task.abort();
+        }
+    }
+
+    pub(super) async fn append(
+        &self,
+        stream: &StreamId,
+        expected: u64,
+        mut drafts: Vec<Draft>,
+    ) -> Result<Vec<RawEnvelope>> {
+        let entities = self.created().await?;
+        let subject = self.subject(stream);
+        let last = last_save(entities, &subject).await?;
+        let actual = last.as_ref().map_or(0, |l| l.version);
+        let conflict = |actual| Error::Conflict {
+            stream: stream.to_string(),
+            expected,
+            actual,
+        };
+        if actual != expected {
+            return Err(conflict(actual));
+        }
+        if drafts.is_empty() {
+            return Ok(Vec::new());
+        }
+        streams::place(stream, expected, &mut drafts);
+        let batch: Vec<RawEnvelope> = drafts.iter().cloned().map(|d| d.seal(0)).collect();
+        let body = serde_json::to_vec(&batch)
+            .map_err(|e| Error::store_source("nats", "encoding a save failed", e))?;
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
+            last.as_ref().map_or(0, |l| l.seq).to_string(),
+        );
+        headers.insert(
+            VERSIONS,
+            format!("{}-{}", expected + 1, expected + drafts.len() as u64),
+        );
+        headers.insert("content-type", "application/cloudevents-batch+json");
+        let stored = async {
+            self.js
+                .publish_with_headers(subject.clone(), headers, Bytes::from(body))
+                .await?
+                .await
+        }
+        .await;
+        match stored {
+            Ok(_) => {}
+            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
+                let actual = last_save(entities, &subject)
+                    .await?
+                    .map_or(0, |l| l.version);
+                return Err(conflict(actual));
+            }
+            Err(e) => return Err(nats_error("saving to an entity stream")(e)),
+        }
+        if let Some(previous) = last.filter(|l| l.time > Utc::now() - RECENT) {
+            let previous: Vec<Draft> = previous.events.iter().map(Draft::from_envelope).collect();
+            self.forward
+                .events(&previous)
+                .await
+                .map_err(forward_failed)?;
+        }
+        let seqs = self.forward.events(&drafts).await.map_err(forward_failed)?;
+        Ok(drafts
+            .into_iter()
+            .zip(seqs)
+            .map(|(draft, seq)| draft.seal(seq))
+            .collect())
+    }
+
+    /// The entity's events in `(after, until]`, as stored in its saves.
+    pub(super) async fn read(
+        &self,
+        stream: &StreamId,
+        after: u64,
+        until: Option<u64>,
+    ) -> Result<Vec<RawEnvelope>> {
+        let Some(entities) = self.existing().await? else {
+            return Ok(Vec::new());
+        };
+        let until = until.unwrap_or(u64::MAX);
+        let consumer = entities
+            .create_consumer(pull::OrderedConfig {
+                filter_subject: self.subject(stream),
+                deliver_policy: DeliverPolicy::All,
+                ..Default::default()
+            })
+            .await
+            .map_err(nats_error("opening an entity stream"))?;
+        if consumer.cached_info().num_pending == 0 {
+            return Ok(Vec::new());
+        }
+        let mut messages = consumer
+            .messages()
+            .await
+            .map_err(nats_error("reading an entity stream"))?;
+        let mut out = Vec::new();
+        while let Some(message) = messages.next().await {
+            let message = message.map_err(nats_error("reading an entity stream"))?;
+            let info = message
+                .info()
+                .map_err(nats_error("reading an entity stream"))?;
+            let (seq, pending) = (info.stream_sequence, info.pending);
+            let (first, last) = versions(message.headers.as_ref()).unwrap_or((1, u64::MAX));
+            if last > after && first <= until {
+                let events = decode_save(&message.payload).map_err(|reason| Error::BadRow {
+                    seq,
+                    reason: format!("entity stream {stream}: {reason}"),
+                })?;
+                out.extend(events.into_iter().filter(|e| {
+                    let v = e.stream_version().unwrap_or_default();
+                    v > after && v <= until
+                }));
+            }
+            if pending == 0 || first > until {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// [`Entities::read`] with each event's seq in the bus stream, found
+    /// by reading the bus stream from the entity's first event on (the
+    /// time the saves carry); an event whose copy is gone from it (its
+    /// retention removed it) keeps seq 0.
+    pub(super) async fn read_with_seqs(
+        &self,
+        shared: &super::Shared,
+        stream: &StreamId,
+        after: u64,
+        until: Option<u64>,
+    ) -> Result<Vec<RawEnvelope>> {
+        let events = self.read(stream, after, until).await?;
+        let Some(start) = events.iter().map(RawEnvelope::time).min() else {
+            return Ok(events);
+        };
+        let mut topics: Vec<&str> = events.iter().map(RawEnvelope::topic).collect();
+        topics.sort_unstable();
+        topics.dedup();
+        let filter = match topics.as_slice() {
+            [one] => shared.config.subject(one),
+            _ => shared.config.subject(">"),
+        };
+        let mut wanted: std::collections::HashMap<String, usize> = events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.id().to_string(), i))
+            .collect();
+        let mut seqs = vec![0; events.len()];
+        let consumer = shared
+            .stream
+            .create_consumer(pull::OrderedConfig {
+                filter_subject: filter,
+                deliver_policy: DeliverPolicy::ByStartTime {
+                    start_time: start - CLOCK_SLACK,
+                },
+                ..Default::default()
+            })
+            .await
+            .map_err(nats_error("finding an entity's events"))?;
+        if consumer.cached_info().num_pending > 0 {
+            let mut messages = consumer
+                .messages()
+                .await
+                .map_err(nats_error("finding an entity's events"))?;
+            while let Some(message) = messages.next().await {
+                let message = message.map_err(nats_error("finding an entity's events"))?;
+                let info = message
+                    .info()
+                    .map_err(nats_error("finding an entity's events"))?;
+                let (seq, pending) = (info.stream_sequence, info.pending);
+                if let Ok(env) = super::read::decode_message(shared, &message, seq)
+                    && let Some(i) = wanted.remove(&env.id().to_string())
+                {
+                    seqs[i] = seq;
+                }
+                if wanted.is_empty() || pending == 0 {
+                    break;
+                }
+            }
+        }
+        Ok(events
+            .into_iter()
+            .zip(seqs)
+            .map(|(env, seq)| env.with_seq(seq))
+            .collect())
+    }
+
+    pub(super) async fn read_data(
+        &self,
+        stream: &StreamId,
+        after: u64,
+        until: Option<u64>,
+    ) -> Result<Vec<StreamEntry>> {
+        self.read(stream, after, until)
+            .await?
+            .into_iter()
+            .map(|env| {
+                Ok(StreamEntry {
+                    topic: env.topic().to_owned(),
+                    event_version: env.event_version(),
+                    stream_version: env.stream_version().unwrap_or_default(),
+                    data: env.data_json()?.get().to_owned(),
+                })
+            })
+            .collect()
+    }
+
+    /// Removes every entity stream and snapshot (clearing the whole bus).
+    pub(super) async fn purge(&self) -> Result<()> {
+        if let Some(entities) = self.existing().await? {
+            entities
+                .purge()
+                .await
+                .map_err(nats_error("purging the entity streams"))?;
+        }
+        if let Some(snapshots) = self.existing_snapshots().await? {
+            let mut keys = snapshots
+                .keys()
+                .await
+                .map_err(nats_error("listing snapshots"))?;
+            while let Some(key) = keys.next().await {
+                let key = key.map_err(nats_error("listing snapshots"))?;
+                snapshots
+                    .purge(&key)
+                    .await
+                    .map_err(nats_error("removing a snapshot"))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn snapshot_key(stream: &StreamId, state_version: u32) -> String {
+        format!(
+            "{}.{}.{state_version}",
+            token(&stream.kind),
+            token(&stream.id)
+        )
+    }
+
+    fn snapshots_name(&self) -> String {
+        format!("{}_snapshots", self.bus_stream)
+    }
+
+    async fn existing_snapshots(&self) -> Result<Option<&kv::Store>> {
+        if let Some(open) = self.snapshots.get() {
+            return Ok(Some(open));
+        }
+        match self.js.get_key_value(self.snapshots_name()).await {
+            Ok(kv) => Ok(Some(self.snapshots.get_or_init(|| async { kv }).await)),
+            Err(e) if super::dead_letters::is_missing(&e) => Ok(None),
+            Err(e) => Err(nats_error("opening the snapshot bucket")(e)),
+        }
+    }
+
+    async fn created_snapshots(&self) -> Result<&kv::Store> {
+        if let Some(open) = self.existing_snapshots().await? {
+            return Ok(open);
+        }
+        let name = self.snapshots_name();
+        // Made by hand as the key-value convention lays it out, for the
+        // reason the dead-letter bucket is (see `dead_letters`).
+        let created = self
+            .js
+            .create_stream(stream::Config {
+                name: format!("KV_{name}"),
+                description: Some(format!("eventbus snapshots of stream {}", self.bus_stream)),
+                subjects: vec![format!("$KV.{name}.>")],
+                max_messages_per_subject: 1,
+                num_replicas: self.replicas,
+                allow_rollup: true,
+                deny_delete: true,
+                allow_direct: true,
+                discard: stream::DiscardPolicy::New,
+                ..Default::default()
+            })
+            .await;
+        if let Err(e) = created {
+            tracing::debug!(error = %e, "creating the snapshot bucket");
+        }
+        let kv = self
+            .js
+            .get_key_value(&name)
+            .await
+            .map_err(nats_error("opening the snapshot bucket"))?;
+        Ok(self.snapshots.get_or_init(|| async { kv }).await)
+    }
+
+    pub(super) async fn save_snapshot(&self, snapshot: Snapshot) -> Result<()> {
+        let kv = self.created_snapshots().await?;
+        let value = serde_json::to_vec(&StoredSnapshot {
+            version: snapshot.version,
+            state: snapshot.state,
+        })
+        .map_err(|e| Error::store_source("nats", "encoding a snapshot failed", e))?;
+        kv.put(
+            Self::snapshot_key(&snapshot.stream, snapshot.state_version),
+            value.into(),
+        )
+        .await
+        .map_err(nats_error("saving a snapshot"))?;
+        Ok(())
+    }
+
+    pub(super) async fn load_snapshot(
+        &self,
+        stream: &StreamId,
+        state_version: u32,
+    ) -> Result<Option<Snapshot>> {
+        let Some(kv) = self.existing_snapshots().await? else {
+            return Ok(None);
+        };
+        let Some(value) = kv
+            .get(Self::snapshot_key(stream, state_version))
+            .await
+            .map_err(nats_error("loading a snapshot"))?
+        else {
+            return Ok(None);
+        };
+        // A snapshot that cannot be read is only a lost shortcut.
+        match serde_json::from_slice::<StoredSnapshot>(&value) {
+            Ok(stored) => Ok(Some(Snapshot {
+                stream: stream.clone(),
+                state_version,
+                version: stored.version,
+                state: stored.state,
+            })),
+            Err(e) => {
+                tracing::warn!(stream = %stream, error = %e, "an unreadable snapshot; loading from the events");
+                Ok(None)
+            }
+        }
+    }
+}
+
+impl Drop for Entities {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn forward_failed(e: Error) -> Error {
+    Error::store(
+        "nats",
+        format!(
+            "the events were saved to their entity stream, but forwarding them to the bus \
+             stream failed ({e}); a running bus forwards them once NATS answers again, so do \
+             not save them a second time"
+        ),
+    )
+}
+
+/// Publishes events to the bus stream.
+#[derive(Clone)]
+struct Forward {
+    js: jetstream::Context,
+    config: NatsConfig,
+}
+
+impl Forward {
+    /// Publishes `drafts` in order (pipelined: the server stores them in
+    /// the order they arrive) and returns their seqs; a copy the duplicate
+    /// window drops answers with the first copy's seq.
+    async fn events(&self, drafts: &[Draft]) -> Result<Vec<u64>> {
+        let mut acks = Vec::with_capacity(drafts.len());
+        for draft in drafts {
+            let (headers, body) = wire::encode(draft).map_err(|reason| {
+                Error::store("nats", format!("encoding event {}: {reason}", draft.id()))
+            })?;
+            let subject = self.config.subject(draft.topic());
+            acks.push(
+                self.js
+                    .publish_with_headers(subject, headers, body)
+                    .await
+                    .map_err(nats_error("forwarding an event"))?,
+            );
+        }
+        let mut seqs = Vec::with_capacity(acks.len());
+        for ack in acks {
+            seqs.push(
+                ack.await
+                    .map_err(nats_error("forwarding an event"))?
+                    .sequence,
+            );
+        }
+        Ok(seqs)
+    }
+}
+
+/// Forwards every save to the bus stream, restarting after NATS errors.
+async fn run_forwarder(consumer: jetstream::consumer::PullConsumer, forward: Forward) {
+    loop {
+        if let Err(e) = forward_saves(&consumer, &forward).await {
+            tracing::warn!(error = %e, "forwarding entity saves failed; retrying in a second");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+async fn forward_saves(
+    consumer: &jetstream::consumer::PullConsumer,
+    forward: &Forward,
+) -> Result<()> {
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(nats_error("reading entity saves"))?;
+    while let Some(message) = messages.next().await {
+        let message = message.map_err(nats_error("reading entity saves"))?;
+        match decode_save(&message.payload) {
+            Ok(events) => {
+                let drafts: Vec<Draft> = events.iter().map(Draft::from_envelope).collect();
+                if let Err(e) = forward.events(&drafts).await {
+                    let _ = message
+                        .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                        .await;
+                    return Err(e);
+                }
+            }
+            Err(reason) => {
+                tracing::error!(subject = %message.subject, %reason, "an entity save that cannot be read is not forwarded");
+            }
+        }
+        message
+            .ack()
+            .await
+            .map_err(|e| Error::store("nats", format!("acknowledging a forwarded save: {e}")))?;
+    }
+    Ok(())
+}
+
+async fn last_save(entities: &stream::Stream, subject: &str) -> Result<Option<LastSave>> {
+    let message: StreamMessage = match entities.get_last_raw_message_by_subject(subject).await {
+        Ok(m) => m,
+        Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => return Ok(None),
+        Err(e) => return Err(nats_error("reading an entity's last save")(e)),
+    };
+    let events = decode_save(&message.payload).map_err(|reason| Error::BadRow {
+        seq: message.sequence,
+        reason: format!("the last save on `{subject}`: {reason}"),
+    })?;
+    let version = events
+        .last()
+        .and_then(RawEnvelope::stream_version)
+        .ok_or_else(|| Error::BadRow {
+            seq: message.sequence,
+            reason: format!("the last save on `{subject}` has no stream version"),
+        })?;
+    Ok(Some(LastSave {
+        seq: message.sequence,
+        version,
+        time: message.time,
+        events,
+    }))
+}
+
+fn decode_save(payload: &[u8]) -> std::result::Result<Vec<RawEnvelope>, String> {
+    serde_json::from_slice(payload).map_err(|e| format!("not a CloudEvents batch: {e}"))
+}
+
+fn versions(headers: Option<&HeaderMap>) -> Option<(u64, u64)> {
+    let text = headers?.get(VERSIONS)?.as_str();
+    let (first, last) = text.split_once('-')?;
+    Some((first.parse().ok()?, last.parse().ok()?))
+}
+
+/// A subject token (and key-value key part) for any text: letters, digits,
+/// `_` and `-` stay, every other byte is `=` and two hex digits, and the
+/// empty text is `=`. Distinct texts give distinct tokens.
+fn token(text: &str) -> String {
+    if text.is_empty() {
+        return "=".to_owned();
+    }
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-' {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("={byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::token;
+
+    #[test]
+    fn tokens_keep_plain_ids_and_escape_the_rest() {
+        assert_eq!(token("doc-1_a"), "doc-1_a");
+        assert_eq!(token("a.b c"), "a=2Eb=20c");
+        assert_eq!(token("="), "=3D");
+        assert_eq!(token(""), "=");
+        assert_eq!(token("é"), "=C3=A9");
+        assert_ne!(token("a.b"), token("a=2Eb"));
+    }
+}

@@ -159,8 +159,8 @@ pub fn nats_server() -> String {
 }
 
 /// A stream and subject prefix of one test's own on the shared NATS
-/// server, deleted (with its dead-letter bucket, entity streams and
-/// snapshots) when dropped, so tests
+/// server, deleted (with its dead-letter bucket, entity streams,
+/// snapshots and scheduled events) when dropped, so tests
 /// never see each other's events and leave nothing behind.
 #[derive(Debug)]
 pub struct NatsScope {
@@ -229,6 +229,7 @@ impl Drop for NatsScope {
                 let _ = js.delete_key_value(format!("{stream}_dead_letters")).await;
                 let _ = js.delete_stream(format!("{stream}_entities")).await;
                 let _ = js.delete_key_value(format!("{stream}_snapshots")).await;
+                let _ = js.delete_stream(format!("{stream}_scheduled")).await;
             });
         });
         let _ = cleanup.join();

@@ -859,24 +859,3 @@ async fn nats_open_existing_needs_the_stream_and_creates_nothing() {
     assert_eq!(listed.iter().map(|d| d.id).collect::<Vec<_>>(), [id]);
     existing.close().await.unwrap();
 }
-
-#[tokio::test]
-#[ignore = "needs NATS at EVENTBUS_NATS_URL"]
-async fn nats_schedules_are_refused_naming_what_is_missing() {
-    let scope = NatsScope::new("unsupported");
-    let bus = isolated().store(scope.url("")).build().await.unwrap();
-    let err = bus
-        .publish(OrderEvent::Shipped { id: 1 })
-        .deliver_after(Duration::from_secs(60))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), eventbus::ErrorKind::Unsupported, "{err}");
-    assert!(err.to_string().contains("scheduled events"), "{err}");
-    let err = bus.scheduled().await.unwrap_err();
-    assert_eq!(err.kind(), eventbus::ErrorKind::Unsupported, "{err}");
-    assert!(
-        bus.history().fetch().await.unwrap().is_empty(),
-        "nothing was stored"
-    );
-    bus.shutdown().await.unwrap();
-}

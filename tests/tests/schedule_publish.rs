@@ -1,6 +1,6 @@
 //! Scheduled publishes: stored at once, routed when due and not before,
-//! cancellable, durable across a SIGKILL on SQLite, and published once by
-//! one of several processes sharing the file.
+//! cancellable, durable across a SIGKILL on SQLite and NATS, and published
+//! once by one of several processes sharing the file or the NATS server.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::Utc;
 use eventbus::Start;
 use eventbus::prelude::*;
-use tests::{OrderEvent, TestChild, eventually, eventually_async, isolated};
+use tests::{NatsScope, OrderEvent, TestChild, eventually, eventually_async, isolated};
 
 type Seen = Arc<Mutex<Vec<(u64, chrono::DateTime<Utc>)>>>;
 
@@ -106,6 +106,13 @@ async fn a_scheduled_event_is_routed_when_due_and_a_cancelled_one_never_on_sqlit
     a_scheduled_event_is_routed_when_due_and_a_cancelled_one_never(&url).await;
 }
 
+#[tokio::test]
+#[ignore = "needs NATS at EVENTBUS_NATS_URL"]
+async fn nats_a_scheduled_event_is_routed_when_due_and_a_cancelled_one_never() {
+    let scope = NatsScope::new("sched_due");
+    a_scheduled_event_is_routed_when_due_and_a_cancelled_one_never(&scope.url("")).await;
+}
+
 const CHILD_URL: &str = "EVENTBUS_TEST_SCHEDULE_URL";
 
 /// The child's part: schedule an event a second away, then wait to be killed.
@@ -169,12 +176,117 @@ async fn a_scheduled_event_survives_a_sigkill_and_fires_once_after_restart() {
     assert_eq!(seen.lock().unwrap().len(), 1, "handled once");
 }
 
+/// The NATS side of the SIGKILL test: the scheduled event waits on the
+/// server while no bus runs, and the next bus publishes it once.
+#[tokio::test]
+#[ignore = "needs NATS at EVENTBUS_NATS_URL"]
+async fn nats_a_scheduled_event_survives_a_sigkill_and_fires_once_after_restart() {
+    let scope = NatsScope::new("sched_kill");
+    let url = scope.url("");
+    let mut child = TestChild::spawn(
+        "child_schedules_and_waits_to_be_killed",
+        &[(CHILD_URL, url.as_str())],
+    );
+    eventually_async(
+        "the child scheduled it",
+        Duration::from_secs(30),
+        || async {
+            match eventbus::store::open_existing(&url).await {
+                Ok(store) => store.schedules().unwrap().scheduled().await.unwrap().len() == 1,
+                Err(_) => false,
+            }
+        },
+    )
+    .await;
+    child.kill();
+    wait_past(Utc::now() + chrono::Duration::milliseconds(1100)).await;
+
+    let seen = Seen::default();
+    let bus = isolated()
+        .store(&url)
+        .handler(recorder(&seen))
+        .build()
+        .await
+        .unwrap();
+    eventually("delivered on start", Duration::from_secs(60), || {
+        !seen.lock().unwrap().is_empty()
+    })
+    .await;
+    assert!(bus.scheduled().await.unwrap().is_empty());
+    bus.shutdown().await.unwrap();
+    let bus = isolated()
+        .store(&url)
+        .handler(recorder(&seen))
+        .build()
+        .await
+        .unwrap();
+    let history = bus.history().fetch().await.unwrap();
+    assert_eq!(history.len(), 1, "published once");
+    bus.shutdown().await.unwrap();
+    assert_eq!(seen.lock().unwrap().len(), 1, "handled once");
+}
+
 #[tokio::test]
 async fn of_two_processes_sharing_a_file_one_publishes_each_due_event() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("events.db").display());
-    let a = isolated().store(&url).build().await.unwrap();
-    let b = isolated().store(&url).build().await.unwrap();
+    two_buses_publish_each_due_event_once(&url).await;
+}
+
+#[tokio::test]
+#[ignore = "needs NATS at EVENTBUS_NATS_URL"]
+async fn nats_of_two_buses_one_publishes_each_due_event() {
+    let scope = NatsScope::new("sched_two");
+    two_buses_publish_each_due_event_once(&scope.url("")).await;
+}
+
+const FOLLOWER_URL: &str = "EVENTBUS_TEST_SCHEDULE_FOLLOWER_URL";
+
+/// The child's part of the two-process NATS test: a bus that publishes
+/// due events too, until the parent's 20 are all in history.
+#[tokio::test]
+async fn child_runs_a_bus_until_twenty_events_are_published() {
+    let Ok(url) = std::env::var(FOLLOWER_URL) else {
+        return;
+    };
+    let bus = isolated().store(url).build().await.unwrap();
+    eventually_async("20 published", Duration::from_secs(60), || async {
+        bus.history().fetch().await.unwrap().len() >= 20
+    })
+    .await;
+    bus.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs NATS at EVENTBUS_NATS_URL"]
+async fn nats_of_two_processes_one_publishes_each_due_event() {
+    let scope = NatsScope::new("sched_procs");
+    let url = scope.url("");
+    let bus = isolated().store(&url).build().await.unwrap();
+    let mut child = TestChild::spawn(
+        "child_runs_a_bus_until_twenty_events_are_published",
+        &[(FOLLOWER_URL, url.as_str())],
+    );
+    let due = Utc::now() + chrono::Duration::milliseconds(1500);
+    for id in 0..20 {
+        bus.publish(OrderEvent::Shipped { id })
+            .deliver_at(due)
+            .await
+            .unwrap();
+    }
+    child.wait_success(Duration::from_secs(90)).unwrap();
+    let history = bus.history().fetch().await.unwrap();
+    let mut ids: Vec<String> = history.iter().map(|e| e.id().to_string()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!((history.len(), ids.len()), (20, 20), "each once");
+    assert!(bus.scheduled().await.unwrap().is_empty());
+    bus.shutdown().await.unwrap();
+}
+
+async fn two_buses_publish_each_due_event_once(url: &str) {
+    let a = isolated().store(url).build().await.unwrap();
+    let b = isolated().store(url).build().await.unwrap();
     let due = Utc::now() + chrono::Duration::milliseconds(500);
     for id in 0..20 {
         let bus = if id % 2 == 0 { &a } else { &b };

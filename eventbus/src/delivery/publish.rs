@@ -91,12 +91,17 @@ impl Core {
     pub(crate) async fn release_due(&self) -> Result<usize> {
         let released = self.store.schedules()?.release_due(Utc::now()).await?;
         for env in &released {
-            if env.take_unrouted() {
-                self.route(env).await;
-                self.published(env, None);
-            }
+            self.route_released(env).await;
         }
         Ok(released.len())
+    }
+
+    /// Routes a scheduled event the store just moved into history.
+    pub(crate) async fn route_released(&self, env: &RawEnvelope) {
+        if env.take_unrouted() {
+            self.route(env).await;
+            self.published(env, None);
+        }
     }
 
     /// Appends drafts to one entity's stream if it is at `expected` (see

@@ -2,7 +2,9 @@
 //! until the soonest due time, wakes early when this process schedules
 //! something sooner, and looks every second for what other processes
 //! sharing the store scheduled. The store moves each due event into
-//! history once, whichever process asks first.
+//! history once, whichever process asks first. A store whose server keeps
+//! the timers (NATS) instead hands over the events it published as they
+//! come due, and the scheduler only routes them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +22,9 @@ pub(crate) async fn run(core: Arc<Core>, mut shutdown: watch::Receiver<bool>) {
     let Ok(schedules) = core.store.schedules() else {
         return;
     };
+    if schedules.released().is_some() {
+        return follow(core, shutdown).await;
+    }
     loop {
         // Registered first, so a schedule made while this looks is not missed.
         let woken = core.scheduled.notified();
@@ -48,6 +53,34 @@ pub(crate) async fn run(core: Arc<Core>, mut shutdown: watch::Receiver<bool>) {
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             () = woken => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Routes what the store publishes as it comes due, following its stream
+/// again a second after it ends or fails.
+async fn follow(core: Arc<Core>, mut shutdown: watch::Receiver<bool>) {
+    use futures_util::StreamExt;
+    loop {
+        let Some(mut released) = core.store.schedules().ok().and_then(|s| s.released()) else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                next = released.next() => match next {
+                    Some(Ok(env)) => core.route_released(&env).await,
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "following due scheduled events failed; again in a second");
+                        break;
+                    }
+                    None => break,
+                },
+                _ = shutdown.changed() => return,
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(POLL) => {}
             _ = shutdown.changed() => return,
         }
     }

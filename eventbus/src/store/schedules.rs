@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use crate::envelope::{Draft, RawEnvelope};
 use crate::error::Result;
-use crate::future::BoxFuture;
+use crate::future::{BoxFuture, BoxStream};
 
 /// An event waiting for its time.
 #[derive(Debug, Clone)]
@@ -34,4 +34,14 @@ pub trait ScheduleStore: Send + Sync {
     /// Moves the events due at `now` into history, each once whoever else
     /// asks at the same time, and returns them as stored, to be routed.
     fn release_due(&self, now: DateTime<Utc>) -> BoxFuture<'_, Result<Vec<RawEnvelope>>>;
+
+    /// For a store whose server keeps the timers (NATS): the events this
+    /// process moves into history as they come due, each once across
+    /// processes, to be routed. The bus then follows this stream instead
+    /// of asking [`next_due`](ScheduleStore::next_due) and
+    /// [`release_due`](ScheduleStore::release_due). `None` (the default):
+    /// the bus asks.
+    fn released(&self) -> Option<BoxStream<'static, Result<RawEnvelope>>> {
+        None
+    }
 }

@@ -39,7 +39,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tokio::sync::OnceCell;
 
-use super::{NatsConfig, nats_error, wire};
+use super::forward::Forward;
+use super::{NatsConfig, nats_error};
 use crate::envelope::{Draft, RawEnvelope};
 use crate::error::{Error, Result};
 use crate::store::streams::{self, Snapshot, StreamEntry, StreamId};
@@ -87,10 +88,7 @@ impl Entities {
     pub(super) fn new(js: &jetstream::Context, config: &NatsConfig) -> Self {
         Entities {
             js: js.clone(),
-            forward: Forward {
-                js: js.clone(),
-                config: config.clone(),
-            },
+            forward: Forward::new(js, config),
             bus_stream: config.stream.clone(),
             name: format!("{}_entities", config.stream),
             subjects: format!("eventbus-entities.{}", config.stream),
@@ -558,43 +556,6 @@ fn forward_failed(e: Error) -> Error {
     )
 }
 
-/// Publishes events to the bus stream.
-#[derive(Clone)]
-struct Forward {
-    js: jetstream::Context,
-    config: NatsConfig,
-}
-
-impl Forward {
-    /// Publishes `drafts` in order (pipelined: the server stores them in
-    /// the order they arrive) and returns their seqs; a copy the duplicate
-    /// window drops answers with the first copy's seq.
-    async fn events(&self, drafts: &[Draft]) -> Result<Vec<u64>> {
-        let mut acks = Vec::with_capacity(drafts.len());
-        for draft in drafts {
-            let (headers, body) = wire::encode(draft).map_err(|reason| {
-                Error::store("nats", format!("encoding event {}: {reason}", draft.id()))
-            })?;
-            let subject = self.config.subject(draft.topic());
-            acks.push(
-                self.js
-                    .publish_with_headers(subject, headers, body)
-                    .await
-                    .map_err(nats_error("forwarding an event"))?,
-            );
-        }
-        let mut seqs = Vec::with_capacity(acks.len());
-        for ack in acks {
-            seqs.push(
-                ack.await
-                    .map_err(nats_error("forwarding an event"))?
-                    .sequence,
-            );
-        }
-        Ok(seqs)
-    }
-}
-
 /// Forwards every save to the bus stream, restarting after NATS errors.
 async fn run_forwarder(consumer: jetstream::consumer::PullConsumer, forward: Forward) {
     loop {
@@ -675,7 +636,7 @@ fn versions(headers: Option<&HeaderMap>) -> Option<(u64, u64)> {
 /// A subject token (and key-value key part) for any text: letters, digits,
 /// `_` and `-` stay, every other byte is `=` and two hex digits, and the
 /// empty text is `=`. Distinct texts give distinct tokens.
-fn token(text: &str) -> String {
+pub(super) fn token(text: &str) -> String {
     if text.is_empty() {
         return "=".to_owned();
     }

@@ -16,13 +16,16 @@ mod config;
 mod consumer;
 mod dead_letters;
 mod entities;
+mod forward;
 mod read;
+mod schedules;
 pub(crate) mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
+use chrono::{DateTime, Utc};
 
 pub use config::NatsConfig;
 
@@ -32,6 +35,7 @@ use super::consumer::{ConsumerSpec, Delivery, ServerConsumers};
 use super::core::{Create, Store};
 use super::dead_letter::{DeadLetter, DeadLetterQuery, DeadLetterStore, NewDeadLetter};
 use super::query::Query;
+use super::schedules::{ScheduleStore, Scheduled};
 use super::streams::{Snapshot, StreamEntry, StreamId, StreamStore};
 use crate::envelope::{Draft, RawEnvelope};
 use crate::error::{Error, Result};
@@ -60,6 +64,7 @@ struct Shared {
     origin: wire::Origin,
     dead: dead_letters::Bucket,
     entities: entities::Entities,
+    schedules: schedules::Schedules,
     /// The handlers' pull loops, so that closing waits for those whose bus
     /// stopped to unsubscribe before it flushes (see `consumer::Pullers`).
     pullers: consumer::Pullers,
@@ -103,6 +108,7 @@ impl NatsStore {
             Create::Never => dead_letters::Bucket::when_it_exists(&js, &config),
         };
         let entities = entities::Entities::new(&js, &config);
+        let schedules = schedules::Schedules::new(&js, &config);
         if create == Create::IfMissing {
             entities.resume_forwarding().await?;
         }
@@ -116,6 +122,7 @@ impl NatsStore {
                 origin,
                 dead,
                 entities,
+                schedules,
                 pullers: consumer::Pullers::default(),
             }),
         })
@@ -390,6 +397,42 @@ impl Store for NatsStore {
 
     fn as_streams(&self) -> Option<&dyn StreamStore> {
         Some(self)
+    }
+
+    fn as_schedules(&self) -> Option<&dyn ScheduleStore> {
+        Some(self)
+    }
+}
+
+impl ScheduleStore for NatsStore {
+    fn schedule(&self, draft: Draft, due: DateTime<Utc>) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.shared.schedules.schedule(draft, due))
+    }
+
+    fn cancel(&self, id: &str) -> BoxFuture<'_, Result<bool>> {
+        let id = id.to_owned();
+        Box::pin(async move { self.shared.schedules.cancel(&id).await })
+    }
+
+    fn scheduled(&self) -> BoxFuture<'_, Result<Vec<Scheduled>>> {
+        Box::pin(self.shared.schedules.list())
+    }
+
+    fn next_due(&self) -> BoxFuture<'_, Result<Option<DateTime<Utc>>>> {
+        Box::pin(async move {
+            let waiting = self.shared.schedules.list().await?;
+            Ok(waiting.first().map(|s| s.due))
+        })
+    }
+
+    /// The server publishes what is due (see `schedules`), through
+    /// [`ScheduleStore::released`]: there is nothing to release here.
+    fn release_due(&self, _now: DateTime<Utc>) -> BoxFuture<'_, Result<Vec<RawEnvelope>>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    fn released(&self) -> Option<BoxStream<'static, Result<RawEnvelope>>> {
+        Some(self.shared.schedules.released())
     }
 }
 

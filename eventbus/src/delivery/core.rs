@@ -69,6 +69,10 @@ pub(crate) struct Core {
     pub(crate) runtime: tokio::runtime::Handle,
     /// Wakes the scheduler when this process scheduled an event.
     pub(crate) scheduled: tokio::sync::Notify,
+    /// What due times of scheduled events are measured against.
+    pub(crate) clock: super::Clock,
+    /// What is in flight, for test buses (see [`Tracker`](super::Tracker)).
+    pub(crate) tracker: Option<Arc<super::Tracker>>,
 }
 
 /// Counters for one handler, read by `bus.stats()`.

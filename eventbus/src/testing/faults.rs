@@ -1,0 +1,137 @@
+//! Failure injection: a named handler's next attempts fail or panic,
+//! without a change to the handler, to test retries and dead letters.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::test_bus::TestBus;
+use crate::envelope::RawEnvelope;
+use crate::error::Result;
+use crate::future::BoxFuture;
+use crate::handler::HandlingError;
+use crate::middleware::{Middleware, Next};
+
+/// What an injected fault does to one attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    Fail,
+    Panic,
+}
+
+/// The faults waiting for each handler, by name, in the order injected.
+#[derive(Debug, Default)]
+pub(super) struct Faults {
+    waiting: Mutex<HashMap<String, VecDeque<Fault>>>,
+    /// How many wait in all, so handlings skip the lock when none do.
+    count: AtomicUsize,
+}
+
+impl Faults {
+    fn add(&self, handler: &str, fault: Fault, attempts: u32) {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        let queue = waiting.entry(handler.to_owned()).or_default();
+        for _ in 0..attempts {
+            queue.push_back(fault);
+        }
+        self.count.fetch_add(attempts as usize, Ordering::SeqCst);
+    }
+
+    fn take(&self, handler: &str) -> Option<Fault> {
+        if self.count.load(Ordering::SeqCst) == 0 {
+            return None;
+        }
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        let fault = waiting.get_mut(handler)?.pop_front()?;
+        self.count.fetch_sub(1, Ordering::SeqCst);
+        Some(fault)
+    }
+}
+
+/// The layer that applies [`Faults`]: innermost but for the handler, so
+/// the application's own layers see an injected failure as the handler's.
+#[derive(Debug)]
+pub(super) struct FaultLayer(std::sync::Arc<Faults>);
+
+impl FaultLayer {
+    pub(super) fn new(faults: std::sync::Arc<Faults>) -> Self {
+        FaultLayer(faults)
+    }
+}
+
+impl Middleware for FaultLayer {
+    fn name(&self) -> &str {
+        "testing faults"
+    }
+
+    fn around_handling<'a>(
+        &'a self,
+        envelope: RawEnvelope,
+        next: Next<'a>,
+    ) -> BoxFuture<'a, Result<(), HandlingError>> {
+        let handler = next.context().handler().to_owned();
+        match self.0.take(&handler) {
+            None => next.run(envelope),
+            Some(Fault::Fail) => Box::pin(async move {
+                Err(HandlingError::Failed(
+                    format!("injected failure of `{handler}` (TestBus::fail_next)").into(),
+                ))
+            }),
+            // Inside the future, where the bus catches a handler's panics.
+            Some(Fault::Panic) => {
+                Box::pin(
+                    async move { panic!("injected panic of `{handler}` (TestBus::panic_next)") },
+                )
+            }
+        }
+    }
+}
+
+impl TestBus {
+    /// Makes the next `attempts` attempts of the handler named `handler`
+    /// fail with an error, without calling it; attempts after those call
+    /// it as usual. With [`panic_next`](Self::panic_next), faults apply in
+    /// the order they were asked for.
+    ///
+    /// ```
+    /// # use eventbus::prelude::*;
+    /// # use eventbus::testing::TestBus;
+    /// # #[derive(Event, Clone, Debug)]
+    /// # #[event(topic = "invoice.sent")]
+    /// # struct InvoiceSent { id: u64 }
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> eventbus::Result<()> {
+    /// let billing = FnHandler::new("billing", |_: Envelope<InvoiceSent>, _: Context| async {});
+    /// let bus = TestBus::builder().closure(billing.retry(1)).build().await?;
+    /// bus.fail_next("billing", 2)?;          // the first attempt and its one retry
+    /// bus.publish(InvoiceSent { id: 1 }).await?;
+    /// bus.settled().await.unwrap();
+    /// assert_eq!(bus.dead_letters()[0].attempts, 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownHandler`](crate::Error::UnknownHandler) when this
+    /// bus runs no handler of that name.
+    pub fn fail_next(&self, handler: &str, attempts: u32) -> Result<()> {
+        self.handler_index(handler)?;
+        self.faults.add(handler, Fault::Fail, attempts);
+        Ok(())
+    }
+
+    /// Makes the next `attempts` attempts of the handler named `handler`
+    /// panic, without calling it: the bus counts a panic as a failed
+    /// attempt. See [`fail_next`](Self::fail_next).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownHandler`](crate::Error::UnknownHandler) when this
+    /// bus runs no handler of that name.
+    pub fn panic_next(&self, handler: &str, attempts: u32) -> Result<()> {
+        self.handler_index(handler)?;
+        self.faults.add(handler, Fault::Panic, attempts);
+        Ok(())
+    }
+}

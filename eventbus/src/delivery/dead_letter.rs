@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::core::{Core, HandlerRuntime};
+use super::tracker::Buried;
 use crate::envelope::RawEnvelope;
 use crate::event::{CodecError, Event};
 use crate::handler::{HandlingError, Publish};
@@ -111,7 +112,13 @@ pub(crate) async fn bury(
         attempts,
     };
     if let Some(tracker) = &core.tracker {
-        tracker.dead_lettered(notice.clone());
+        tracker.dead_lettered(Buried {
+            id,
+            handler: handler.index,
+            envelope: env.clone(),
+            error: notice.error.clone(),
+            attempts,
+        });
     }
     // Announcing a failed announcement would never end.
     if env.topic() == DeadLettered::TOPICS[0] {

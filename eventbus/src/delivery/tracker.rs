@@ -17,7 +17,6 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::dead_letter::DeadLettered;
 use crate::envelope::RawEnvelope;
 
 /// Where a handler is with one event.
@@ -29,6 +28,16 @@ pub(crate) enum Phase {
     Running { attempt: u32 },
     /// Attempt `attempt` failed; the next starts at `until`.
     Backoff { attempt: u32, until: Instant },
+}
+
+/// A dead letter stored, as the tracker records it.
+#[derive(Debug, Clone)]
+pub(crate) struct Buried {
+    pub(crate) id: u64,
+    pub(crate) handler: usize,
+    pub(crate) envelope: RawEnvelope,
+    pub(crate) error: String,
+    pub(crate) attempts: u32,
 }
 
 /// One event a handler is not done with.
@@ -71,7 +80,7 @@ struct State {
     /// Each successful handling: handler index and event, in the order they finished.
     handled: Vec<(usize, RawEnvelope)>,
     /// Each dead letter stored, in order.
-    dead_letters: Vec<DeadLettered>,
+    dead_letters: Vec<Buried>,
 }
 
 impl State {
@@ -200,8 +209,8 @@ impl Tracker {
     }
 
     /// A dead letter was stored.
-    pub(crate) fn dead_lettered(&self, notice: DeadLettered) {
-        self.lock().dead_letters.push(notice);
+    pub(crate) fn dead_lettered(&self, buried: Buried) {
+        self.lock().dead_letters.push(buried);
     }
 
     /// Marks work that is no handling as in flight until the returned
@@ -272,7 +281,7 @@ impl Tracker {
     }
 
     /// The dead letters stored so far, in order.
-    pub(crate) fn dead_letters(&self) -> Vec<DeadLettered> {
+    pub(crate) fn dead_letters(&self) -> Vec<Buried> {
         self.lock().dead_letters.clone()
     }
 }

@@ -1,13 +1,12 @@
 //! Failure injection: a named handler's next attempts fail or panic,
-//! without a change to the handler, to test retries and dead letters.
+//! without a change to the handler, to test retries and dead letters
+//! (asked for with [`TestBus::fail_next`](super::TestBus::fail_next)).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::test_bus::TestBus;
 use crate::envelope::RawEnvelope;
-use crate::error::Result;
 use crate::future::BoxFuture;
 use crate::handler::HandlingError;
 use crate::middleware::{Middleware, Next};
@@ -28,6 +27,16 @@ pub(super) struct Faults {
 }
 
 impl Faults {
+    /// The next `attempts` attempts of `handler` fail.
+    pub(super) fn fail(&self, handler: &str, attempts: u32) {
+        self.add(handler, Fault::Fail, attempts);
+    }
+
+    /// The next `attempts` attempts of `handler` panic.
+    pub(super) fn panic(&self, handler: &str, attempts: u32) {
+        self.add(handler, Fault::Panic, attempts);
+    }
+
     fn add(&self, handler: &str, fault: Fault, attempts: u32) {
         let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
         let queue = waiting.entry(handler.to_owned()).or_default();
@@ -84,54 +93,5 @@ impl Middleware for FaultLayer {
                 )
             }
         }
-    }
-}
-
-impl TestBus {
-    /// Makes the next `attempts` attempts of the handler named `handler`
-    /// fail with an error, without calling it; attempts after those call
-    /// it as usual. With [`panic_next`](Self::panic_next), faults apply in
-    /// the order they were asked for.
-    ///
-    /// ```
-    /// # use eventbus::prelude::*;
-    /// # use eventbus::testing::TestBus;
-    /// # #[derive(Event, Clone, Debug)]
-    /// # #[event(topic = "invoice.sent")]
-    /// # struct InvoiceSent { id: u64 }
-    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-    /// # async fn main() -> eventbus::Result<()> {
-    /// let billing = FnHandler::new("billing", |_: Envelope<InvoiceSent>, _: Context| async {});
-    /// let bus = TestBus::builder().closure(billing.retry(1)).build().await?;
-    /// bus.fail_next("billing", 2)?;          // the first attempt and its one retry
-    /// bus.publish(InvoiceSent { id: 1 }).await?;
-    /// bus.settled().await.unwrap();
-    /// assert_eq!(bus.dead_letters()[0].attempts, 2);
-    /// # Ok(())
-    /// # }
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// [`Error::UnknownHandler`](crate::Error::UnknownHandler) when this
-    /// bus runs no handler of that name.
-    pub fn fail_next(&self, handler: &str, attempts: u32) -> Result<()> {
-        self.handler_index(handler)?;
-        self.faults.add(handler, Fault::Fail, attempts);
-        Ok(())
-    }
-
-    /// Makes the next `attempts` attempts of the handler named `handler`
-    /// panic, without calling it: the bus counts a panic as a failed
-    /// attempt. See [`fail_next`](Self::fail_next).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::UnknownHandler`](crate::Error::UnknownHandler) when this
-    /// bus runs no handler of that name.
-    pub fn panic_next(&self, handler: &str, attempts: u32) -> Result<()> {
-        self.handler_index(handler)?;
-        self.faults.add(handler, Fault::Panic, attempts);
-        Ok(())
     }
 }

@@ -68,3 +68,44 @@ pub use test_bus::{HandlerFn, TestBus, TestBusBuilder};
 
 #[doc(hidden)]
 pub use expect::assert_published as __assert_published;
+
+/// Asserts that an `E` matching the pattern was published (see
+/// [`TestBus::recorded`]), and evaluates to the first such event's
+/// [`Envelope`]. It looks at what is recorded when it runs: after
+/// [`TestBus::settled`], that is everything. The pattern is a `match`
+/// pattern, with an optional `if` guard.
+///
+/// # Panics
+///
+/// When no published `E` matches, printing the pattern and every event
+/// published, in order, with its topic, seq and correlation id.
+///
+/// # Examples
+///
+/// ```standalone_crate
+/// use eventbus::prelude::*;
+/// use eventbus::{assert_published, testing::TestBus};
+///
+/// #[derive(Event, Clone, Debug)]
+/// #[event(namespace = "order")]
+/// enum OrderEvent { Placed { id: u64, cents: u64 }, Shipped { id: u64 } }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> eventbus::Result<()> {
+/// let bus = TestBus::new().await?;
+/// bus.publish(OrderEvent::Placed { id: 7, cents: 1250 }).correlation_id("req-1").await?;
+/// let placed = assert_published!(bus, OrderEvent::Placed { id: 7, cents } if *cents > 1000);
+/// assert_eq!(placed.correlation_id(), Some("req-1"));
+/// # Ok(())
+/// # }
+/// ```
+#[macro_export]
+macro_rules! assert_published {
+    ($bus:expr, $($pattern:pat_param)|+ $(if $guard:expr)? $(,)?) => {
+        $crate::testing::__assert_published(
+            &$bus,
+            ::core::stringify!($($pattern)|+ $(if $guard)?),
+            |__event| ::core::matches!(__event, $($pattern)|+ $(if $guard)?),
+        )
+    };
+}

@@ -52,7 +52,22 @@ impl TestBus {
     /// last error and attempts. (The store's dead-letter API, to retry or
     /// purge them, is `bus.bus().dead_letters()`.)
     pub fn dead_letters(&self) -> Vec<DeadLettered> {
-        self.tracker.dead_letters()
+        let handlers = &self.core().handlers;
+        self.tracker
+            .dead_letters()
+            .into_iter()
+            .map(|dead| DeadLettered {
+                dead_letter_id: dead.id,
+                handler: handlers
+                    .get(dead.handler)
+                    .map_or_else(String::new, |h| h.name.to_string()),
+                event_id: dead.envelope.id().to_string(),
+                seq: dead.envelope.seq(),
+                topic: dead.envelope.topic().to_owned(),
+                error: dead.error,
+                attempts: dead.attempts,
+            })
+            .collect()
     }
 }
 

@@ -173,7 +173,7 @@ impl TestBusBuilder {
 pub struct TestBus {
     bus: Bus,
     pub(super) tracker: Arc<Tracker>,
-    pub(super) faults: Arc<Faults>,
+    faults: Arc<Faults>,
     _dir: Option<TempDir>,
 }
 
@@ -221,6 +221,55 @@ impl TestBus {
                 name: name.to_owned(),
                 known: handlers.iter().map(|h| h.name.to_string()).collect(),
             })
+    }
+}
+
+impl TestBus {
+    /// Makes the next `attempts` attempts of the handler named `handler`
+    /// fail with an error, without calling it; attempts after those call
+    /// it as usual. With [`panic_next`](Self::panic_next), faults apply in
+    /// the order they were asked for.
+    ///
+    /// ```
+    /// # use eventbus::prelude::*;
+    /// # use eventbus::testing::TestBus;
+    /// # #[derive(Event, Clone, Debug)]
+    /// # #[event(topic = "invoice.sent")]
+    /// # struct InvoiceSent { id: u64 }
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> eventbus::Result<()> {
+    /// let billing = FnHandler::new("billing", |_: Envelope<InvoiceSent>, _: Context| async {});
+    /// let bus = TestBus::builder().closure(billing.retry(1)).build().await?;
+    /// bus.fail_next("billing", 2)?;          // the first attempt and its one retry
+    /// bus.publish(InvoiceSent { id: 1 }).await?;
+    /// bus.settled().await.unwrap();
+    /// assert_eq!(bus.dead_letters()[0].attempts, 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownHandler`](crate::Error::UnknownHandler) when this
+    /// bus runs no handler of that name.
+    pub fn fail_next(&self, handler: &str, attempts: u32) -> Result<()> {
+        self.handler_index(handler)?;
+        self.faults.fail(handler, attempts);
+        Ok(())
+    }
+
+    /// Makes the next `attempts` attempts of the handler named `handler`
+    /// panic, without calling it: the bus counts a panic as a failed
+    /// attempt. See [`fail_next`](Self::fail_next).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownHandler`](crate::Error::UnknownHandler) when this
+    /// bus runs no handler of that name.
+    pub fn panic_next(&self, handler: &str, attempts: u32) -> Result<()> {
+        self.handler_index(handler)?;
+        self.faults.panic(handler, attempts);
+        Ok(())
     }
 }
 

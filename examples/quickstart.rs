@@ -9,6 +9,8 @@
 //! ```text
 //! cargo run --example quickstart
 //! ```
+//!
+//! Its handlers are tested in `testing_handlers.rs` (hence the `pub(crate)`s).
 
 use std::time::Duration;
 
@@ -17,16 +19,16 @@ use eventbus::prelude::*;
 /// Something new exists; the invoice handler announces invoices with it.
 #[derive(Event, Clone, Debug)]
 #[event(topic = "entity.created")]
-struct EntityCreated {
-    id: String,
-    name: String,
+pub(crate) struct EntityCreated {
+    pub(crate) id: String,
+    pub(crate) name: String,
 }
 
 /// The life of an order: topics `order.placed`, `order.shipped` and
 /// `order.cancelled.by_customer`.
 #[derive(Event, Clone, Debug)]
 #[event(namespace = "order")]
-enum OrderEvent {
+pub(crate) enum OrderEvent {
     Placed {
         id: u64,
         cents: u64,
@@ -42,14 +44,14 @@ enum OrderEvent {
 }
 
 /// Shared state, handed to the builder and read with `ctx.state::<Shop>()`.
-struct Shop {
-    name: &'static str,
+pub(crate) struct Shop {
+    pub(crate) name: &'static str,
 }
 
 /// Sees every order event: the pattern `order.>` is checked against
 /// `OrderEvent`'s topics at compile time.
 #[handler(topic = "order.>", name = "audit")]
-async fn audit(ev: Envelope<OrderEvent>, ctx: Context) {
+pub(crate) async fn audit(ev: Envelope<OrderEvent>, ctx: Context) {
     let replay = if ctx.is_replay() { "  (replayed)" } else { "" };
     println!(
         "[audit]    seq {:>2} {:<28} {:?}{replay}",
@@ -62,7 +64,7 @@ async fn audit(ev: Envelope<OrderEvent>, ctx: Context) {
 /// Bills placed orders and announces the invoice as a follow-up event; the
 /// follow-up carries the order's correlation id and names it as its cause.
 #[handler(topic = "order.placed", name = "billing", retry = 2, replay = false)]
-async fn bill(ev: Envelope<OrderEvent>, ctx: Context) -> anyhow::Result<()> {
+pub(crate) async fn bill(ev: Envelope<OrderEvent>, ctx: Context) -> anyhow::Result<()> {
     if let OrderEvent::Placed { id, cents } = *ev {
         let shop = ctx.state::<Shop>()?;
         let invoice = EntityCreated {
@@ -85,7 +87,7 @@ async fn bill(ev: Envelope<OrderEvent>, ctx: Context) -> anyhow::Result<()> {
 
 /// Takes the event by value; topics come from the parameter's type.
 #[handler(name = "indexer")]
-async fn index(ev: EntityCreated) -> eventbus::Result<()> {
+pub(crate) async fn index(ev: EntityCreated) -> eventbus::Result<()> {
     println!("[indexer]  indexed {} ({})", ev.id, ev.name);
     Ok(())
 }

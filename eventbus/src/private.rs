@@ -14,6 +14,12 @@ pub use crate::store::Start;
 
 use crate::event::{CodecError, Event, finite};
 
+/// The `TypeId` of a value's type: of a `#[handler]` function item, which
+/// has a type of its own that no one can write down.
+pub fn type_id_of_val<T: 'static>(_: &T) -> std::any::TypeId {
+    std::any::TypeId::of::<T>()
+}
+
 /// Serializes with the derive's generated `Serialize` wrapper.
 ///
 /// # Errors

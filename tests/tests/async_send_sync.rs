@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eventbus::store::Store;
+use eventbus::testing::{InFlight, NotSettled, TestBus, TestBusBuilder};
 use eventbus::topic::{Pattern, Topic};
 use eventbus::{
     Backoff, Bus, BusBuilder, CodecError, Context, Draft, Envelope, Error, FnHandler, HandlerInfo,
@@ -97,6 +98,15 @@ const _: fn(&Bus, &Context) = |bus, ctx| {
     require_send(&bus.replay().topic("order.>").run());
     require_send(&ctx.publish(OrderEvent::Shipped { id: 1 }).into_future());
     require_static_send(&isolated().build());
+};
+
+// The test kit: its bus, builder and error, and its futures.
+const _: fn(&TestBus) = |bus| {
+    assert_send_sync_unpin!(TestBus, TestBusBuilder, NotSettled, InFlight);
+    assert_error::<NotSettled>();
+    require_send(&bus.settled());
+    require_send(&bus.expect::<OrderEvent>().matching(|_| true).into_future());
+    require_static_send(&TestBus::builder().build());
 };
 
 // The same futures inside `'static` tasks, as `tokio::spawn` needs them.

@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use eventbus::prelude::*;
-use eventbus::{Error, RawEnvelope};
+use eventbus::testing::TestBus;
+use eventbus::{Error, RawEnvelope, assert_published};
 use tests::{EntityCreated, OrderEvent, eventually, isolated};
 
 type Seen<T> = Arc<Mutex<Vec<T>>>;
@@ -24,10 +25,10 @@ fn len<T>(seen: &Seen<T>) -> usize {
 
 #[tokio::test]
 async fn publish_reaches_the_handler_with_all_metadata() {
-    let seen: Seen<Envelope<OrderEvent>> = Seen::default();
-    let bus = isolated()
-        .source("svc")
-        .handler(collector("orders", &seen))
+    let orders = FnHandler::new("orders", |_: Envelope<OrderEvent>, _: Context| async {});
+    let bus = TestBus::builder()
+        .closure(orders)
+        .configure(|b| b.source("svc"))
         .build()
         .await
         .unwrap();
@@ -45,11 +46,10 @@ async fn publish_reaches_the_handler_with_all_metadata() {
         .source("warehouse")
         .await
         .unwrap();
-    eventually("two handlings", Duration::from_secs(5), || len(&seen) == 2).await;
-    bus.shutdown().await.unwrap();
+    bus.settled().await.unwrap();
 
-    let seen = seen.lock().unwrap();
-    let ev = &seen[0];
+    let seen = bus.handled_by("orders");
+    let ev = seen[0].decode::<OrderEvent>().unwrap();
     assert_eq!(*ev.event(), OrderEvent::Placed { id: 7, cents: 1250 });
     assert_eq!(ev.id(), sent.id());
     let uuid = ev.id().as_uuid().expect("a published event's id is a UUID");
@@ -98,11 +98,11 @@ async fn fan_out_shares_one_event_without_cloning() {
 
 #[tokio::test]
 async fn handlers_only_see_their_pattern() {
-    let placed: Seen<Envelope<OrderEvent>> = Seen::default();
-    let all: Seen<Envelope<OrderEvent>> = Seen::default();
-    let bus = isolated()
-        .handler(collector("placed", &placed).topic("order.placed"))
-        .handler(collector("all", &all).topic("order.>"))
+    let noop =
+        |name: &'static str| FnHandler::new(name, |_: Envelope<OrderEvent>, _: Context| async {});
+    let bus = TestBus::builder()
+        .closure(noop("placed").topic("order.placed"))
+        .closure(noop("all").topic("order.>"))
         .build()
         .await
         .unwrap();
@@ -116,14 +116,10 @@ async fn handlers_only_see_their_pattern() {
     })
     .await
     .unwrap();
-    eventually("three events in `all`", Duration::from_secs(5), || {
-        len(&all) == 3
-    })
-    .await;
-    bus.shutdown().await.unwrap();
-    let topics: Vec<String> = placed
-        .lock()
-        .unwrap()
+    bus.settled().await.unwrap();
+    assert_eq!(bus.handled_by("all").len(), 3);
+    let topics: Vec<String> = bus
+        .handled_by("placed")
         .iter()
         .map(|e| e.topic().to_owned())
         .collect();
@@ -132,7 +128,6 @@ async fn handlers_only_see_their_pattern() {
 
 #[tokio::test]
 async fn context_publish_carries_correlation_and_causation() {
-    let created: Seen<Envelope<EntityCreated>> = Seen::default();
     let follow_up = FnHandler::new(
         "invoice",
         |ev: Envelope<OrderEvent>, ctx: Context| async move {
@@ -146,12 +141,7 @@ async fn context_publish_carries_correlation_and_causation() {
             Ok::<_, Error>(())
         },
     );
-    let bus = isolated()
-        .handler(follow_up)
-        .handler(collector("created", &created))
-        .build()
-        .await
-        .unwrap();
+    let bus = TestBus::builder().closure(follow_up).build().await.unwrap();
     let with = bus
         .publish(OrderEvent::Placed { id: 1, cents: 5 })
         .correlation_id("req-9")
@@ -161,19 +151,13 @@ async fn context_publish_carries_correlation_and_causation() {
         .publish(OrderEvent::Placed { id: 2, cents: 5 })
         .await
         .unwrap();
-    eventually("two invoices", Duration::from_secs(5), || {
-        len(&created) == 2
-    })
-    .await;
-    bus.shutdown().await.unwrap();
+    bus.settled().await.unwrap();
 
-    let created = created.lock().unwrap();
-    let inv = |id: &str| created.iter().find(|e| e.id == id).unwrap().clone();
-    let first = inv("inv-1");
+    let first = assert_published!(bus, EntityCreated { id, .. } if id == "inv-1");
     assert_eq!(first.correlation_id(), Some("req-9"));
     assert_eq!(first.causation_id(), Some(with.id().to_string().as_str()));
     // Without a correlation id, the causing event's id starts the chain.
-    let second = inv("inv-2");
+    let second = assert_published!(bus, EntityCreated { id, .. } if id == "inv-2");
     let root = without.id().to_string();
     assert_eq!(second.correlation_id(), Some(root.as_str()));
     assert_eq!(second.causation_id(), Some(root.as_str()));

@@ -1,18 +1,17 @@
 //! Failing and panicking handlers: retried with the attempt number, counted,
 //! and never a crash of the bus or a stall of the other handlers.
 
+use eventbus::prelude::*;
+use eventbus::testing::TestBus;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use eventbus::prelude::*;
-use tests::{OrderEvent, eventually, isolated};
+use tests::{OrderEvent, isolated};
 
 fn stat(bus: &Bus, name: &str) -> eventbus::HandlerStats {
     bus.stats().into_iter().find(|s| s.name == name).unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_handler_failing_k_times_succeeds_on_attempt_k_plus_one() {
     let attempts = Arc::new(Mutex::new(Vec::new()));
     let flaky = {
@@ -32,19 +31,15 @@ async fn a_handler_failing_k_times_succeeds_on_attempt_k_plus_one() {
         })
         .retry(3)
     };
-    let bus = isolated().handler(flaky).build().await.unwrap();
+    let bus = TestBus::builder().closure(flaky).build().await.unwrap();
     bus.publish(OrderEvent::Shipped { id: 1 }).await.unwrap();
-    eventually("success", Duration::from_secs(5), || {
-        stat(&bus, "flaky").handled == 1
-    })
-    .await;
+    bus.settled().await.unwrap();
     assert_eq!(*attempts.lock().unwrap(), [1, 2, 3]);
     let s = stat(&bus, "flaky");
-    assert_eq!((s.retried, s.failed), (2, 0));
-    bus.shutdown().await.unwrap();
+    assert_eq!((s.handled, s.retried, s.failed), (1, 2, 0));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_handler_always_failing_gives_up_after_its_retries() {
     let calls = Arc::new(AtomicU32::new(0));
     let broken = {
@@ -55,28 +50,24 @@ async fn a_handler_always_failing_gives_up_after_its_retries() {
         })
         .retry(2)
     };
-    let bus = isolated().handler(broken).build().await.unwrap();
+    let bus = TestBus::builder().closure(broken).build().await.unwrap();
     bus.publish(OrderEvent::Shipped { id: 1 }).await.unwrap();
     bus.publish(OrderEvent::Shipped { id: 2 }).await.unwrap();
-    eventually("both given up", Duration::from_secs(5), || {
-        stat(&bus, "broken").failed == 2
-    })
-    .await;
+    bus.settled().await.unwrap();
+    assert_eq!(stat(&bus, "broken").failed, 2, "both given up");
     assert_eq!(
         calls.load(Ordering::SeqCst),
         6,
         "1 attempt + 2 retries per event"
     );
-    bus.shutdown().await.unwrap();
 }
 
 fn anyhow_like(msg: &str) -> Box<dyn std::error::Error + Send + Sync> {
     msg.into()
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_panicking_handler_is_a_failure_and_others_keep_running() {
-    let good = Arc::new(AtomicU32::new(0));
     let panicky = FnHandler::new(
         "panicky",
         |ev: Envelope<OrderEvent>, _ctx: Context| async move {
@@ -86,46 +77,35 @@ async fn a_panicking_handler_is_a_failure_and_others_keep_running() {
         },
     )
     .retry(1);
-    let counter = {
-        let good = Arc::clone(&good);
-        FnHandler::new(
-            "counter",
-            move |_ev: Envelope<OrderEvent>, _ctx: Context| {
-                good.fetch_add(1, Ordering::SeqCst);
-                async {}
-            },
-        )
-    };
-    let bus = isolated()
-        .handler(panicky)
-        .handler(counter)
+    let counter = FnHandler::new(
+        "counter",
+        |_ev: Envelope<OrderEvent>, _ctx: Context| async {},
+    );
+    let bus = TestBus::builder()
+        .closure(panicky)
+        .closure(counter)
         .build()
         .await
         .unwrap();
     for id in 0..3 {
         bus.publish(OrderEvent::Shipped { id }).await.unwrap();
     }
-    eventually(
-        "the panicking handler moves on",
-        Duration::from_secs(5),
-        || {
-            let s = stat(&bus, "panicky");
-            s.handled == 2 && s.failed == 1
-        },
-    )
-    .await;
+    bus.settled().await.unwrap();
+    let s = stat(&bus, "panicky");
     assert_eq!(
-        stat(&bus, "panicky").panicked,
-        2,
-        "first attempt and its retry"
+        (s.handled, s.failed),
+        (2, 1),
+        "the panicking handler moves on"
     );
-    eventually("the other handler saw all", Duration::from_secs(5), || {
-        good.load(Ordering::SeqCst) == 3
-    })
-    .await;
+    assert_eq!(s.panicked, 2, "first attempt and its retry");
+    assert_eq!(
+        bus.handled_by("counter").len(),
+        3,
+        "the other handler saw all"
+    );
     // The bus still takes work.
     bus.publish(OrderEvent::Shipped { id: 9 }).await.unwrap();
-    bus.shutdown().await.unwrap();
+    bus.settled().await.unwrap();
     assert_eq!(stat(&bus, "panicky").handled, 3);
 }
 

@@ -147,6 +147,10 @@ pub(crate) fn expand(handler: &Handler<'_>) -> TokenStream {
                     #call
                 }
 
+                fn __eventbus_function() -> ::core::any::TypeId {
+                    #private::type_id_of_val(&#fn_ident)
+                }
+
                 #private::inventory::submit! {
                     #private::HandlerRegistration {
                         name: #name,
@@ -156,6 +160,7 @@ pub(crate) fn expand(handler: &Handler<'_>) -> TokenStream {
                         options: #options,
                         states: &[#(#states),*],
                         call: __eventbus_call,
+                        function: __eventbus_function,
                         file: ::core::file!(),
                         line: #line,
                     }

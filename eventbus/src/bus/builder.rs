@@ -11,8 +11,8 @@ use tokio::sync::watch;
 use super::checks::{self, Registered};
 use super::handle::{Bus, Inner};
 use crate::delivery::{
-    self, Core, FeedKind, HandlerCounters, HandlerRuntime, LagPolicy, Ring, Settings, Subscribers,
-    lease,
+    self, Clock, Core, FeedKind, HandlerCounters, HandlerRuntime, LagPolicy, Ring, Settings,
+    Subscribers, lease,
 };
 use crate::error::{Error, Result};
 use crate::handler::{Backoff, FnHandler, HandlerDef};
@@ -49,6 +49,7 @@ pub struct BusBuilder {
     default_start: Start,
     lag: LagPolicy,
     lease_ttl: Duration,
+    tracked: bool,
     errors: Vec<Error>,
 }
 
@@ -95,6 +96,7 @@ impl BusBuilder {
             default_start: Start::Latest,
             lag: LagPolicy::Block,
             lease_ttl: lease::DEFAULT_TTL,
+            tracked: false,
             errors: Vec::new(),
         }
     }
@@ -274,6 +276,14 @@ impl BusBuilder {
         self
     }
 
+    /// Tracks what is in flight and records the traffic, for
+    /// [`TestBus`](crate::testing::TestBus).
+    #[cfg(feature = "testing")]
+    pub(crate) fn tracked(mut self) -> Self {
+        self.tracked = true;
+        self
+    }
+
     /// Opens the store, collects the handlers, checks them and starts them.
     ///
     /// # Errors
@@ -354,6 +364,8 @@ impl BusBuilder {
             metrics: self.metrics,
             runtime,
             scheduled: tokio::sync::Notify::new(),
+            clock: Clock::start(),
+            tracker: self.tracked.then(Default::default),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let settings = Settings {

@@ -13,6 +13,7 @@ use futures_util::FutureExt;
 
 use super::core::HandlerScope;
 use super::dead_letter;
+use super::tracker::Tracker;
 use crate::envelope::RawEnvelope;
 use crate::handler::{Committed, Context, HandlingError};
 use crate::metrics;
@@ -62,12 +63,26 @@ async fn deliver_with(
     committed: Option<Arc<Committed>>,
 ) -> Result<(), Failure> {
     let handler = &*scope.handler;
+    // Live deliveries are what a test bus waits for; replays and retried
+    // dead letters are awaited by whoever asked for them.
+    let mut tracked = match (&scope.core.tracker, mode) {
+        (Some(tracker), Mode::Live) => Some(Tracked {
+            tracker,
+            handler: handler.index,
+            env: &env,
+            handled: false,
+        }),
+        _ => None,
+    };
     if !handler.in_scope(&env) {
         return Ok(());
     }
     let attempts = handler.retries.saturating_add(1);
     let mut attempt = 1;
     loop {
+        if let Some(t) = &tracked {
+            t.tracker.attempt(t.handler, t.env, attempt);
+        }
         let started = scope.core.metrics.then(std::time::Instant::now);
         let outcome = attempt_once(scope, &env, attempt, committed.clone()).await;
         if let Some(started) = started {
@@ -76,6 +91,9 @@ async fn deliver_with(
         let error = match outcome {
             Ok(()) => {
                 succeeded(scope, &env);
+                if let Some(t) = &mut tracked {
+                    t.handled = true;
+                }
                 return Ok(());
             }
             Err(error) => error,
@@ -88,9 +106,15 @@ async fn deliver_with(
                 "handler failed after its transaction committed; the event counts as handled and is not retried"
             );
             succeeded(scope, &env);
+            if let Some(t) = &mut tracked {
+                t.handled = true;
+            }
             return Ok(());
         }
         if let Some(delay) = failed(scope, &env, &error, attempt, attempts) {
+            if let Some(t) = &tracked {
+                t.tracker.backoff(t.handler, t.env, attempt, delay);
+            }
             tokio::time::sleep(delay).await;
             attempt += 1;
             continue;
@@ -109,6 +133,21 @@ async fn deliver_with(
             error,
             attempts: attempt,
         });
+    }
+}
+
+/// A live delivery on a tracked bus: reported finished when dropped, on
+/// every way out of it (a worker aborted at shutdown included).
+struct Tracked<'a> {
+    tracker: &'a Tracker,
+    handler: usize,
+    env: &'a RawEnvelope,
+    handled: bool,
+}
+
+impl Drop for Tracked<'_> {
+    fn drop(&mut self) {
+        self.tracker.finished(self.handler, self.env, self.handled);
     }
 }
 

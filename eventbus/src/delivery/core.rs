@@ -8,8 +8,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use tokio::sync::watch;
 
+use super::clock::Clock;
 use super::ring::Ring;
 use super::subscribers::Subscribers;
+use super::tracker::Tracker;
 use crate::envelope::RawEnvelope;
 use crate::envelope::Scope;
 use crate::error::Result;
@@ -69,6 +71,10 @@ pub(crate) struct Core {
     pub(crate) runtime: tokio::runtime::Handle,
     /// Wakes the scheduler when this process scheduled an event.
     pub(crate) scheduled: tokio::sync::Notify,
+    /// What due times of scheduled events are measured against.
+    pub(crate) clock: Clock,
+    /// What is in flight, for test buses (see [`Tracker`]).
+    pub(crate) tracker: Option<Arc<Tracker>>,
 }
 
 /// Counters for one handler, read by `bus.stats()`.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::core::{Core, HandlerRuntime};
+use super::tracker::Buried;
 use crate::envelope::RawEnvelope;
 use crate::event::{CodecError, Event};
 use crate::handler::{HandlingError, Publish};
@@ -101,10 +102,6 @@ pub(crate) async fn bury(
         handler = %handler.name, topic = env.topic(), seq = env.seq(), attempts, %error, dead_letter_id = id,
         "handler gave up; the event is in the dead letters"
     );
-    // Announcing a failed announcement would never end.
-    if env.topic() == DeadLettered::TOPICS[0] {
-        return true;
-    }
     let notice = DeadLettered {
         dead_letter_id: id,
         handler: handler.name.to_string(),
@@ -114,6 +111,23 @@ pub(crate) async fn bury(
         error: error.to_string(),
         attempts,
     };
+    if let Some(tracker) = &core.tracker {
+        tracker.dead_lettered(Buried {
+            id,
+            handler: handler.index,
+            envelope: env.clone(),
+            error: notice.error.clone(),
+            attempts,
+        });
+    }
+    // Announcing a failed announcement would never end.
+    if env.topic() == DeadLettered::TOPICS[0] {
+        return true;
+    }
+    let hold = core
+        .tracker
+        .as_ref()
+        .map(|tracker| tracker.hold("announcing a dead letter on eventbus.dead_letter"));
     let (core, cause, correlation) = (
         Arc::clone(core),
         env.id().to_string(),
@@ -122,6 +136,7 @@ pub(crate) async fn bury(
     // Published from its own task: the handler's worker must not wait on
     // feeds (possibly its own) while it is the one that drains them.
     tokio::spawn(async move {
+        let _hold = hold;
         let publish = Publish::new(&*core, notice).causation_id(cause);
         let publish = match correlation {
             Some(c) => publish.correlation_id(c),

@@ -71,7 +71,7 @@ impl Core {
         mut draft: Draft,
         due: DateTime<Utc>,
     ) -> Result<RawEnvelope> {
-        if due <= Utc::now() {
+        if due <= self.clock.now() {
             return self.publish(draft).await;
         }
         if self.closed.load(Ordering::Acquire) {
@@ -89,7 +89,11 @@ impl Core {
     /// into history, and they are routed as a publish would. Returns how
     /// many this process published.
     pub(crate) async fn release_due(&self) -> Result<usize> {
-        let released = self.store.schedules()?.release_due(Utc::now()).await?;
+        let released = self
+            .store
+            .schedules()?
+            .release_due(self.clock.now())
+            .await?;
         for env in &released {
             self.route_released(env).await;
         }
@@ -175,10 +179,16 @@ impl Core {
     /// Hands the event back when a pushed feed has no room yet.
     fn route_now(&self, env: RawEnvelope) -> std::result::Result<RawEnvelope, RawEnvelope> {
         self.subscribers.offer(&env);
-        if self.feeds == FeedKind::Served {
-            return Ok(env);
+        let targets = match self.feeds {
+            // The store's server routes, and deliveries report as they run.
+            FeedKind::Served => None,
+            _ => self.routes.get(env.topic()),
+        };
+        if let Some(tracker) = &self.tracker {
+            // Before the handlers can see it, so it is never done before it is counted.
+            tracker.routed(&env, targets.map_or(&[], |t| &t[..]));
         }
-        let Some(targets) = self.routes.get(env.topic()) else {
+        let Some(targets) = targets else {
             return Ok(env);
         };
         match &self.ring {
@@ -217,6 +227,9 @@ impl Core {
     /// ([`LagPolicy::Skip`](crate::LagPolicy::Skip)).
     fn missed(&self, i: usize, env: &RawEnvelope) {
         let handler = &self.handlers[i];
+        if let Some(tracker) = &self.tracker {
+            tracker.skipped(i, env);
+        }
         let missed = handler.counters.missed.fetch_add(1, Ordering::Relaxed) + 1;
         tracing::warn!(
             handler = %handler.name, seq = env.seq(), topic = env.topic(), missed,
@@ -240,5 +253,9 @@ impl Publisher for Core {
 
     fn runtime(&self) -> &tokio::runtime::Handle {
         &self.runtime
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
     }
 }

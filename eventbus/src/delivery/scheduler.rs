@@ -9,7 +9,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use tokio::sync::watch;
 
 use super::core::Core;
@@ -30,19 +29,30 @@ pub(crate) async fn run(core: Arc<Core>, mut shutdown: watch::Receiver<bool>) {
         let woken = core.scheduled.notified();
         // Only a due event takes the store's write lock: an idle bus reads.
         let wait = match schedules.next_due().await {
-            Ok(Some(due)) => match (due - Utc::now()).to_std() {
-                Ok(until_due) => until_due.min(POLL),
+            // Due at `now` counts as due, as the stores release it: under
+            // a paused clock, time stands still until this waits, so a
+            // wait of zero would spin.
+            Ok(Some(due)) => match (due - core.clock.now()).to_std() {
+                Ok(until_due) if !until_due.is_zero() => until_due.min(POLL),
                 // Due now: again at once while that publishes something,
                 // but not in a loop over an event another process took or
                 // one that does not read.
-                Err(_) => match core.release_due().await {
-                    Ok(0) => POLL,
-                    Ok(_) => continue,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "publishing due scheduled events failed; trying again");
-                        POLL
+                _ => {
+                    // A test bus waiting to settle sees the events as in
+                    // flight from here until they are routed.
+                    let _releasing = core
+                        .tracker
+                        .as_ref()
+                        .map(|t| t.hold("publishing scheduled events that are due"));
+                    match core.release_due().await {
+                        Ok(0) => POLL,
+                        Ok(_) => continue,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "publishing due scheduled events failed; trying again");
+                            POLL
+                        }
                     }
-                },
+                }
             },
             Ok(None) => POLL,
             Err(e) => {

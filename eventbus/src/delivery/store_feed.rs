@@ -98,6 +98,9 @@ pub(crate) async fn run(
                 match item {
                     Ok(env) if at.finished_before(env.seq()) => {
                         tracing::debug!(handler = %scope.handler.name, seq = env.seq(), "skipping an event handled before a restart");
+                        if let Some(tracker) = &scope.core.tracker {
+                            tracker.skipped(scope.handler.index, &env);
+                        }
                         at.last = at.last.max(env.seq());
                     }
                     Ok(env) => {

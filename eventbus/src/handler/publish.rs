@@ -27,6 +27,8 @@ pub(crate) trait Publisher: Send + Sync {
     fn source(&self) -> Arc<str>;
     /// The runtime the bus was built in, for [`Publish::blocking`].
     fn runtime(&self) -> &tokio::runtime::Handle;
+    /// The time `deliver_after` counts from (see `delivery::Clock`).
+    fn now(&self) -> DateTime<Utc>;
 }
 
 /// A publish in the making: set metadata, then `.await` it (or call
@@ -250,7 +252,7 @@ impl<'a, E> Publish<'a, E> {
             Some(Due::After(delay)) => Some(
                 chrono::Duration::from_std(delay)
                     .ok()
-                    .and_then(|delay| Utc::now().checked_add_signed(delay))
+                    .and_then(|delay| self.publisher.now().checked_add_signed(delay))
                     .ok_or_else(|| {
                         Error::InvalidArgument(format!(
                             "a delay of {delay:?} ends beyond the times eventbus keeps"

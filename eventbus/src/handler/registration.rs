@@ -55,6 +55,9 @@ pub struct HandlerRegistration {
     pub options: HandlerOptions,
     pub states: &'static [StateRequirement],
     pub call: fn(RawEnvelope, Context) -> BoxFuture<'static, Result<(), HandlingError>>,
+    /// The `TypeId` of the `#[handler]` function item itself, so a test
+    /// can name the handler by its function (`TestBus::handler(bill)`).
+    pub function: fn() -> TypeId,
     pub file: &'static str,
     pub line: u32,
 }

@@ -1,5 +1,5 @@
-//! Helpers for an application's own tests (feature `testing`, which
-//! brings `schema` along): enable it in `[dev-dependencies]`.
+//! Schema snapshots: a test that fails when an event type's data changed
+//! while its version did not.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -1,4 +1,5 @@
-//! Scheduled publishes on `sqlite://` and `memory://`: how late each event
+//! Scheduled publishes on `memory://`, `sqlite://` and `nats://` (when a
+//! server answers at `EVENTBUS_NATS_URL`, default 127.0.0.1:4222): how late each event
 //! reaches a subscriber after it is due, 10,000 events due over 10 s,
 //! against the raw baseline of 10,000 tokio timers set for the same times.
 //! Prints `ratio scheduled_lateness_p99` per store (bus p99 / timer p99)
@@ -99,6 +100,20 @@ fn main() {
         .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
         .expect("temp dir");
     let timers = p99(rt.block_on(timer_lateness()));
+    let nats_server =
+        std::env::var("EVENTBUS_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned());
+    let stream = format!("SCHEDULED_BENCH_{}", std::process::id());
+    let nats = rt
+        .block_on(async_nats::connect(
+            nats_server.trim_start_matches("nats://"),
+        ))
+        .ok();
+    if nats.is_none() {
+        println!("scheduled_lateness_p99 (nats): skipped, no server at {nats_server}");
+    }
+    let nats_url = nats
+        .as_ref()
+        .map(|_| format!("{nats_server}?stream={stream}&prefix=scheduled-bench"));
     for (store, url, lead) in [
         ("memory", "memory://".to_owned(), Duration::from_secs(2)),
         (
@@ -106,7 +121,10 @@ fn main() {
             format!("sqlite://{}", dir.path().join("scheduled.db").display()),
             Duration::from_secs(60),
         ),
-    ] {
+    ]
+    .into_iter()
+    .chain(nats_url.map(|url| ("nats", url, Duration::from_secs(60))))
+    {
         let bus = p99(rt.block_on(bus_lateness(&url, lead)));
         println!(
             "ratio scheduled_lateness_p99 ({store}): {:.2}   (bus p50/p99 {:.1}/{:.1} ms after due, \
@@ -117,5 +135,14 @@ fn main() {
             timers.0,
             timers.1
         );
+    }
+    if let Some(client) = nats {
+        rt.block_on(async {
+            let js = async_nats::jetstream::new(client);
+            for name in [stream.clone(), format!("{stream}_scheduled")] {
+                let _ = js.delete_stream(name).await;
+            }
+            let _ = js.delete_key_value(format!("{stream}_dead_letters")).await;
+        });
     }
 }

@@ -425,3 +425,43 @@ async fn nats_a_save_left_unforwarded_reaches_the_bus_stream() {
     );
     bus.shutdown().await.unwrap();
 }
+
+#[test]
+fn the_aggregate_fixture_checks_commands_and_says_what_differed() {
+    use eventbus::testing::AggregateFixture;
+
+    let state = AggregateFixture::<Ledger>::given(opened())
+        .when(|l| l.deposit(5))
+        .then_expect([LedgerEvent::Deposited { cents: 5 }]);
+    assert_eq!((state.balance, state.movements), (5, 1));
+    let why = AggregateFixture::<Ledger>::given(opened())
+        .when(|l| l.withdraw(1))
+        .then_expect_error();
+    assert_eq!(why, "balance 0 is below 1");
+
+    let wrong = std::panic::catch_unwind(|| {
+        AggregateFixture::<Ledger>::given(opened())
+            .when(|l| l.deposit(5))
+            .then_expect([LedgerEvent::Deposited { cents: 6 }]);
+    })
+    .unwrap_err();
+    let message = wrong.downcast_ref::<String>().unwrap();
+    assert_eq!(
+        message,
+        "the command did not return the expected events\n\n\
+         given\n  1. Opened { owner: \"Ada\" }\n\n\
+         expected\n  1. Deposited { cents: 6 }\n\n\
+         but it returned\n  1. Deposited { cents: 5 }\n"
+    );
+    let rejected = std::panic::catch_unwind(|| {
+        AggregateFixture::<Ledger>::given([])
+            .when(|l| l.deposit(5))
+            .then_expect([LedgerEvent::Deposited { cents: 5 }]);
+    })
+    .unwrap_err();
+    let message = rejected.downcast_ref::<String>().unwrap();
+    assert!(
+        message.ends_with("given\n  (no events)\n\nexpected\n  1. Deposited { cents: 5 }\n\nbut it was rejected: \"no such ledger\""),
+        "{message}"
+    );
+}

@@ -9,6 +9,7 @@
 //!   [`TestBus::dead_letters`]) and assertions that print what was seen
 //!   ([`TestBus::expect`], [`assert_published!`](crate::assert_published));
 //! - failure injection ([`TestBus::fail_next`], [`TestBus::panic_next`]);
+//! - given/when/then for aggregates' commands ([`AggregateFixture`]);
 //! - schema snapshots ([`assert_schemas_unchanged`]).
 //!
 //! # Examples
@@ -54,6 +55,7 @@
 //! paused time to the memory store: SQLite works on threads of its own,
 //! which tokio cannot see, so its clock may jump while SQLite writes.
 
+mod aggregate;
 mod expect;
 mod faults;
 mod recorded;
@@ -61,6 +63,7 @@ mod schemas;
 mod settled;
 mod test_bus;
 
+pub use aggregate::{AggregateFixture, CommandOutcome};
 pub use expect::Expect;
 pub use schemas::{assert_schemas_unchanged, assert_schemas_unchanged_in};
 pub use settled::{InFlight, InFlightState, NotSettled};

@@ -49,6 +49,5 @@ pub(crate) use ring::Ring;
 pub(crate) use subscribers::Subscribers;
 pub use subscribers::{RawSubscription, Subscription, SubscriptionError};
 #[cfg(feature = "testing")]
-pub(crate) use tracker::Phase;
-pub(crate) use tracker::Tracker;
+pub(crate) use tracker::{Phase, Tracker};
 pub(crate) use workers::{Settings, Workers, start};

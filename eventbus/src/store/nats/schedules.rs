@@ -6,14 +6,18 @@
 //! (`eventbus-scheduled.<STREAM>.<id>`), as CloudEvents structured JSON
 //! with its due time in the header `Eventbus-Due`. Every running bus pulls
 //! from one durable consumer on it (`scheduler`), so the server hands each
-//! message to one process at a time. A message that is not due yet is
-//! answered with `-NAK` and the delay until it is: the server redelivers it
-//! then, to whichever process pulls, without anyone polling. A due one is
+//! message to one process at a time. A message due later than a few
+//! seconds is answered with `-NAK` and a delay: the server redelivers it
+//! shortly before it is due, to whichever process pulls, without anyone
+//! polling; one due sooner waits in the process on a local timer (the
+//! server's redelivery comes about a second late). A due one is
 //! published to the bus stream (`Nats-Msg-Id` = the event id), deleted
 //! from the scheduled stream, and acknowledged; a process that dies in
 //! between leaves the message to be redelivered after the ack wait (30 s),
 //! and the second publish is dropped by the server's duplicate window.
 //! Cancelling deletes the event's message.
+
+use std::time::Duration;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
@@ -22,7 +26,8 @@ use async_nats::jetstream::{self, AckKind, stream};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
-use tokio::sync::OnceCell;
+use futures_util::stream::FuturesUnordered;
+use tokio::sync::{OnceCell, mpsc};
 
 use super::entities::token;
 use super::forward::Forward;
@@ -39,6 +44,9 @@ const SCHEDULER: &str = "scheduler";
 /// How many not-yet-due events the server may hold for the scheduler; a
 /// waiting event counts until it is published.
 const MAX_WAITING: i64 = 1_000_000;
+/// Events due within this wait in the process that pulled them, on a
+/// local timer, well inside the ack wait (30 s).
+const HOLD: Duration = Duration::from_secs(5);
 
 /// The scheduled events of one bus stream.
 pub(super) struct Schedules {
@@ -191,80 +199,98 @@ impl Schedules {
     /// the stream is followed.
     pub(super) fn released(&self) -> BoxStream<'static, Result<RawEnvelope>> {
         let (js, wanted, forward) = (self.js.clone(), self.wanted.clone(), self.forward.clone());
-        let setup = async move {
-            let opened = async {
-                let scheduled = get_or_create(&js, &wanted).await?;
-                let consumer = scheduled
-                    .get_or_create_consumer(
-                        SCHEDULER,
-                        pull::Config {
-                            durable_name: Some(SCHEDULER.to_owned()),
-                            description: Some("publishes scheduled events when due".to_owned()),
-                            ack_policy: AckPolicy::Explicit,
-                            max_ack_pending: MAX_WAITING,
-                            deliver_policy: DeliverPolicy::All,
-                            ..Default::default()
-                        },
-                    )
-                    .await
-                    .map_err(nats_error("opening the scheduler's consumer"))?;
-                let messages = consumer
-                    .messages()
-                    .await
-                    .map_err(nats_error("reading scheduled events"))?;
-                Ok::<_, Error>((scheduled, messages))
-            };
-            match opened.await {
-                Ok(state) => {
-                    futures_util::stream::unfold(Some((state, forward)), |state| async move {
-                        let ((scheduled, mut messages), forward) = state?;
-                        loop {
-                            let message = match messages.next().await? {
-                                Ok(m) => m,
-                                Err(e) => {
-                                    return Some((
-                                        Err(nats_error("reading scheduled events")(e)),
-                                        None,
-                                    ));
-                                }
-                            };
-                            match release(&scheduled, &forward, message).await {
-                                Ok(Some(env)) => {
-                                    return Some((Ok(env), Some(((scheduled, messages), forward))));
-                                }
-                                Ok(None) => {}
-                                Err(e) => return Some((Err(e), None)),
-                            }
-                        }
-                    })
-                    .boxed()
-                }
-                Err(e) => futures_util::stream::once(async { Err(e) }).boxed(),
+        let (tx, rx) = mpsc::channel(64);
+        let task = tokio::spawn(async move {
+            if let Err(e) = follow(&js, &wanted, &forward, &tx).await {
+                let _ = tx.send(Err(e)).await;
             }
-        };
-        Box::pin(futures_util::stream::once(setup).flatten())
+        });
+        let state = (rx, StopOnDrop(task.abort_handle()));
+        Box::pin(futures_util::stream::unfold(
+            state,
+            |(mut rx, stop)| async move { rx.recv().await.map(|item| (item, (rx, stop))) },
+        ))
     }
 }
 
-/// The scheduled events' stream, created if it is missing; another
-/// process may create it at the same moment, and getting it again tells.
-async fn get_or_create(js: &jetstream::Context, wanted: &stream::Config) -> Result<stream::Stream> {
-    match js.get_or_create_stream(wanted.clone()).await {
-        Ok(s) => Ok(s),
-        Err(_) => js
-            .get_stream(&wanted.name)
-            .await
-            .map_err(nats_error("creating the scheduled events")),
+/// Stops the following task when its stream is dropped.
+struct StopOnDrop(tokio::task::AbortHandle);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
-/// Publishes one delivered scheduled event if it is due (and returns it as
-/// stored), or hands it back to the server until it is.
-async fn release(
-    scheduled: &stream::Stream,
+/// Pulls scheduled events and publishes each when due: one due later than
+/// [`HOLD`] goes back to the server until shortly before it is due, one
+/// due sooner waits here on a timer (the server redelivers a deferred
+/// message about a second late, a local timer does not).
+async fn follow(
+    js: &jetstream::Context,
+    wanted: &stream::Config,
     forward: &Forward,
+    tx: &mpsc::Sender<Result<RawEnvelope>>,
+) -> Result<()> {
+    let scheduled = get_or_create(js, wanted).await?;
+    let consumer = scheduled
+        .get_or_create_consumer(
+            SCHEDULER,
+            pull::Config {
+                durable_name: Some(SCHEDULER.to_owned()),
+                description: Some("publishes scheduled events when due".to_owned()),
+                ack_policy: AckPolicy::Explicit,
+                max_ack_pending: MAX_WAITING,
+                deliver_policy: DeliverPolicy::All,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(nats_error("opening the scheduler's consumer"))?;
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(nats_error("reading scheduled events"))?;
+    let mut held = FuturesUnordered::new();
+    // Released side by side: one at a time, each publish, delete and ack
+    // waiting on the server, would fall behind a thousand events a second.
+    let mut releasing = FuturesUnordered::new();
+    loop {
+        tokio::select! {
+            next = messages.next() => {
+                let Some(message) = next else { return Ok(()) };
+                let message = message.map_err(nats_error("reading scheduled events"))?;
+                if let Some((wait, due)) = hold_or_defer(message).await? {
+                    held.push(async move {
+                        tokio::time::sleep(wait).await;
+                        due
+                    });
+                }
+            }
+            Some(due) = held.next(), if !held.is_empty() => {
+                releasing.push(release(&scheduled, forward, due));
+            }
+            Some(released) = releasing.next(), if !releasing.is_empty() => {
+                if let Some(stored) = released?
+                    && tx.send(Ok(stored)).await.is_err()
+                {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// A delivered scheduled event that is due within [`HOLD`].
+struct Due {
     message: jetstream::Message,
-) -> Result<Option<RawEnvelope>> {
+    seq: u64,
+    envelope: RawEnvelope,
+}
+
+/// Hands a message due later back to the server, drops one that cannot be
+/// read, and returns one due soon with the time left until it is.
+async fn hold_or_defer(message: jetstream::Message) -> Result<Option<(Duration, Due)>> {
     let seq = message
         .info()
         .map_err(nats_error("reading scheduled events"))?
@@ -280,25 +306,62 @@ async fn release(
             return Ok(None);
         }
     };
-    if let Ok(wait) = (due - Utc::now()).to_std()
-        && !wait.is_zero()
-    {
+    let wait = (due - Utc::now()).to_std().unwrap_or_default();
+    if wait > HOLD {
         message
-            .ack_with(AckKind::Nak(Some(wait)))
+            .ack_with(AckKind::Nak(Some(wait - HOLD / 2)))
             .await
             .map_err(|e| Error::store("nats", format!("deferring a scheduled event: {e}")))?;
         return Ok(None);
     }
-    let draft = Draft::from_envelope(&envelope);
+    Ok(Some((
+        wait,
+        Due {
+            message,
+            seq,
+            envelope,
+        },
+    )))
+}
+
+/// The scheduled events' stream, created if it is missing; another
+/// process may create it at the same moment, and getting it again tells.
+async fn get_or_create(js: &jetstream::Context, wanted: &stream::Config) -> Result<stream::Stream> {
+    match js.get_or_create_stream(wanted.clone()).await {
+        Ok(s) => Ok(s),
+        Err(_) => js
+            .get_stream(&wanted.name)
+            .await
+            .map_err(nats_error("creating the scheduled events")),
+    }
+}
+
+/// Publishes a due event to the bus stream and returns it as stored;
+/// `None` when it was cancelled while it waited here.
+async fn release(
+    scheduled: &stream::Stream,
+    forward: &Forward,
+    due: Due,
+) -> Result<Option<RawEnvelope>> {
+    match scheduled.get_raw_message(due.seq).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => {
+            due.message.ack().await.map_err(|e| {
+                Error::store("nats", format!("acknowledging a cancelled event: {e}"))
+            })?;
+            return Ok(None);
+        }
+        Err(e) => return Err(nats_error("checking a scheduled event")(e)),
+    }
+    let draft = Draft::from_envelope(&due.envelope);
     let stored = forward.events(std::slice::from_ref(&draft)).await?;
     // Deleted before the ack: were the ack lost, the redelivery finds
     // nothing to publish twice; were the delete lost, the duplicate window
     // drops the second publish.
-    match scheduled.delete_message(seq).await {
-        Ok(_) => {}
-        Err(e) => tracing::debug!(seq, error = %e, "deleting a published scheduled event"),
+    if let Err(e) = scheduled.delete_message(due.seq).await {
+        tracing::debug!(seq = due.seq, error = %e, "deleting a published scheduled event");
     }
-    message
+    due.message
         .ack()
         .await
         .map_err(|e| Error::store("nats", format!("acknowledging a scheduled event: {e}")))?;

@@ -9,9 +9,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use tokio::sync::watch;
 
 use super::core::Core;
+use crate::envelope::RawEnvelope;
+use crate::error::Result;
+use crate::future::BoxStream;
 
 /// How often to look for events other processes scheduled.
 const POLL: Duration = Duration::from_secs(1);
@@ -21,8 +25,8 @@ pub(crate) async fn run(core: Arc<Core>, mut shutdown: watch::Receiver<bool>) {
     let Ok(schedules) = core.store.schedules() else {
         return;
     };
-    if schedules.released().is_some() {
-        return follow(core, shutdown).await;
+    if let Some(released) = schedules.released() {
+        return follow(core, released, shutdown).await;
     }
     loop {
         // Registered first, so a schedule made while this looks is not missed.
@@ -70,12 +74,12 @@ pub(crate) async fn run(core: Arc<Core>, mut shutdown: watch::Receiver<bool>) {
 
 /// Routes what the store publishes as it comes due, following its stream
 /// again a second after it ends or fails.
-async fn follow(core: Arc<Core>, mut shutdown: watch::Receiver<bool>) {
-    use futures_util::StreamExt;
+async fn follow(
+    core: Arc<Core>,
+    mut released: BoxStream<'static, Result<RawEnvelope>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
-        let Some(mut released) = core.store.schedules().ok().and_then(|s| s.released()) else {
-            return;
-        };
         loop {
             tokio::select! {
                 next = released.next() => match next {
@@ -93,5 +97,9 @@ async fn follow(core: Arc<Core>, mut shutdown: watch::Receiver<bool>) {
             () = tokio::time::sleep(POLL) => {}
             _ = shutdown.changed() => return,
         }
+        let Some(again) = core.store.schedules().ok().and_then(|s| s.released()) else {
+            return;
+        };
+        released = again;
     }
 }

@@ -129,8 +129,11 @@ impl Entities {
         }
     }
 
+    /// The entity streams, created if missing, with this process
+    /// forwarding saves.
     async fn created(&self) -> Result<&stream::Stream> {
         if let Some(open) = self.existing().await? {
+            self.start_forwarder().await?;
             return Ok(open);
         }
         let wanted = stream::Config {
@@ -168,6 +171,9 @@ impl Entities {
         let Some(entities) = self.open.get() else {
             return Ok(());
         };
+        if self.forwarding() {
+            return Ok(());
+        }
         let consumer = entities
             .get_or_create_consumer(
                 FORWARDER,
@@ -192,6 +198,13 @@ impl Entities {
             *running = Some(task.abort_handle());
         }
         Ok(())
+    }
+
+    fn forwarding(&self) -> bool {
+        self.forwarder
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some()
     }
 
     /// Stops forwarding; saves left are forwarded by another process or

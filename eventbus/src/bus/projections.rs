@@ -48,13 +48,9 @@ impl Bus {
         let reached = if core.feeds == FeedKind::Served {
             server_floor_reaches(core.store.checkpoint_store()?, handler, target, deadline).await?
         } else {
-            runtime
-                .through
-                .wait_for(target, deadline)
-                .await
-                .then_some(target)
+            runtime.through.wait_for(target, deadline).await
         };
-        if reached.is_some() {
+        if reached {
             Ok(())
         } else {
             Err(Error::NotCaughtUp {
@@ -121,23 +117,23 @@ impl Bus {
 }
 
 /// Reads the handler's acknowledged floor on the server until it reaches
-/// `target` (`Some`) or the deadline passes (`None`), backing off from
-/// 5 ms to 100 ms between reads.
+/// `target` (true) or the deadline passes (false), backing off from 5 ms
+/// to 100 ms between reads.
 async fn server_floor_reaches(
     checkpoints: &dyn crate::store::CheckpointStore,
     handler: &str,
     target: u64,
     deadline: tokio::time::Instant,
-) -> Result<Option<u64>> {
+) -> Result<bool> {
     let mut pause = Duration::from_millis(5);
     loop {
         let floor = checkpoints.load_checkpoint(handler).await?.unwrap_or(0);
         if floor >= target {
-            return Ok(Some(floor));
+            return Ok(true);
         }
         let now = tokio::time::Instant::now();
         if now >= deadline {
-            return Ok(None);
+            return Ok(false);
         }
         tokio::time::sleep(pause.min(deadline - now)).await;
         pause = (pause * 2).min(Duration::from_millis(100));

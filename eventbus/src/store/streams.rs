@@ -39,6 +39,18 @@ pub struct StreamEntry {
     pub data: String,
 }
 
+impl StreamEntry {
+    /// What folding needs of a stored event.
+    pub(crate) fn of(env: &RawEnvelope) -> Result<Self> {
+        Ok(StreamEntry {
+            topic: env.topic().to_owned(),
+            event_version: env.event_version(),
+            stream_version: env.stream_version().unwrap_or_default(),
+            data: env.data_json()?.get().to_owned(),
+        })
+    }
+}
+
 /// A stored state of an entity at a version of its stream.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -90,19 +102,7 @@ pub trait StreamStore: Send + Sync {
         until: Option<u64>,
     ) -> BoxFuture<'_, Result<Vec<StreamEntry>>> {
         let read = self.read_stream(stream, after, until);
-        Box::pin(async move {
-            read.await?
-                .into_iter()
-                .map(|env| {
-                    Ok(StreamEntry {
-                        topic: env.topic().to_owned(),
-                        event_version: env.event_version(),
-                        stream_version: env.stream_version().unwrap_or_default(),
-                        data: env.data_json()?.get().to_owned(),
-                    })
-                })
-                .collect()
-        })
+        Box::pin(async move { read.await?.iter().map(StreamEntry::of).collect() })
     }
 
     /// Keeps `snapshot` as the entity's newest of its state version.

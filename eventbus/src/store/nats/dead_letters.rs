@@ -93,33 +93,13 @@ impl Bucket {
         if let Some(open) = self.existing().await? {
             return Ok(open);
         }
-        // The bucket's stream is made by hand, as the key-value convention
-        // lays it out: the client's own bucket creation first queries
-        // account details that a 2.9 server words differently.
-        let created = self
-            .js
-            .create_stream(stream::Config {
-                name: format!("KV_{}", self.name),
-                description: Some(format!("eventbus dead letters of stream {}", self.stream)),
-                subjects: vec![format!("$KV.{}.>", self.name)],
-                max_messages_per_subject: 1,
-                num_replicas: self.replicas,
-                allow_rollup: true,
-                deny_delete: true,
-                allow_direct: true,
-                discard: stream::DiscardPolicy::New,
-                ..Default::default()
-            })
-            .await;
-        // Another process may have made it meanwhile; opening tells.
-        if let Err(e) = created {
-            tracing::debug!(error = %e, "creating the dead-letter bucket");
-        }
-        let kv = self
-            .js
-            .get_key_value(&self.name)
-            .await
-            .map_err(nats_error("opening the dead-letter bucket"))?;
+        let kv = open_or_create_bucket(
+            &self.js,
+            &self.name,
+            format!("eventbus dead letters of stream {}", self.stream),
+            self.replicas,
+        )
+        .await?;
         Ok(self.open.get_or_init(|| async { Open { kv } }).await)
     }
 
@@ -165,6 +145,39 @@ impl Bucket {
 }
 
 /// Whether opening a bucket failed because its stream does not exist.
+/// The key-value bucket `name`, created if it is missing. Its stream is
+/// made by hand, as the key-value convention lays it out: the client's own
+/// bucket creation first queries account details that a 2.9 server words
+/// differently.
+pub(super) async fn open_or_create_bucket(
+    js: &jetstream::Context,
+    name: &str,
+    description: String,
+    replicas: usize,
+) -> Result<kv::Store> {
+    let created = js
+        .create_stream(stream::Config {
+            name: format!("KV_{name}"),
+            description: Some(description),
+            subjects: vec![format!("$KV.{name}.>")],
+            max_messages_per_subject: 1,
+            num_replicas: replicas,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            discard: stream::DiscardPolicy::New,
+            ..Default::default()
+        })
+        .await;
+    // Another process may have made it meanwhile; opening tells.
+    if let Err(e) = created {
+        tracing::debug!(bucket = name, error = %e, "creating a key-value bucket");
+    }
+    js.get_key_value(name)
+        .await
+        .map_err(nats_error("opening a key-value bucket"))
+}
+
 /// Whether opening a bucket failed because it does not exist.
 pub(super) fn is_missing(e: &jetstream::context::KeyValueError) -> bool {
     use std::error::Error as _;

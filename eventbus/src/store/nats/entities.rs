@@ -136,32 +136,14 @@ impl Entities {
             self.start_forwarder().await?;
             return Ok(open);
         }
-        let wanted = stream::Config {
-            name: self.name.clone(),
-            description: Some(format!(
-                "eventbus entity streams of stream {}",
-                self.bus_stream
-            )),
-            subjects: vec![format!("{}.>", self.subjects)],
-            retention: stream::RetentionPolicy::Limits,
-            storage: if self.memory {
-                stream::StorageType::Memory
-            } else {
-                stream::StorageType::File
-            },
-            num_replicas: self.replicas,
-            ..Default::default()
-        };
-        // Another process may create it at the same moment; getting it
-        // again tells.
-        let s = match self.js.get_or_create_stream(wanted).await {
-            Ok(s) => s,
-            Err(_) => self
-                .js
-                .get_stream(&self.name)
-                .await
-                .map_err(nats_error("creating the entity streams"))?,
-        };
+        let wanted = super::side_stream(
+            &self.name,
+            format!("{}.>", self.subjects),
+            format!("eventbus entity streams of stream {}", self.bus_stream),
+            self.replicas,
+            self.memory,
+        );
+        let s = super::get_or_create_stream(&self.js, wanted).await?;
         let s = self.open.get_or_init(|| async { s }).await;
         self.start_forwarder().await?;
         Ok(s)
@@ -413,15 +395,8 @@ impl Entities {
     ) -> Result<Vec<StreamEntry>> {
         self.read(stream, after, until)
             .await?
-            .into_iter()
-            .map(|env| {
-                Ok(StreamEntry {
-                    topic: env.topic().to_owned(),
-                    event_version: env.event_version(),
-                    stream_version: env.stream_version().unwrap_or_default(),
-                    data: env.data_json()?.get().to_owned(),
-                })
-            })
+            .iter()
+            .map(StreamEntry::of)
             .collect()
     }
 
@@ -477,31 +452,13 @@ impl Entities {
             return Ok(open);
         }
         let name = self.snapshots_name();
-        // Made by hand as the key-value convention lays it out, for the
-        // reason the dead-letter bucket is (see `dead_letters`).
-        let created = self
-            .js
-            .create_stream(stream::Config {
-                name: format!("KV_{name}"),
-                description: Some(format!("eventbus snapshots of stream {}", self.bus_stream)),
-                subjects: vec![format!("$KV.{name}.>")],
-                max_messages_per_subject: 1,
-                num_replicas: self.replicas,
-                allow_rollup: true,
-                deny_delete: true,
-                allow_direct: true,
-                discard: stream::DiscardPolicy::New,
-                ..Default::default()
-            })
-            .await;
-        if let Err(e) = created {
-            tracing::debug!(error = %e, "creating the snapshot bucket");
-        }
-        let kv = self
-            .js
-            .get_key_value(&name)
-            .await
-            .map_err(nats_error("opening the snapshot bucket"))?;
+        let kv = super::dead_letters::open_or_create_bucket(
+            &self.js,
+            &name,
+            format!("eventbus snapshots of stream {}", self.bus_stream),
+            self.replicas,
+        )
+        .await?;
         Ok(self.snapshots.get_or_init(|| async { kv }).await)
     }
 

@@ -335,6 +335,47 @@ fn stream_mismatches(have: &stream::Config, config: &NatsConfig, all: &str) -> V
     problems
 }
 
+/// The settings of a stream beside the bus stream (entity streams,
+/// scheduled events): `limits` retention, the bus stream's storage and
+/// replicas, no age or size limit.
+fn side_stream(
+    name: &str,
+    subjects: String,
+    description: String,
+    replicas: usize,
+    memory: bool,
+) -> stream::Config {
+    stream::Config {
+        name: name.to_owned(),
+        description: Some(description),
+        subjects: vec![subjects],
+        retention: stream::RetentionPolicy::Limits,
+        storage: if memory {
+            stream::StorageType::Memory
+        } else {
+            stream::StorageType::File
+        },
+        num_replicas: replicas,
+        ..Default::default()
+    }
+}
+
+/// The stream `wanted` names, created if it is missing; another process
+/// may create it at the same moment, and getting it again tells.
+async fn get_or_create_stream(
+    js: &jetstream::Context,
+    wanted: stream::Config,
+) -> Result<stream::Stream> {
+    let name = wanted.name.clone();
+    match js.get_or_create_stream(wanted).await {
+        Ok(s) => Ok(s),
+        Err(_) => js
+            .get_stream(&name)
+            .await
+            .map_err(nats_error("creating a stream")),
+    }
+}
+
 pub(super) fn is_stream_not_found(e: &jetstream::context::GetStreamError) -> bool {
     matches!(
         e.kind(),

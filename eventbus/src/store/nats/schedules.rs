@@ -63,22 +63,13 @@ impl Schedules {
     pub(super) fn new(js: &jetstream::Context, config: &NatsConfig) -> Self {
         let name = format!("{}_scheduled", config.stream);
         let subjects = format!("eventbus-scheduled.{}", config.stream);
-        let wanted = stream::Config {
-            name: name.clone(),
-            description: Some(format!(
-                "eventbus scheduled events of stream {}",
-                config.stream
-            )),
-            subjects: vec![format!("{subjects}.>")],
-            retention: stream::RetentionPolicy::Limits,
-            storage: if config.limits.memory_storage == Some(true) {
-                stream::StorageType::Memory
-            } else {
-                stream::StorageType::File
-            },
-            num_replicas: config.limits.replicas.unwrap_or(1),
-            ..Default::default()
-        };
+        let wanted = super::side_stream(
+            &name,
+            format!("{subjects}.>"),
+            format!("eventbus scheduled events of stream {}", config.stream),
+            config.limits.replicas.unwrap_or(1),
+            config.limits.memory_storage == Some(true),
+        );
         Schedules {
             js: js.clone(),
             forward: Forward::new(js, config),
@@ -104,7 +95,7 @@ impl Schedules {
         if let Some(open) = self.existing().await? {
             return Ok(open);
         }
-        let s = get_or_create(&self.js, &self.wanted).await?;
+        let s = super::get_or_create_stream(&self.js, self.wanted.clone()).await?;
         Ok(self.open.get_or_init(|| async { s }).await)
     }
 
@@ -232,7 +223,7 @@ async fn follow(
     forward: &Forward,
     tx: &mpsc::Sender<Result<RawEnvelope>>,
 ) -> Result<()> {
-    let scheduled = get_or_create(js, wanted).await?;
+    let scheduled = super::get_or_create_stream(js, wanted.clone()).await?;
     let consumer = scheduled
         .get_or_create_consumer(
             SCHEDULER,
@@ -322,18 +313,6 @@ async fn hold_or_defer(message: jetstream::Message) -> Result<Option<(Duration, 
             envelope,
         },
     )))
-}
-
-/// The scheduled events' stream, created if it is missing; another
-/// process may create it at the same moment, and getting it again tells.
-async fn get_or_create(js: &jetstream::Context, wanted: &stream::Config) -> Result<stream::Stream> {
-    match js.get_or_create_stream(wanted.clone()).await {
-        Ok(s) => Ok(s),
-        Err(_) => js
-            .get_stream(&wanted.name)
-            .await
-            .map_err(nats_error("creating the scheduled events")),
-    }
 }
 
 /// Publishes a due event to the bus stream and returns it as stored;

@@ -18,6 +18,7 @@ mod ctxt;
 mod event;
 mod handler;
 mod pretty;
+mod saga;
 mod topic;
 
 use proc_macro::TokenStream;
@@ -236,6 +237,38 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn handler(args: TokenStream, item: TokenStream) -> TokenStream {
     handler::expand(args.into(), item.into()).into()
+}
+
+/// Makes a type a saga (process manager): put it on an `impl` block of
+/// the saga's state type, with `#[start]` on the method an instance starts
+/// from and `#[on]` on each method that continues one.
+///
+/// ```ignore
+/// #[saga(key = "order_id")]                   // name = "...", crate = "..."
+/// impl OrderFulfilment {
+///     #[start(topic = "order.placed")]         // topic, retry, backoff
+///     fn placed(&mut self, ev: &OrderEvent, saga: &mut SagaContext) { .. }
+///     #[on]
+///     fn reserved(&mut self, ev: &Envelope<StockEvent>, saga: &mut SagaContext) -> Result<(), E> { .. }
+/// }
+/// ```
+///
+/// Checked while compiling: every step's event type has the `key` field
+/// (in every variant, with one type); one `#[start]` per event type; no two
+/// steps for the same event type and topics; steps are plain (not `async`)
+/// methods taking `&mut self`, the event by reference, and optionally
+/// `&mut SagaContext`. See `eventbus::saga`.
+#[proc_macro_attribute]
+pub fn saga(args: TokenStream, item: TokenStream) -> TokenStream {
+    saga::expand(args.into(), item.into()).into()
+}
+
+/// FNV-1a of a field name: the `HasField` const parameter, the same as
+/// the runtime's `field_hash`.
+pub(crate) fn field_hash(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// A topic or pattern, validated while compiling.

@@ -57,6 +57,7 @@ mod handler;
 mod metrics;
 pub mod middleware;
 mod migrate;
+pub mod saga;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -10,6 +10,7 @@ pub use crate::future::BoxFuture;
 pub use crate::handler::{
     Backoff, EventParam, HandlerOptions, HandlerRegistration, HandlerReturn, StateRequirement,
 };
+pub use crate::saga::{StepDef, StepKind, run_step};
 pub use crate::store::Start;
 
 use crate::event::{CodecError, Event, finite};
@@ -597,6 +598,68 @@ pub mod fuzz {
         let origin = wire::Origin::new("FUZZ", published);
         wire::decode(&origin, topic, seq, published, headers, body)
     }
+}
+
+/// A field every variant of an event type has, with one type, named by
+/// the hash of its name ([`field_hash`]): `#[derive(Event)]` implements it
+/// for each such field, and `#[saga(key = "...")]` reads a step's
+/// correlation value through it.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no field named by the saga's `key` (in every variant, with one type)",
+    label = "this event does not carry the saga's correlation field",
+    note = "each `#[start]` and `#[on]` event needs the field `#[saga(key = \"...\")]` names, \
+            in every variant of an enum; or put the method on an event type that has it"
+)]
+pub trait HasField<const NAME: u64> {
+    /// The field's type.
+    type Type: ?Sized;
+    /// The field.
+    fn field(&self) -> &Self::Type;
+}
+
+/// FNV-1a of a field's name: the `NAME` of [`HasField`]; the macros compute
+/// the same at expansion time.
+pub const fn field_hash(name: &str) -> u64 {
+    let bytes = name.as_bytes();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u64;
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        i += 1;
+    }
+    hash
+}
+
+/// A correlation value as the text saga instances are keyed by.
+#[diagnostic::on_unimplemented(
+    message = "a saga's correlation field must be displayable text or a number, not `{Self}`",
+    label = "this field cannot key a saga instance"
+)]
+pub trait CorrelationValue {
+    /// The value as text.
+    fn correlation_text(&self) -> String;
+}
+
+impl<T: std::fmt::Display + ?Sized> CorrelationValue for T {
+    fn correlation_text(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// The correlation value of a saga step's event, read through the field
+/// `#[saga(key = "...")]` names.
+///
+/// # Errors
+///
+/// The event's decode error.
+pub fn saga_key<E, const NAME: u64>(raw: &crate::RawEnvelope) -> Result<String, CodecError>
+where
+    E: Event + HasField<NAME>,
+    <E as HasField<NAME>>::Type: CorrelationValue,
+{
+    let envelope = crate::Envelope::<E>::from_raw(raw)?;
+    Ok(envelope.event().field().correlation_text())
 }
 
 #[cfg(test)]

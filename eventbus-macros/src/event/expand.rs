@@ -7,7 +7,7 @@ use quote::quote;
 use super::check::Checked;
 use super::model::{Body, Input};
 use super::schema::Schemas;
-use super::{codec, upcast};
+use super::{codec, fields, upcast};
 
 /// The `impl Event` and its codec, inside one `const _` block so that the
 /// helper types never collide with the user's names.
@@ -43,6 +43,7 @@ pub(crate) fn expand(input: &Input<'_>, checked: &Checked) -> TokenStream {
     } = codec::expand(input, krate, topics, &schemas);
     let (schema_items, schemas_fn) = schemas.finish();
     let serde_impls = serde.then(|| serde_impls(ty, krate, &serialize, deserialize.as_ref()));
+    let field_impls = fields::expand(input, krate);
     quote! {
         #[allow(dead_code, non_camel_case_types, unused_qualifications, clippy::all)]
         const _: () = {
@@ -90,6 +91,7 @@ pub(crate) fn expand(input: &Input<'_>, checked: &Checked) -> TokenStream {
             }
 
             #serde_impls
+            #field_impls
         };
     }
 }

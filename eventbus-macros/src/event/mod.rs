@@ -5,6 +5,7 @@
 mod check;
 mod codec;
 mod expand;
+mod fields;
 mod model;
 mod schema;
 mod serde_attr;

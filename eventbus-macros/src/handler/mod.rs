@@ -3,7 +3,7 @@
 
 mod check;
 mod expand;
-mod model;
+pub(crate) mod model;
 mod state;
 
 use proc_macro2::{Span, TokenStream};

@@ -202,7 +202,7 @@ fn parse_args(cx: &Ctxt, tokens: TokenStream) -> Args {
 /// Reads `"100ms..30s"`: the first and the longest delay, each a whole
 /// number with a unit (`ms`, `s`, `m`, `h`), the first no longer than the
 /// second.
-fn parse_backoff(text: &str) -> Result<(u64, u64), String> {
+pub(crate) fn parse_backoff(text: &str) -> Result<(u64, u64), String> {
     let usage = "write it as `backoff = \"100ms..30s\"`: the first delay, `..`, the longest delay, \
                  each a whole number with `ms`, `s`, `m` or `h`";
     let millis = |part: &str| -> Option<u64> {

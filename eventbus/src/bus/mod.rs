@@ -9,6 +9,7 @@ mod handle;
 mod history;
 mod projections;
 mod replay;
+mod sagas;
 mod scheduling;
 
 pub use builder::BusBuilder;

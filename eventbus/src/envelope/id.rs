@@ -52,6 +52,14 @@ impl EventId {
         (EventId(Repr::Uuid(uuid)), time)
     }
 
+    /// A UUID v5 named by `name`: the same name always gives the same id,
+    /// so an effect retried after a crash is stored once.
+    pub(crate) fn derived(name: &str) -> Self {
+        /// The namespace of eventbus' derived ids (a v4 UUID made once).
+        const NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_2a7e_4d3b_4e0a_9b62_1f5c_8d0e_7a31);
+        EventId(Repr::Uuid(Uuid::new_v5(&NAMESPACE, name.as_bytes())))
+    }
+
     /// An id from its text.
     ///
     /// # Errors

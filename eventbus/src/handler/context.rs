@@ -20,8 +20,8 @@ pub(crate) trait HandlerHost: Send + Sync {
     fn handler(&self) -> &Arc<str>;
     /// Shared state by type.
     fn state(&self, id: TypeId) -> Option<&Arc<dyn Any + Send + Sync>>;
-    /// The store, for the capabilities a handling may use (transactions).
-    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    /// The store, for the capabilities a handling may use (transactions,
+    /// saga instances).
     fn store(&self) -> &Arc<dyn Store>;
 }
 
@@ -154,6 +154,17 @@ impl Context {
             .within(self.envelope.scope())
             .correlation_id(correlation)
             .causation_id(self.envelope.id().to_string())
+    }
+
+    /// How the bus publishes, for saga steps, which publish drafts they
+    /// made themselves.
+    pub(crate) fn publisher(&self) -> &dyn Publisher {
+        self.host.publisher()
+    }
+
+    /// The bus's store, for the capabilities beyond publishing.
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
+        self.host.store()
     }
 
     /// The envelope being handled, with all its metadata.

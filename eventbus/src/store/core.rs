@@ -13,6 +13,7 @@ use super::consumer::ServerConsumers;
 use super::dead_letter::DeadLetterStore;
 use super::query::Query;
 use super::rewrite::StoreRewrite;
+use super::sagas::SagaStore;
 use super::schedules::ScheduleStore;
 use super::streams::StreamStore;
 #[cfg(feature = "sqlite")]
@@ -33,6 +34,7 @@ use super::transactions::HandlerTransactions;
 /// | [`StoreRewrite`] | [`migrate`](crate::migrate()) fails, naming the store |
 /// | [`StreamStore`] | aggregate repositories fail, naming the store |
 /// | [`ScheduleStore`] | a scheduled publish fails, naming the store |
+/// | [`SagaStore`] | a saga's steps fail, naming the store |
 ///
 /// Implementations must assign strictly increasing seqs in append order,
 /// return from [`Store::append`] only once the event is as durable as the
@@ -89,6 +91,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Events kept until they are due, if the store keeps them.
     fn as_schedules(&self) -> Option<&dyn ScheduleStore> {
+        None
+    }
+
+    /// Saga instances under optimistic concurrency, if the store keeps
+    /// them.
+    fn as_sagas(&self) -> Option<&dyn SagaStore> {
         None
     }
 
@@ -154,6 +162,16 @@ impl dyn Store {
     pub fn schedules(&self) -> Result<&dyn ScheduleStore> {
         self.as_schedules()
             .ok_or_else(|| self.unsupported("scheduled events"))
+    }
+
+    /// The store's saga instances.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] when the store keeps none.
+    pub fn sagas(&self) -> Result<&dyn SagaStore> {
+        self.as_sagas()
+            .ok_or_else(|| self.unsupported("saga instances"))
     }
 
     /// The store's in-place rewriting of events.

@@ -1,7 +1,7 @@
 //! `memory://`: a bounded ring of recent events, the default store.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
 
@@ -10,6 +10,7 @@ use super::checkpoints::CheckpointStore;
 use super::core::Store;
 use super::dead_letter::{DeadLetter, DeadLetterQuery, DeadLetterStore, NewDeadLetter};
 use super::query::{Order, Query};
+use super::sagas::{self, SagaStore, StoredSaga};
 use super::schedules::{ScheduleStore, Scheduled};
 use super::streams::{self, Snapshot, StreamId, StreamStore};
 use super::url::{Opt, StoreUrl};
@@ -46,6 +47,8 @@ pub struct MemoryStore {
     snapshots: Mutex<HashMap<(StreamId, u32), Snapshot>>,
     /// Scheduled events by due time and id.
     scheduled: Mutex<BTreeMap<(DateTime<Utc>, String), Draft>>,
+    /// Saga instances by saga and key.
+    sagas: Mutex<BTreeMap<(String, String), StoredSaga>>,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -88,6 +91,7 @@ impl MemoryStore {
             streams: Mutex::new(HashMap::new()),
             snapshots: Mutex::new(HashMap::new()),
             scheduled: Mutex::new(BTreeMap::new()),
+            sagas: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -347,6 +351,70 @@ impl Store for MemoryStore {
     fn as_schedules(&self) -> Option<&dyn ScheduleStore> {
         Some(self)
     }
+
+    fn as_sagas(&self) -> Option<&dyn SagaStore> {
+        Some(self)
+    }
+}
+
+impl SagaStore for MemoryStore {
+    fn load_saga(&self, saga: &str, key: &str) -> BoxFuture<'_, Result<Option<StoredSaga>>> {
+        let found = self
+            .sagas
+            .lock()
+            .map_err(|_| poisoned())
+            .map(|sagas| sagas.get(&(saga.to_owned(), key.to_owned())).cloned());
+        Box::pin(std::future::ready(found))
+    }
+
+    fn save_saga(
+        &self,
+        saga: &str,
+        key: &str,
+        expected: u64,
+        open: bool,
+        record: String,
+    ) -> BoxFuture<'_, Result<u64>> {
+        let saved = self
+            .sagas
+            .lock()
+            .map_err(|_| poisoned())
+            .and_then(|mut sagas| {
+                let slot = (saga.to_owned(), key.to_owned());
+                let actual = sagas.get(&slot).map_or(0, |s| s.version);
+                if actual != expected {
+                    return Err(sagas::conflict(saga, key, expected, actual));
+                }
+                let (saga, key) = slot.clone();
+                sagas.insert(
+                    slot,
+                    StoredSaga {
+                        saga,
+                        key,
+                        version: expected + 1,
+                        open,
+                        record,
+                    },
+                );
+                Ok(expected + 1)
+            });
+        Box::pin(std::future::ready(saved))
+    }
+
+    fn saga_instances(
+        &self,
+        saga: Option<&str>,
+        open_only: bool,
+    ) -> BoxFuture<'_, Result<Vec<StoredSaga>>> {
+        let found = self.sagas.lock().map_err(|_| poisoned()).map(|sagas| {
+            sagas
+                .values()
+                .filter(|s| saga.is_none_or(|name| name == s.saga) && (s.open || !open_only))
+                .cloned()
+                .collect()
+        });
+        Box::pin(std::future::ready(found))
+    }
 }
 
 impl CheckpointStore for MemoryStore {
@@ -470,6 +538,13 @@ impl StoreAdmin for MemoryStore {
             ring.events = kept;
             gone
         };
+        // Clearing everything starts the bus over, saga instances too.
+        if pattern.as_str() == ">" {
+            self.sagas
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clear();
+        }
         Box::pin(std::future::ready(Ok(removed.len() as u64)))
     }
 

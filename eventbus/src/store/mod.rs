@@ -20,6 +20,7 @@ pub(crate) mod nats;
 mod open;
 mod query;
 mod rewrite;
+mod sagas;
 mod schedules;
 #[cfg(feature = "sqlite")]
 mod sqlite;
@@ -43,6 +44,7 @@ pub(crate) use open::check_url;
 pub use open::{open, open_existing};
 pub use query::{Order, Query};
 pub use rewrite::{Rewritten, StoreRewrite};
+pub use sagas::{SagaStore, StoredSaga};
 pub use schedules::{ScheduleStore, Scheduled};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;

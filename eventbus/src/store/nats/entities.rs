@@ -31,7 +31,7 @@ use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::StreamMessage;
 use async_nats::jetstream::stream::LastRawMessageErrorKind;
-use async_nats::jetstream::{self, AckKind, kv, stream};
+use async_nats::jetstream::{self, AckKind, stream};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
@@ -39,6 +39,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tokio::sync::OnceCell;
 
+use super::bucket::LazyBucket;
 use super::forward::Forward;
 use super::{NatsConfig, nats_error};
 use crate::envelope::{Draft, RawEnvelope};
@@ -66,7 +67,7 @@ pub(super) struct Entities {
     replicas: usize,
     memory: bool,
     open: OnceCell<stream::Stream>,
-    snapshots: OnceCell<kv::Store>,
+    snapshots: LazyBucket,
     forwarder: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
 }
 
@@ -95,7 +96,12 @@ impl Entities {
             replicas: config.limits.replicas.unwrap_or(1),
             memory: config.limits.memory_storage == Some(true),
             open: OnceCell::new(),
-            snapshots: OnceCell::new(),
+            snapshots: LazyBucket::new(
+                js,
+                format!("{}_snapshots", config.stream),
+                format!("eventbus snapshots of stream {}", config.stream),
+                config.limits.replicas.unwrap_or(1),
+            ),
             forwarder: std::sync::Mutex::new(None),
         }
     }
@@ -408,19 +414,7 @@ impl Entities {
                 .await
                 .map_err(nats_error("purging the entity streams"))?;
         }
-        if let Some(snapshots) = self.existing_snapshots().await? {
-            let mut keys = snapshots
-                .keys()
-                .await
-                .map_err(nats_error("listing snapshots"))?;
-            while let Some(key) = keys.next().await {
-                let key = key.map_err(nats_error("listing snapshots"))?;
-                snapshots
-                    .purge(&key)
-                    .await
-                    .map_err(nats_error("removing a snapshot"))?;
-            }
-        }
+        self.snapshots.purge_all().await?;
         Ok(())
     }
 
@@ -432,38 +426,8 @@ impl Entities {
         )
     }
 
-    fn snapshots_name(&self) -> String {
-        format!("{}_snapshots", self.bus_stream)
-    }
-
-    async fn existing_snapshots(&self) -> Result<Option<&kv::Store>> {
-        if let Some(open) = self.snapshots.get() {
-            return Ok(Some(open));
-        }
-        match self.js.get_key_value(self.snapshots_name()).await {
-            Ok(kv) => Ok(Some(self.snapshots.get_or_init(|| async { kv }).await)),
-            Err(e) if super::dead_letters::is_missing(&e) => Ok(None),
-            Err(e) => Err(nats_error("opening the snapshot bucket")(e)),
-        }
-    }
-
-    async fn created_snapshots(&self) -> Result<&kv::Store> {
-        if let Some(open) = self.existing_snapshots().await? {
-            return Ok(open);
-        }
-        let name = self.snapshots_name();
-        let kv = super::dead_letters::open_or_create_bucket(
-            &self.js,
-            &name,
-            format!("eventbus snapshots of stream {}", self.bus_stream),
-            self.replicas,
-        )
-        .await?;
-        Ok(self.snapshots.get_or_init(|| async { kv }).await)
-    }
-
     pub(super) async fn save_snapshot(&self, snapshot: Snapshot) -> Result<()> {
-        let kv = self.created_snapshots().await?;
+        let kv = self.snapshots.created().await?;
         let value = serde_json::to_vec(&StoredSnapshot {
             version: snapshot.version,
             state: snapshot.state,
@@ -483,7 +447,7 @@ impl Entities {
         stream: &StreamId,
         state_version: u32,
     ) -> Result<Option<Snapshot>> {
-        let Some(kv) = self.existing_snapshots().await? else {
+        let Some(kv) = self.snapshots.existing().await? else {
             return Ok(None);
         };
         let Some(value) = kv

@@ -12,12 +12,14 @@
 //! (`dead_letters`), and entity streams in a stream of their own
 //! (`entities`). The wire format is CloudEvents binary mode (`wire`).
 
+mod bucket;
 mod config;
 mod consumer;
 mod dead_letters;
 mod entities;
 mod forward;
 mod read;
+mod sagas;
 mod schedules;
 pub(crate) mod wire;
 
@@ -35,6 +37,7 @@ use super::consumer::{ConsumerSpec, Delivery, ServerConsumers};
 use super::core::{Create, Store};
 use super::dead_letter::{DeadLetter, DeadLetterQuery, DeadLetterStore, NewDeadLetter};
 use super::query::Query;
+use super::sagas::{SagaStore, StoredSaga};
 use super::schedules::{ScheduleStore, Scheduled};
 use super::streams::{Snapshot, StreamEntry, StreamId, StreamStore};
 use crate::envelope::{Draft, RawEnvelope};
@@ -65,6 +68,7 @@ struct Shared {
     dead: dead_letters::Bucket,
     entities: entities::Entities,
     schedules: schedules::Schedules,
+    sagas: sagas::Sagas,
     /// The handlers' pull loops, so that closing waits for those whose bus
     /// stopped to unsubscribe before it flushes (see `consumer::Pullers`).
     pullers: consumer::Pullers,
@@ -109,6 +113,7 @@ impl NatsStore {
         };
         let entities = entities::Entities::new(&js, &config);
         let schedules = schedules::Schedules::new(&js, &config);
+        let sagas = sagas::Sagas::new(&js, &config);
         if create == Create::IfMissing {
             entities.resume_forwarding().await?;
         }
@@ -123,6 +128,7 @@ impl NatsStore {
                 dead,
                 entities,
                 schedules,
+                sagas,
                 pullers: consumer::Pullers::default(),
             }),
         })
@@ -443,6 +449,10 @@ impl Store for NatsStore {
     fn as_schedules(&self) -> Option<&dyn ScheduleStore> {
         Some(self)
     }
+
+    fn as_sagas(&self) -> Option<&dyn SagaStore> {
+        Some(self)
+    }
 }
 
 impl ScheduleStore for NatsStore {
@@ -591,9 +601,11 @@ impl StoreAdmin for NatsStore {
                 .await
                 .map_err(nats_error("purging the stream"))?;
             // Clearing everything clears the entity streams too, as it
-            // does on the other stores, where they are the same events.
+            // does on the other stores, where they are the same events,
+            // and starts the saga instances over.
             if everything {
                 self.shared.entities.purge().await?;
+                self.shared.sagas.purge().await?;
             }
             Ok(purged.purged)
         })
@@ -619,5 +631,38 @@ impl std::fmt::Debug for NatsStore {
         f.debug_struct("NatsStore")
             .field("config", &self.shared.config)
             .finish_non_exhaustive()
+    }
+}
+
+impl SagaStore for NatsStore {
+    fn load_saga(&self, saga: &str, key: &str) -> BoxFuture<'_, Result<Option<StoredSaga>>> {
+        let (saga, key) = (saga.to_owned(), key.to_owned());
+        Box::pin(async move { self.shared.sagas.load(&saga, &key).await })
+    }
+
+    fn save_saga(
+        &self,
+        saga: &str,
+        key: &str,
+        expected: u64,
+        open: bool,
+        record: String,
+    ) -> BoxFuture<'_, Result<u64>> {
+        let (saga, key) = (saga.to_owned(), key.to_owned());
+        Box::pin(async move {
+            self.shared
+                .sagas
+                .save(&saga, &key, expected, open, record)
+                .await
+        })
+    }
+
+    fn saga_instances(
+        &self,
+        saga: Option<&str>,
+        open_only: bool,
+    ) -> BoxFuture<'_, Result<Vec<StoredSaga>>> {
+        let saga = saga.map(str::to_owned);
+        Box::pin(async move { self.shared.sagas.list(saga.as_deref(), open_only).await })
     }
 }

@@ -18,6 +18,7 @@
 
 mod reader;
 mod rewrite;
+mod sagas;
 mod schedules;
 mod schema;
 mod streams;
@@ -38,6 +39,7 @@ use super::dead_letter::{DeadLetter, DeadLetterQuery, DeadLetterStore, NewDeadLe
 use super::durability::Durability;
 use super::query::Query;
 use super::rewrite::StoreRewrite;
+use super::sagas::SagaStore;
 use super::schedules::ScheduleStore;
 use super::streams::StreamStore;
 use super::transactions::{HandlerTransactions, Ran, TransactionFn};
@@ -653,6 +655,10 @@ impl Store for SqliteStore {
         Some(self)
     }
 
+    fn as_sagas(&self) -> Option<&dyn SagaStore> {
+        Some(self)
+    }
+
     fn as_transactions(&self) -> Option<&dyn HandlerTransactions> {
         Some(self)
     }
@@ -1016,6 +1022,10 @@ impl StoreAdmin for SqliteStore {
                 "DELETE FROM events WHERE topic_matches(?1, topic)",
                 params![pattern],
             )?;
+            // Clearing everything starts the bus over, saga instances too.
+            if pattern == ">" {
+                conn.execute("DELETE FROM sagas", [])?;
+            }
             writer::reclaim(conn)?;
             Ok(removed as u64)
         })

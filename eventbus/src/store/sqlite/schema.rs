@@ -9,7 +9,7 @@ use rusqlite::functions::FunctionFlags;
 use rusqlite::{Connection, TransactionBehavior};
 
 /// The schema version this build writes and reads.
-pub(crate) const SCHEMA_VERSION: i64 = 8;
+pub(crate) const SCHEMA_VERSION: i64 = 9;
 
 /// Each entry migrates from version `index` to `index + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -114,6 +114,20 @@ const MIGRATIONS: &[&str] = &[
         envelope TEXT    NOT NULL
     );
     CREATE INDEX scheduled_by_due ON scheduled (due_ns, id);
+    "#,
+    // 8 -> 9: saga instances, one row each, replaced only at the version
+    // the writer loaded (optimistic concurrency); `open` for counting.
+    r#"
+    CREATE TABLE sagas (
+        saga       TEXT    NOT NULL,
+        key        TEXT    NOT NULL,
+        version    INTEGER NOT NULL,
+        open       INTEGER NOT NULL,
+        record     TEXT    NOT NULL,
+        updated_ns INTEGER NOT NULL,
+        PRIMARY KEY (saga, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX sagas_open ON sagas (saga) WHERE open = 1;
     "#,
 ];
 

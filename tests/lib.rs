@@ -230,6 +230,7 @@ impl Drop for NatsScope {
                 let _ = js.delete_stream(format!("{stream}_entities")).await;
                 let _ = js.delete_key_value(format!("{stream}_snapshots")).await;
                 let _ = js.delete_stream(format!("{stream}_scheduled")).await;
+                let _ = js.delete_key_value(format!("{stream}_sagas")).await;
             });
         });
         let _ = cleanup.join();

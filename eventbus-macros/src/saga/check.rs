@@ -47,6 +47,12 @@ pub(crate) fn check(cx: &Ctxt, saga: &Saga<'_>) {
     }
     for step in &saga.steps {
         check_signature(cx, step);
+        if let Some((0, span)) = step.concurrency {
+            cx.error_at(
+                span,
+                "`concurrency` must be at least 1: it is how many handlings may run at once",
+            );
+        }
     }
     check_overlaps(cx, saga);
 }

@@ -184,6 +184,9 @@ fn registration(step: &Step<'_>, index: usize, ty: &Type, saga: &str, krate: &Pa
             })),
         );
     }
+    if let Some((concurrency, _)) = step.concurrency {
+        fields.push(quote!(concurrency: #concurrency));
+    }
     let options = quote! {
         #private::HandlerOptions {
             #(#fields,)*

@@ -48,6 +48,11 @@ const STEP: Spec = Spec {
             example: "backoff = \"100ms..30s\"",
             aliases: &["delay", "retry_delay"],
         },
+        Key {
+            name: "concurrency",
+            example: "concurrency = 4",
+            aliases: &["parallelism", "workers"],
+        },
     ],
 };
 
@@ -82,6 +87,7 @@ pub(crate) struct Step<'a> {
     pub(crate) topic: Option<LitStr>,
     pub(crate) retry: Option<u32>,
     pub(crate) backoff: Option<(u64, u64)>,
+    pub(crate) concurrency: Option<(u32, Span)>,
     /// Every parameter in order, sorted by role.
     pub(crate) params: Vec<Param<'a>>,
 }
@@ -153,6 +159,7 @@ impl<'a> Step<'a> {
             topic: None,
             retry: None,
             backoff: None,
+            concurrency: None,
             params: method.sig.inputs.iter().map(Param::of).collect(),
         };
         if let syn::Meta::List(list) = &attr.meta {
@@ -174,6 +181,11 @@ impl<'a> Step<'a> {
                                 Ok(delays) => attr::set_once(cx, &mut step.backoff, &arg, delays),
                                 Err(why) => cx.error_spanned_by(&v, why),
                             }
+                        }
+                    }
+                    "concurrency" => {
+                        if let Some(v) = arg.u32(cx) {
+                            attr::set_once(cx, &mut step.concurrency, &arg, v);
                         }
                     }
                     _ => unreachable!("`{}` is in STEP but not handled", arg.key),

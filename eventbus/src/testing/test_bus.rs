@@ -12,6 +12,7 @@ use crate::bus::{Bus, BusBuilder};
 use crate::delivery::Tracker;
 use crate::error::{Error, Result};
 use crate::handler::{Context, EventParam, FnHandler, HandlerRegistration, HandlerReturn};
+use crate::saga::Saga;
 
 /// A `#[handler]` function, as [`TestBusBuilder::handler`] takes it: an
 /// `async fn` whose parameters are one event (`E` or `Envelope<E>`) and
@@ -85,6 +86,14 @@ impl TestBusBuilder {
         self
     }
 
+    /// Runs the saga `S`: every `#[start]` and `#[on]` step of its
+    /// `#[saga]` block.
+    pub fn saga<S: Saga>(mut self) -> Self {
+        self.functions
+            .push((TypeId::of::<S>(), std::any::type_name::<S>()));
+        self
+    }
+
     /// Adds a closure handler.
     pub fn closure(mut self, handler: FnHandler) -> Self {
         self.builder = self.builder.handler(handler);
@@ -126,12 +135,19 @@ impl TestBusBuilder {
         let mut names = Vec::with_capacity(self.functions.len());
         let mut problems = Vec::new();
         for (id, path) in self.functions {
-            match registered.iter().find(|r| (r.function)() == id) {
-                Some(r) => names.push(r.name),
-                None => problems.push(Error::Config(format!(
+            // A function has one registration; a saga one per step.
+            let before = names.len();
+            names.extend(
+                registered
+                    .iter()
+                    .filter(|r| (r.function)() == id)
+                    .map(|r| r.name),
+            );
+            if names.len() == before {
+                problems.push(Error::Config(format!(
                     "`{path}` is not a `#[handler]` function: add `#[handler]` to it, or add a \
                      closure handler with `.closure(FnHandler::new(..))`"
-                ))),
+                )));
             }
         }
         if let Some(problems) = Error::from_problems(problems) {

@@ -647,19 +647,34 @@ impl<T: std::fmt::Display + ?Sized> CorrelationValue for T {
     }
 }
 
-/// The correlation value of a saga step's event, read through the field
-/// `#[saga(key = "...")]` names.
+/// A saga step's event, decoded; `E` comes from `decode`, the event
+/// type's `decode_data`, named through a path spanned on the type the step
+/// takes, so a step taking no event is one error there.
+///
+/// # Errors
+///
+/// [`HandlingError::Decode`](crate::HandlingError::Decode).
+pub fn decode_step<E: Event>(
+    raw: &crate::RawEnvelope,
+    decode: fn(&str, &[u8]) -> Result<E, CodecError>,
+) -> Result<crate::Envelope<E>, crate::HandlingError> {
+    let _ = decode;
+    crate::Envelope::<E>::from_raw(raw).map_err(crate::HandlingError::Decode)
+}
+
+/// The correlation value of a saga step's event, read with `field`, the
+/// event type's [`HasField`] for the field `#[saga(key = "...")]` names.
 ///
 /// # Errors
 ///
 /// The event's decode error.
-pub fn saga_key<E, const NAME: u64>(raw: &crate::RawEnvelope) -> Result<String, CodecError>
+pub fn saga_key<E, T>(raw: &crate::RawEnvelope, field: fn(&E) -> &T) -> Result<String, CodecError>
 where
-    E: Event + HasField<NAME>,
-    <E as HasField<NAME>>::Type: CorrelationValue,
+    E: Event,
+    T: CorrelationValue + ?Sized,
 {
     let envelope = crate::Envelope::<E>::from_raw(raw)?;
-    Ok(envelope.event().field().correlation_text())
+    Ok(field(envelope.event()).correlation_text())
 }
 
 #[cfg(test)]

@@ -98,7 +98,7 @@ fn step_def(step: &Step<'_>, ty: &Type, saga: &str, hash: u64, krate: &Path) -> 
     // saga's key" and "is not an eventbus event" underline it.
     let span = event.span();
     let event_trait = quote_spanned!(span=> <#event as #krate::Event>);
-    let key_fn = quote_spanned!(span=> #private::saga_key::<#event, #hash>);
+    let field = quote_spanned!(span=> <#event as #private::HasField<#hash>>::field);
     let args = step.params.iter().filter_map(|p| match p {
         Param::SelfMut => None,
         Param::Event(_) => Some(quote!(&*__ev)),
@@ -119,10 +119,9 @@ fn step_def(step: &Step<'_>, ty: &Type, saga: &str, hash: u64, krate: &Path) -> 
             event: #event_trait::NAME,
             topics: #event_trait::TOPICS,
             pattern: #pattern,
-            key: #key_fn,
+            key: |__raw| #private::saga_key(__raw, #field),
             run: |__state: &mut #ty, __raw: &#krate::RawEnvelope, __saga: &mut #krate::saga::SagaContext| {
-                let __ev = #krate::Envelope::<#event>::from_raw(__raw)
-                    .map_err(#krate::HandlingError::Decode)?;
+                let __ev = #private::decode_step(__raw, #event_trait::decode_data)?;
                 #into_outcome(<#ty>::#method(__state, #(#args),*))
             },
         }

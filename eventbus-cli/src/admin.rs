@@ -72,6 +72,10 @@ pub(crate) async fn stats(url: &str, args: StatsArgs) -> Result<()> {
         None => Vec::new(),
     };
     let next_due = scheduled.first().map(|s| s.due);
+    let mut open_sagas: BTreeMap<String, u64> = BTreeMap::new();
+    for instance in crate::sagas::instances(&*store, None, true).await? {
+        *open_sagas.entry(instance.saga).or_default() += 1;
+    }
     let describe = store.describe();
     open::close(&*store).await?;
 
@@ -110,6 +114,7 @@ pub(crate) async fn stats(url: &str, args: StatsArgs) -> Result<()> {
             "dead_letters_retrying": retrying,
             "scheduled": scheduled.len(),
             "next_due": next_due.map(output::time),
+            "open_sagas": open_sagas,
             "handlers": handlers,
         });
         writeln!(out, "{report}")?;
@@ -135,6 +140,16 @@ pub(crate) async fn stats(url: &str, args: StatsArgs) -> Result<()> {
             None => "none waiting".to_owned(),
         };
         facts.push(("scheduled", scheduled_text));
+        let sagas_text = if open_sagas.is_empty() {
+            "none open".to_owned()
+        } else {
+            open_sagas
+                .iter()
+                .map(|(saga, n)| format!("{saga} {n} open"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        facts.push(("sagas", sagas_text));
         for (label, value) in facts {
             writeln!(out, "{:<14}{value}", format!("{label}:"))?;
         }

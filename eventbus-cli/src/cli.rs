@@ -61,6 +61,26 @@ pub(crate) enum Command {
     /// Events scheduled for later: list or cancel them.
     #[command(subcommand)]
     Scheduled(ScheduledCommand),
+    /// Saga instances with their state: a table, or NDJSON with --json.
+    Sagas(SagasArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SagasArgs {
+    /// Only instances of this saga (its name, as `#[saga(name = "...")]`).
+    pub(crate) saga: Option<String>,
+
+    /// Only open instances.
+    #[arg(long)]
+    pub(crate) open: bool,
+
+    /// Only the instance whose events share this correlation id.
+    #[arg(long, value_name = "ID")]
+    pub(crate) correlation_id: Option<String>,
+
+    /// Print one JSON object per instance, with its whole state.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Subcommand)]

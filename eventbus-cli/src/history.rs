@@ -63,15 +63,26 @@ pub(crate) async fn history(url: &str, args: HistoryArgs) -> Result<()> {
             table.push(output::event_cells(&env));
         }
     }
+    drop(events);
+    // The saga instances of a correlation id belong to its story; only in
+    // the table, which people read (NDJSON stays events only).
+    let mut instances = Vec::new();
+    if let (false, Some(id)) = (args.json, &args.filters.correlation_id) {
+        instances = crate::sagas::instances(&*store, None, false).await?;
+        instances.retain(|i| i.correlation_id == *id);
+    }
     if !args.json {
         if table.is_empty() {
             eprintln!("no events match");
         } else {
             table.write(&mut out)?;
         }
+        if !instances.is_empty() {
+            writeln!(out, "\nsaga instances with this correlation id:")?;
+            crate::sagas::write_table(&mut out, &instances)?;
+        }
     }
     out.flush()?;
-    drop(events);
     open::close(&*store).await?;
     bad.finish()
 }

@@ -17,6 +17,7 @@ mod output;
 mod prompt;
 mod publish;
 mod replay;
+mod sagas;
 mod scheduled;
 mod time;
 mod transfer;
@@ -65,6 +66,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(args) => transfer::export(url, args).await,
         Command::Import(args) => transfer::import(url, args).await,
         Command::Scheduled(command) => scheduled::run(url, command).await,
+        Command::Sagas(args) => sagas::run(url, args).await,
     }
 }
 

@@ -145,7 +145,11 @@ async fn a_replayed_event_is_not_handled_twice() {
 #[tokio::test]
 async fn events_without_an_instance_and_second_starts_are_ignored() {
     let bus = bus(false).await;
-    bus.publish(Tally::Added { tally: 9, n: 1 }).await.unwrap();
+    // Published a minute ago: no start is still coming for it.
+    bus.publish(Tally::Added { tally: 9, n: 1 })
+        .time(chrono::Utc::now() - chrono::Duration::minutes(1))
+        .await
+        .unwrap();
     bus.publish(Tally::Opened { tally: 3 }).await.unwrap();
     bus.settled().await.unwrap();
     let first = bus.saga_instances(None, false).await.unwrap()[0].version;
@@ -199,4 +203,16 @@ async fn sent_events_share_the_instance_correlation_id_and_name_their_cause() {
     let instance = &bus.saga_instances(None, false).await.unwrap()[0];
     assert_eq!(instance.correlation_id, "tally-5");
     assert_ne!(opened.id(), closed.id());
+}
+
+/// Steps are separate handlers: an event published right after its start
+/// may reach its step first, and waits for the instance.
+#[tokio::test]
+async fn an_event_that_overtakes_its_start_waits_for_the_instance() {
+    let bus = bus(true).await;
+    bus.publish(Tally::Added { tally: 6, n: 4 }).await.unwrap();
+    bus.publish(Tally::Opened { tally: 6 }).await.unwrap();
+    bus.settled().await.unwrap();
+    let instance = &bus.saga_instances(None, false).await.unwrap()[0];
+    assert_eq!(instance.state["sum"], 4, "{instance:?}");
 }

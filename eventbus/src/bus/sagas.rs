@@ -27,7 +27,7 @@ impl Bus {
             .saga_instances(saga, open_only)
             .await?
             .iter()
-            .map(SagaInstance::of)
+            .map(SagaInstance::from_stored)
             .collect()
     }
 

@@ -33,7 +33,13 @@ pub struct SagaInstance {
 }
 
 impl SagaInstance {
-    pub(crate) fn of(stored: &StoredSaga) -> Result<Self> {
+    /// Reads a stored instance's record.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidEvent`](crate::Error::InvalidEvent) when the record
+    /// does not read.
+    pub fn from_stored(stored: &StoredSaga) -> Result<Self> {
         let record = Record::parse(&stored.saga, &stored.key, &stored.record)?;
         Ok(SagaInstance {
             saga: stored.saga.clone(),

@@ -26,6 +26,14 @@ const CONFLICT_BACKOFF: Backoff = Backoff {
     max: std::time::Duration::from_millis(20),
 };
 
+/// How long after its publication an `#[on]` event whose instance does
+/// not exist yet waits for it: each step is a handler of its own, so a
+/// start published just before may be handled just after.
+const EARLY_WINDOW: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How often an early event looks for its instance again.
+const EARLY_POLL: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// Whether a step starts an instance or continues one.
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +129,10 @@ impl<S: Saga> Step<'_, S> {
                     tracing::debug!(error = %e, "another step of the instance came first; running again");
                     tokio::time::sleep(CONFLICT_BACKOFF.delay(round)).await;
                 }
+                Err(RoundError::Early) => {
+                    round -= 1;
+                    tokio::time::sleep(EARLY_POLL).await;
+                }
                 Err(RoundError::Conflict(e) | RoundError::Store(e)) => return Err(failed(e)),
                 Err(RoundError::Step(e)) => return Err(e),
                 Ok(()) => return Ok(()),
@@ -155,6 +167,10 @@ impl<S: Saga> Step<'_, S> {
         match (&record, self.step.kind) {
             (Some(r), _) if r.has_handled(&id) => return Ok(()),
             (None, StepKind::On) => {
+                let waited = self.ctx.publisher().now() - self.raw.time();
+                if waited.to_std().unwrap_or_default() < EARLY_WINDOW {
+                    return Err(RoundError::Early);
+                }
                 tracing::debug!("no instance has this key: the event is not for this saga");
                 return Ok(());
             }
@@ -275,6 +291,8 @@ impl<S: Saga> Step<'_, S> {
 
 /// Why one round of a step ended early.
 enum RoundError {
+    /// An `#[on]` event found no instance, but its start may still come.
+    Early,
     /// Another step of the instance saved first: run again.
     Conflict(Error),
     /// The store failed.

@@ -223,3 +223,115 @@ async fn nats_two_workers_share_the_saga_and_one_is_killed() {
     killed_between_steps(&url, &observer, &[10, 20]).await;
     observer.shutdown().await.unwrap();
 }
+
+mod fixtures {
+    //! The saga's decisions, step by step, with `SagaFixture`: no bus.
+
+    use eventbus::testing::SagaFixture;
+
+    use super::order_saga::{OrderEvent, OrderFulfilment, PaymentEvent, ShippingEvent, StockEvent};
+
+    fn placed() -> OrderEvent {
+        OrderEvent::Placed {
+            order_id: 4,
+            item: "piano".into(),
+            quantity: 1,
+            cents: 40_000,
+        }
+    }
+
+    #[test]
+    fn a_placed_order_reserves_stock() {
+        SagaFixture::<OrderFulfilment>::new()
+            .when(placed())
+            .then_sent([StockEvent::ReserveRequested {
+                order_id: 4,
+                item: "piano".into(),
+                quantity: 1,
+            }])
+            .and_still_open();
+    }
+
+    #[test]
+    fn reserved_stock_charges_with_a_timeout_and_the_charge_cancels_it() {
+        SagaFixture::<OrderFulfilment>::new()
+            .given([placed()])
+            .when(StockEvent::Reserved { order_id: 4 })
+            .then_sent([PaymentEvent::ChargeRequested {
+                order_id: 4,
+                cents: 40_000,
+            }])
+            .and_scheduled([(
+                PaymentEvent::TimedOut { order_id: 4 },
+                super::order_saga::payment_timeout(),
+            )]);
+        let reserved = SagaFixture::<OrderFulfilment>::new()
+            .given([placed()])
+            .given([StockEvent::Reserved { order_id: 4 }]);
+        let timeout = reserved.state().unwrap().payment_timeout.clone();
+        let charged = reserved
+            .when(PaymentEvent::Charged { order_id: 4 })
+            .then_sent([ShippingEvent::ShipRequested {
+                order_id: 4,
+                item: "piano".into(),
+            }]);
+        assert_eq!(charged.cancelled(), [timeout.expect("set").to_string()]);
+    }
+
+    #[test]
+    fn a_failed_shipment_refunds_then_releases_then_cancels() {
+        let fixture = || {
+            SagaFixture::<OrderFulfilment>::new()
+                .given([placed()])
+                .given([StockEvent::Reserved { order_id: 4 }])
+                .given([PaymentEvent::Charged { order_id: 4 }])
+        };
+        let failed = ShippingEvent::Failed {
+            order_id: 4,
+            reason: "no courier takes pianos".into(),
+        };
+        fixture()
+            .when(failed.clone())
+            .then_sent([PaymentEvent::RefundRequested {
+                order_id: 4,
+                cents: 40_000,
+            }])
+            .and_still_open();
+        fixture()
+            .given([failed.clone()])
+            .when(PaymentEvent::Refunded { order_id: 4 })
+            .then_sent([StockEvent::ReleaseRequested {
+                order_id: 4,
+                item: "piano".into(),
+                quantity: 1,
+            }]);
+        fixture()
+            .given([failed])
+            .given([PaymentEvent::Refunded { order_id: 4 }])
+            .when(StockEvent::Released { order_id: 4 })
+            .then_sent([OrderEvent::Cancelled {
+                order_id: 4,
+                reason: "shipping failed: no courier takes pianos".into(),
+            }])
+            .and_completed();
+    }
+
+    #[test]
+    #[should_panic(expected = "expected:\n    1. stock.release_requested")]
+    fn a_wrong_expectation_prints_both_lists() {
+        SagaFixture::<OrderFulfilment>::new()
+            .when(placed())
+            .then_sent([StockEvent::ReleaseRequested {
+                order_id: 4,
+                item: "piano".into(),
+                quantity: 1,
+            }]);
+    }
+
+    #[test]
+    fn an_event_for_no_instance_runs_nothing() {
+        let outcome =
+            SagaFixture::<OrderFulfilment>::new().when(StockEvent::Reserved { order_id: 9 });
+        assert_eq!(outcome.ran(), None);
+    }
+}

@@ -62,6 +62,7 @@ mod step;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub(crate) use context::Effect;
 pub use context::SagaContext;
 pub use eventbus_macros::saga;
 pub use instance::SagaInstance;

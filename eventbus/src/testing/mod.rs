@@ -59,12 +59,14 @@ mod aggregate;
 mod expect;
 mod faults;
 mod recorded;
+mod saga;
 mod schemas;
 mod settled;
 mod test_bus;
 
 pub use aggregate::{AggregateFixture, CommandOutcome};
 pub use expect::Expect;
+pub use saga::{SagaFixture, SagaOutcome};
 pub use schemas::{assert_schemas_unchanged, assert_schemas_unchanged_in};
 pub use settled::{InFlight, InFlightState, NotSettled};
 pub use test_bus::{HandlerFn, TestBus, TestBusBuilder};

@@ -55,28 +55,18 @@
 //! ```
 
 mod context;
+mod definition;
 mod instance;
 mod record;
 mod step;
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-
+#[cfg(feature = "testing")]
 pub(crate) use context::Effect;
 pub use context::SagaContext;
+pub use definition::Saga;
+#[doc(hidden)]
+pub use definition::{StepDef, StepKind};
 pub use eventbus_macros::saga;
 pub use instance::SagaInstance;
 #[doc(hidden)]
-pub use step::{StepDef, StepKind, run_step};
-
-/// A saga type: its state, its name and its steps. Implemented by
-/// `#[saga]`; the state is the type itself, kept with serde between steps.
-pub trait Saga: Default + Serialize + DeserializeOwned + Send + 'static {
-    /// The saga's name: where its instances are kept and what its step
-    /// handlers are named after. Changing it orphans the open instances.
-    const NAME: &'static str;
-
-    /// The steps, one per `#[start]` and `#[on]` method.
-    #[doc(hidden)]
-    const STEPS: &'static [StepDef<Self>];
-}
+pub use step::run_step;

@@ -6,12 +6,11 @@ use chrono::Utc;
 use serde_json::value::RawValue;
 use tracing::Instrument as _;
 
-use super::Saga;
 use super::context::{Effect, SagaContext};
+use super::definition::{Saga, StepDef, StepKind};
 use super::record::{Record, StoredEffect};
 use crate::envelope::RawEnvelope;
 use crate::error::{Error, Result};
-use crate::event::CodecError;
 use crate::handler::{Backoff, Context, HandlingError};
 use crate::store::SagaStore;
 
@@ -33,48 +32,6 @@ const EARLY_WINDOW: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How often an early event looks for its instance again.
 const EARLY_POLL: std::time::Duration = std::time::Duration::from_millis(10);
-
-/// Whether a step starts an instance or continues one.
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StepKind {
-    /// `#[start]`: makes the instance; ignored when it exists.
-    Start,
-    /// `#[on]`: continues an open instance; ignored without one.
-    On,
-}
-
-/// One `#[start]` or `#[on]` method, as `#[saga]` describes it.
-#[doc(hidden)]
-pub struct StepDef<S> {
-    /// The method's name.
-    pub method: &'static str,
-    /// The handler's name, `<saga>::<method>`.
-    pub handler: &'static str,
-    /// Whether it starts the instance.
-    pub kind: StepKind,
-    /// The event type's name.
-    pub event: &'static str,
-    /// The event type's topics.
-    pub topics: &'static [&'static str],
-    /// The `topic = "..."` pattern of the attribute.
-    pub pattern: Option<&'static str>,
-    /// The correlation value of an event, as text.
-    pub key: fn(&RawEnvelope) -> std::result::Result<String, CodecError>,
-    /// Decodes the event and calls the method.
-    pub run: fn(&mut S, &RawEnvelope, &mut SagaContext) -> std::result::Result<(), HandlingError>,
-}
-
-impl<S> std::fmt::Debug for StepDef<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StepDef")
-            .field("handler", &self.handler)
-            .field("kind", &self.kind)
-            .field("event", &self.event)
-            .field("pattern", &self.pattern)
-            .finish_non_exhaustive()
-    }
-}
 
 /// The entry point of a step's handler: the generated registration calls
 /// it with the step's index in [`Saga::STEPS`].

@@ -97,6 +97,54 @@ async fn redis_a_repeated_idempotency_key_stores_one_event() {
 
 #[tokio::test]
 #[ignore = "needs Redis at EVENTBUS_REDIS_URL"]
+async fn redis_the_longest_windows_and_ages_work_without_overflow() {
+    let scope = RedisScope::new("longest");
+    let bus = isolated()
+        .store(scope.url("&duplicate_window=100y&max_age=100y"))
+        .build()
+        .await
+        .unwrap();
+    let first = bus.publish(placed(1)).idempotency_key("k").await.unwrap();
+    let again = bus.publish(placed(2)).idempotency_key("k").await.unwrap();
+    assert_eq!(again.id(), first.id());
+    assert_eq!(bus.history().fetch().await.unwrap().len(), 1);
+    bus.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs Redis at EVENTBUS_REDIS_URL"]
+async fn redis_max_age_trims_what_is_older() {
+    let scope = RedisScope::new("maxage");
+    let mut raw = scope.raw();
+    // An entry from 1970 by its id: older than any age.
+    let _: String = redis::cmd("XADD")
+        .arg(scope.key("events"))
+        .arg("1-0")
+        .arg("type")
+        .arg("order.shipped")
+        .arg("data")
+        .arg(r#"{"id":1}"#)
+        .query(&mut raw)
+        .unwrap();
+    let bus = isolated()
+        .store(scope.url("&max_age=1h"))
+        .build()
+        .await
+        .unwrap();
+    let old = bus.history().fetch().await.unwrap();
+    assert_eq!(old.len(), 1);
+    assert_eq!(old[0].seq(), 1 << 20, "entry 1-0 is seq 1 << 20");
+    let sent = bus.publish(placed(1)).await.unwrap();
+    let kept = bus.history().fetch().await.unwrap();
+    assert_eq!(
+        kept.iter().map(|e| e.seq()).collect::<Vec<_>>(),
+        [sent.seq()]
+    );
+    bus.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs Redis at EVENTBUS_REDIS_URL"]
 async fn redis_max_events_trims_the_oldest() {
     let scope = RedisScope::new("retention");
     let bus = isolated()

@@ -161,8 +161,8 @@ impl RedisConfig {
         self
     }
 
-    /// Trims events older than this as new ones come (`XADD MINID`, by the
-    /// server's clock); at most [`MAX_DURATION`].
+    /// Trims events older than this as new ones come (`XTRIM MINID`, by
+    /// the server's clock); at most [`MAX_DURATION`].
     pub fn max_age(mut self, age: Duration) -> Self {
         self.max_age = Some(age.min(MAX_DURATION));
         self

@@ -65,6 +65,8 @@ struct Shared {
 }
 
 /// Adds an event unless its duplicate key names one already, atomically.
+/// Trimming by count is approximate (`~`, whole nodes, cheap); by age it
+/// is exact, so that no event older than `max_age` is read.
 ///
 /// KEYS: the stream, the duplicate key. ARGV: the window in ms, MAXLEN or
 /// `''`, the max age in ms or `''`, then the fields and values.
@@ -84,7 +86,7 @@ if ARGV[3] ~= '' then
   local t = redis.call('TIME')
   local cut = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[3])
   if cut > 0 then
-    redis.call('XTRIM', KEYS[1], 'MINID', '~', string.format('%.0f', cut))
+    redis.call('XTRIM', KEYS[1], 'MINID', string.format('%.0f', cut))
   end
 end
 redis.call('SET', KEYS[2], id, 'PX', ARGV[1])

@@ -130,13 +130,13 @@ pub(super) async fn open(
     let consumer = format!("{}-{}", std::process::id(), uuid::Uuid::now_v7().simple());
     let (tx, rx) = mpsc::channel(1);
     let group = Group {
-        shared,
         handler: Arc::from(spec.handler.as_str()),
         consumer: Arc::from(consumer.as_str()),
-        retries: String::new(),
+        retries: retry_key(&shared, &spec.handler),
         start,
         filter,
         batch: spec.max_in_flight.clamp(1, 100) as usize,
+        shared,
     };
     tokio::spawn(group.run(reader, tx));
     Ok(Box::pin(futures_util::stream::unfold(
@@ -150,7 +150,7 @@ struct Group {
     shared: Arc<Shared>,
     handler: Arc<str>,
     consumer: Arc<str>,
-    /// `PREFIX:retry:HANDLER`, filled in by `run`.
+    /// `PREFIX:retry:HANDLER`.
     retries: String,
     start: &'static str,
     filter: Pattern,
@@ -161,8 +161,7 @@ struct Group {
 impl Group {
     /// Hands out deliveries until the bus drops the stream; survives
     /// server restarts, and a group deleted meanwhile is made again.
-    async fn run(mut self, mut reader: ConnectionManager, tx: mpsc::Sender<Delivery>) {
-        self.retries = retry_key(&self.shared, &self.handler);
+    async fn run(self, mut reader: ConnectionManager, tx: mpsc::Sender<Delivery>) {
         let mut waiting: std::collections::VecDeque<(Entry, u32)> = Default::default();
         loop {
             if let Some((entry, attempt)) = waiting.pop_front() {
@@ -345,19 +344,15 @@ struct RedisAck {
 }
 
 impl RedisAck {
-    /// Acks the entry and forgets any retry planned for it.
+    /// Acks the entry. No retry can be planned for it meanwhile: a retry
+    /// is planned only by settling a delivery, and the claim that hands it
+    /// out again takes it off the plan.
     async fn done(&self) -> Result<()> {
         let s = &self.shared;
-        redis::pipe()
-            .cmd("XACK")
+        redis::cmd("XACK")
             .arg(&s.stream)
             .arg(&*self.handler)
             .arg(&self.id)
-            .ignore()
-            .cmd("ZREM")
-            .arg(&self.retries)
-            .arg(&self.id)
-            .ignore()
             .query_async::<()>(&mut s.conn.clone())
             .await
             .map_err(redis_error("settling a delivery"))

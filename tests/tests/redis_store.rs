@@ -417,3 +417,38 @@ async fn redis_connection_errors_name_the_server_and_hide_secrets() {
     let shown = format!("{} {err:?}", tests::chain(&err));
     assert!(!shown.contains("hunter2"), "{shown}");
 }
+
+#[tokio::test]
+#[ignore = "needs Redis at EVENTBUS_REDIS_URL"]
+async fn redis_follow_wakes_on_a_new_event_instead_of_polling() {
+    use futures_util::StreamExt;
+    let scope = RedisScope::new("follow");
+    let bus = isolated().store(scope.url("")).build().await.unwrap();
+    bus.publish(placed(1)).await.unwrap();
+    // A poll far longer than the test may take: only XREAD BLOCK can wake
+    // the follower in time.
+    let mut shipped = bus
+        .history()
+        .topic("order.shipped")
+        .follow(Duration::from_secs(3600));
+    let other = bus.clone();
+    let publisher = tokio::spawn(async move {
+        // Non-matching traffic first: the follower must not spin on it.
+        for id in 2..50 {
+            other.publish(placed(id)).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        other.publish(OrderEvent::Shipped { id: 9 }).await.unwrap()
+    });
+    // Within 4 s: a blocked read gives up after 5 s, so only waking on the
+    // new entry gets here in time.
+    let got = tokio::time::timeout(Duration::from_secs(4), shipped.next())
+        .await
+        .expect("the follower woke within 4 s")
+        .unwrap()
+        .unwrap();
+    let sent = publisher.await.unwrap();
+    assert_eq!(got.seq(), sent.seq());
+    drop(shipped);
+    bus.shutdown().await.unwrap();
+}

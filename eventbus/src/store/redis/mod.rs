@@ -60,6 +60,9 @@ struct Shared {
     /// One multiplexed connection for everything but blocking reads;
     /// it reconnects by itself after the server restarts.
     conn: ConnectionManager,
+    /// A connection of its own for followers' `XREAD BLOCK`, made when
+    /// first needed: a blocked read would hold up everything behind it.
+    blocking: tokio::sync::OnceCell<ConnectionManager>,
     /// `PREFIX:events`.
     stream: String,
 }
@@ -132,6 +135,7 @@ impl RedisStore {
                 config,
                 client,
                 conn,
+                blocking: tokio::sync::OnceCell::new(),
                 stream,
             }),
         };
@@ -253,6 +257,10 @@ impl Store for RedisStore {
 
     fn durable(&self) -> bool {
         true
+    }
+
+    fn wait_for_more(&self, after: Option<u64>, at_most: Duration) -> BoxFuture<'_, Option<u64>> {
+        Box::pin(read::wait_for_more(&self.shared, after, at_most))
     }
 
     fn describe(&self) -> String {

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use super::entry::{self, Entry};
-use super::{Shared, redis_error};
+use super::{Shared, connection, redis_error};
 use crate::envelope::RawEnvelope;
 use crate::error::{Error, Result};
 use crate::future::BoxStream;
@@ -24,6 +24,9 @@ use crate::topic::Pattern;
 const PAGE: usize = 256;
 /// How far a publisher's clock may be from the server's.
 const CLOCK_SLACK_MS: i64 = 60_000;
+/// The longest one `XREAD BLOCK` waits: well within the connection's
+/// response timeout.
+const MAX_BLOCK: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Inclusive seq bounds of the entries a query can match.
 fn bounds(q: &Query) -> Option<(u64, u64)> {
@@ -254,4 +257,63 @@ pub(super) async fn clear(shared: &Shared, pattern: &Pattern) -> Result<u64> {
             .collect()
     })
     .await
+}
+
+/// Waits with `XREAD BLOCK` until an entry after seq `after` (or after the
+/// newest, with `None`) is added, for at most `at_most`; answers the
+/// newest seq then. A follower filtering by topic thus sleeps through
+/// nothing new, and wakes as soon as anything is added.
+pub(super) async fn wait_for_more(
+    shared: &Shared,
+    after: Option<u64>,
+    at_most: std::time::Duration,
+) -> Option<u64> {
+    let block = at_most.clamp(std::time::Duration::from_millis(1), MAX_BLOCK);
+    match newest_after(shared, after, block).await {
+        Ok(newest) => newest,
+        Err(e) => {
+            // A server that is down answers at once: wait as a poll would.
+            tracing::debug!(error = %e, "waiting for new events failed; polling instead");
+            tokio::time::sleep(block).await;
+            None
+        }
+    }
+}
+
+async fn newest_after(
+    shared: &Shared,
+    after: Option<u64>,
+    block: std::time::Duration,
+) -> Result<Option<u64>> {
+    let mut conn = shared
+        .blocking
+        .get_or_try_init(|| connection(&shared.client, &shared.config))
+        .await?
+        .clone();
+    let start = after.map_or_else(|| "$".to_owned(), entry::id_of);
+    let added: redis::Value = redis::cmd("XREAD")
+        .arg("COUNT")
+        .arg(1)
+        .arg("BLOCK")
+        .arg(block.as_millis() as u64)
+        .arg("STREAMS")
+        .arg(&shared.stream)
+        .arg(start)
+        .query_async(&mut conn)
+        .await
+        .map_err(redis_error("waiting for new events"))?;
+    if matches!(added, redis::Value::Nil) {
+        return Ok(None);
+    }
+    let newest: redis::Value = redis::cmd("XREVRANGE")
+        .arg(&shared.stream)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(&mut shared.conn.clone())
+        .await
+        .map_err(redis_error("reading the newest event"))?;
+    let entries = entry::entries(newest).map_err(|e| Error::store("redis", e))?;
+    Ok(entries.first().and_then(|e| entry::seq_of(&e.id).ok()))
 }

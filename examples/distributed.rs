@@ -1,13 +1,17 @@
-//! One producer and two worker processes on NATS JetStream: the workers run
-//! the same handler, so they share its work, each event handled by one of
-//! them.
+//! One producer and two worker processes on NATS JetStream or Redis: the
+//! workers run the same handler, so they share its work, each event handled
+//! by one of them.
 //!
-//! Needs `nats-server -js` on 127.0.0.1:4222 (or `EVENTBUS_NATS_URL`).
+//! Needs `nats-server -js` on 127.0.0.1:4222 (or `EVENTBUS_NATS_URL`); with
+//! `EVENTBUS_DEMO_URL` set to a store URL, such as
+//! `redis://127.0.0.1:6379?prefix=demo`, it runs on that store instead:
+//! the handler code does not change.
 //!
 //! ```text
 //! cargo run --example distributed              # starts two workers, produces 20 orders
 //! cargo run --example distributed -- worker A  # or by hand, in separate terminals
 //! cargo run --example distributed -- produce 20
+//! EVENTBUS_DEMO_URL=redis://127.0.0.1:6379?prefix=demo cargo run --example distributed
 //! ```
 
 use std::io::{BufRead, BufReader};
@@ -26,8 +30,8 @@ struct OrderPlaced {
 /// Which worker this process is.
 struct WorkerName(String);
 
-/// Every worker process runs this handler; NATS hands each order to one of
-/// them.
+/// Every worker process runs this handler; the server (a NATS consumer, a
+/// Redis consumer group) hands each order to one of them.
 #[handler(name = "distributed.fulfil", concurrency = 4, start = "earliest")]
 async fn fulfil(order: OrderPlaced, ctx: Context) -> eventbus::Result<()> {
     let me = ctx.state::<WorkerName>()?;
@@ -37,7 +41,11 @@ async fn fulfil(order: OrderPlaced, ctx: Context) -> eventbus::Result<()> {
     Ok(())
 }
 
+/// `EVENTBUS_DEMO_URL`, which the workers inherit, or a NATS stream.
 fn store_url() -> String {
+    if let Ok(url) = std::env::var("EVENTBUS_DEMO_URL") {
+        return url;
+    }
     let server =
         std::env::var("EVENTBUS_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned());
     format!("{server}?stream=EVENTBUS_DEMO&prefix=demo")

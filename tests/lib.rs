@@ -236,3 +236,69 @@ impl Drop for NatsScope {
         let _ = cleanup.join();
     }
 }
+
+/// The Redis server the `redis_` tests use: `EVENTBUS_REDIS_URL`, or the
+/// local default.
+pub fn redis_server() -> String {
+    std::env::var("EVENTBUS_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// A key prefix of one test's own on a Redis server, whose keys are all
+/// deleted when dropped, so tests never see each other's events and leave
+/// nothing behind.
+#[derive(Debug)]
+pub struct RedisScope {
+    /// The key prefix.
+    pub prefix: String,
+    server: String,
+}
+
+impl RedisScope {
+    /// A fresh prefix on the server of [`redis_server`].
+    pub fn new(test: &str) -> Self {
+        RedisScope::on(&redis_server(), test)
+    }
+
+    /// A fresh prefix on another server.
+    pub fn on(server: &str, test: &str) -> Self {
+        let unique = uuid::Uuid::now_v7().simple().to_string();
+        RedisScope {
+            prefix: format!("t_{test}_{}", &unique[unique.len() - 10..]),
+            server: server.to_owned(),
+        }
+    }
+
+    /// The store URL for this scope, with extra `&key=value` options.
+    pub fn url(&self, extra: &str) -> String {
+        format!("{}?prefix={}{extra}", self.server, self.prefix)
+    }
+
+    /// The key of a part of the store, such as `events`.
+    pub fn key(&self, part: &str) -> String {
+        format!("{}:{part}", self.prefix)
+    }
+
+    /// A plain connection to the scope's server.
+    pub fn raw(&self) -> redis::Connection {
+        redis::Client::open(self.server.as_str())
+            .and_then(|c| c.get_connection())
+            .expect("connect to Redis")
+    }
+}
+
+impl Drop for RedisScope {
+    fn drop(&mut self) {
+        let Ok(mut conn) =
+            redis::Client::open(self.server.as_str()).and_then(|c| c.get_connection())
+        else {
+            return;
+        };
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}:*", self.prefix))
+            .query(&mut conn)
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut conn);
+        }
+    }
+}

@@ -221,11 +221,15 @@ pub(crate) async fn clear(url: &str, args: ClearArgs) -> Result<()> {
 }
 
 /// Only SQLite files are copied by the CLI: a NATS stream is backed up by
-/// the server's own tools (`nats stream backup`).
+/// the server's own tools (`nats stream backup`), Redis by its snapshots
+/// or AOF files.
 pub(crate) async fn backup(url: &str, args: BackupArgs) -> Result<()> {
     // The URL itself is never echoed: it may hold a NATS password.
     if !url.starts_with("sqlite://") {
-        bail!("backup copies sqlite:// stores only; for NATS use `nats stream backup`");
+        bail!(
+            "backup copies sqlite:// stores only; for NATS use `nats stream backup`, for \
+             Redis its RDB snapshot or AOF files"
+        );
     }
     // Refuses a file that is not there, as every command that reads does.
     let existing = open::existing(url).await?;

@@ -15,8 +15,10 @@ use crate::time::parse_time;
 #[command(name = "eventbus", version, propagate_version = true)]
 pub(crate) struct Cli {
     /// The store: `sqlite://PATH` (options after `?`, such as
-    /// `sqlite://events.db?synchronous=normal`) or a NATS JetStream server,
-    /// `nats://HOST:PORT` (such as `nats://127.0.0.1:4222?stream=EVENTBUS`).
+    /// `sqlite://events.db?synchronous=normal`), a NATS JetStream server,
+    /// `nats://HOST:PORT` (such as `nats://127.0.0.1:4222?stream=EVENTBUS`),
+    /// or a Redis server, `redis://HOST:PORT/DB` or `rediss://` for TLS
+    /// (such as `redis://127.0.0.1:6379/0?prefix=eventbus`).
     /// `memory://` is refused: it lives inside one process, so it would be
     /// empty for every command and vanish when the command exits.
     #[arg(

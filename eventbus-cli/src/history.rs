@@ -17,7 +17,8 @@ use crate::output::{self, EVENT_HEADERS, Table};
 use crate::prompt;
 
 /// How often `tail` looks for new events. The store may be written by
-/// other processes, so it is asked rather than subscribed to.
+/// other processes, so it is asked rather than subscribed to; a store that
+/// can wait for new events (Redis) wakes it as soon as one is stored.
 const TAIL_POLL: Duration = Duration::from_millis(200);
 
 /// The store query for a pattern and the shared filters.
@@ -100,6 +101,8 @@ pub(crate) async fn tail(url: &str, args: TailArgs) -> Result<()> {
     }
     let mut ctrl_c = pin!(tokio::signal::ctrl_c());
     let mut bad = BadRows::default();
+    // The newest seq the store reported while waiting, matching or not.
+    let mut newest = None;
     'polls: loop {
         let mut query = Query::default();
         query.patterns = args.pattern.iter().cloned().collect();
@@ -128,7 +131,10 @@ pub(crate) async fn tail(url: &str, args: TailArgs) -> Result<()> {
                 interrupted.context("listening for Ctrl-C")?;
                 break 'polls;
             }
-            () = tokio::time::sleep(TAIL_POLL) => {}
+            // Wakes at once on a store that can wait for new events.
+            seen = store.wait_for_more(newest.max(Some(after)), TAIL_POLL) => {
+                newest = seen.or(newest);
+            }
         }
     }
     open::close(&*store).await?;

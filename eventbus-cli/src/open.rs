@@ -18,7 +18,8 @@ pub(crate) fn refuse_memory(url: &str) -> Result<()> {
         return Err(usage(
             "the CLI cannot use a `memory://` store: it lives inside one process, so each \
              command would see an empty store and anything it stores would vanish when it \
-             exits; use `--store sqlite://FILE` or `--store nats://HOST:PORT`",
+             exits; use `--store sqlite://FILE`, `--store nats://HOST:PORT` or \
+             `--store redis://HOST:PORT`",
         ));
     }
     Ok(())

@@ -348,7 +348,8 @@ fn memory_stores_are_refused_by_every_command() {
                 e.contains("cannot use a `memory://` store")
                     && e.contains("vanish when it exits")
                     && e.contains("sqlite://FILE")
-                    && e.contains("nats://HOST:PORT"),
+                    && e.contains("nats://HOST:PORT")
+                    && e.contains("redis://HOST:PORT"),
                 "{url} {args:?}: {e}"
             );
             assert!(out.stdout.is_empty(), "{url} {args:?}");
@@ -363,7 +364,7 @@ fn memory_stores_are_refused_by_every_command() {
 }
 
 #[test]
-fn the_store_help_names_sqlite_and_nats_and_refuses_memory() {
+fn the_store_help_names_sqlite_nats_and_redis_and_refuses_memory() {
     let out = bin().arg("--help").output().expect("runs");
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
@@ -373,6 +374,8 @@ fn the_store_help_names_sqlite_and_nats_and_refuses_memory() {
         "sqlite://PATH",
         "nats://HOST:PORT",
         "nats://127.0.0.1:4222?stream=EVENTBUS",
+        "redis://HOST:PORT/DB",
+        "redis://127.0.0.1:6379/0?prefix=eventbus",
         "`memory://` is refused",
     ] {
         assert!(help.contains(needle), "{needle} missing from {help}");

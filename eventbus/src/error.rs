@@ -328,7 +328,7 @@ impl Error {
     }
 
     /// A store failure, keeping the client's error as its source.
-    #[cfg(any(feature = "sqlite", feature = "nats"))]
+    #[cfg(any(feature = "sqlite", feature = "nats", feature = "redis"))]
     pub(crate) fn store_source(
         store: &'static str,
         message: impl Into<String>,
@@ -342,7 +342,7 @@ impl Error {
     }
 
     /// A store that cannot do anything now, with the error beneath it.
-    #[cfg(any(feature = "sqlite", feature = "nats"))]
+    #[cfg(any(feature = "sqlite", feature = "nats", feature = "redis"))]
     pub(crate) fn unavailable(
         store: &'static str,
         message: impl Into<String>,

@@ -1,4 +1,4 @@
-//! Store URLs (`memory://`, `sqlite://`, `nats://` and others), checked as
+//! Store URLs (`memory://`, `sqlite://`, `nats://`, `redis://` and others), checked as
 //! opening the store would check them, opening nothing: no input panics,
 //! and no error shows any part of the password or token.
 //!
@@ -18,7 +18,7 @@
 
 use arbitrary::Arbitrary;
 use eventbus::__private::fuzz::check_store_url;
-use eventbus::store::{NatsConfig, SqliteStore};
+use eventbus::store::{NatsConfig, RedisConfig, SqliteStore};
 use eventbus::{Draft, RawEnvelope};
 use eventbus_fuzz::ready;
 use libfuzzer_sys::fuzz_target;
@@ -40,6 +40,8 @@ enum Scheme {
     Memory,
     Sqlite,
     Nats,
+    Redis,
+    Rediss,
     Other(String),
 }
 
@@ -107,6 +109,19 @@ fuzz_target!(|input: Input| {
             }
             Err(e) => assert_eq!(checked.unwrap_err().to_string(), e.to_string()),
         }
+    } else if url.starts_with("redis://") || url.starts_with("rediss://") {
+        match RedisConfig::from_url(&url) {
+            Ok(config) => {
+                assert!(checked.is_ok(), "{url:?}");
+                // As for NATS: a raw `@` among the hosts makes part of the
+                // secret a user name, which `Debug` shows as parsed.
+                if !input.hosts.contains('@') {
+                    let shown = format!("{config:?}");
+                    assert!(!shown.contains(MARK), "a secret shows in {shown:?}");
+                }
+            }
+            Err(e) => assert_eq!(checked.unwrap_err().to_string(), e.to_string()),
+        }
     } else if url.starts_with("sqlite://") {
         let _ = SqliteStore::path_of(&url);
     } else if url.starts_with("memory://") && checked.is_ok() {
@@ -131,6 +146,8 @@ fn assemble(input: &Input) -> String {
         Scheme::Memory => "memory".to_owned(),
         Scheme::Sqlite => "sqlite".to_owned(),
         Scheme::Nats => "nats".to_owned(),
+        Scheme::Redis => "redis".to_owned(),
+        Scheme::Rediss => "rediss".to_owned(),
         Scheme::Other(scheme) => without_mark(scheme),
     };
     url.push_str("://");

@@ -165,7 +165,7 @@ async fn bad_store_urls_are_refused_with_the_reason() {
         ("memory://?capacity=0", "capacity `0`"),
         ("memory://?capasity=3", "unknown option `capasity`"),
         ("memory://?capacity", "has no value"),
-        ("redis://localhost", "unknown store `redis://`"),
+        ("postgres://localhost", "unknown store `postgres://`"),
         ("events.db", "expected `scheme://"),
     ] {
         let err = isolated().store(url).build().await.err().unwrap();

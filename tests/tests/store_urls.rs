@@ -6,14 +6,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use eventbus::Error;
-use eventbus::store::{MAX_DURATION, NatsConfig, SqliteStore};
+use eventbus::store::{MAX_DURATION, NatsConfig, RedisConfig, SqliteStore};
 use tests::{NatsScope, OrderEvent, isolated};
 
 /// The pieces of every secret below; none may show anywhere.
 const PIECES: [&str; 3] = ["Zq1", "Xk2", "Wv3"];
 
 /// Everything a URL can make visible: the error's `Display` and `Debug`,
-/// or the parsed NATS settings' `Debug`.
+/// or the parsed NATS or Redis settings' `Debug`.
 async fn visible(url: &str) -> Vec<String> {
     let mut shown = Vec::new();
     let nats = NatsConfig::from_url(url);
@@ -21,9 +21,15 @@ async fn visible(url: &str) -> Vec<String> {
         Ok(config) => shown.push(format!("{config:?}")),
         Err(e) => shown.extend([e.to_string(), format!("{e:?}")]),
     }
+    let redis = RedisConfig::from_url(url);
+    match &redis {
+        Ok(config) => shown.push(format!("{config:?}")),
+        Err(e) => shown.extend([e.to_string(), format!("{e:?}")]),
+    }
     // Only URLs that cannot connect anywhere are opened, so no test waits
     // on a network.
-    if !url.starts_with("nats://") || nats.is_err() {
+    let connects = (url.starts_with("nats://") && nats.is_ok()) || redis.is_ok();
+    if !connects {
         match eventbus::store::open(url).await {
             Ok(_) => panic!("`{url}` opened a store"),
             Err(e) => shown.extend([e.to_string(), format!("{e:?}")]),
@@ -64,6 +70,12 @@ async fn secrets_never_show_in_errors_or_debug_whatever_the_url() {
                     ("memory://", ""),
                     ("sqlite://", "?bogus=1"),
                     ("nats:/", ""),
+                    ("redis://", ""),
+                    ("redis://", "/x"),
+                    ("redis://", "/0?bogus=1"),
+                    ("rediss://", "?max_age=300000d"),
+                    ("redis://", "?prefix=a%20b"),
+                    ("redis://", "?prefix=p&prefix=p"),
                     ("", ""),
                 ] {
                     for hosts in ["127.0.0.1:4222", "h1:4222,[::1]:4222"] {
@@ -95,6 +107,39 @@ async fn the_fuzzed_nats_url_is_shown_without_its_password() {
 }
 
 #[tokio::test]
+async fn the_fuzzed_redis_url_is_shown_without_its_password() {
+    let err = RedisConfig::from_url("redis://alice:pa/ssw0rd@127.0.0.1:6379/0?bogus=1")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("invalid store URL `redis://alice:***@127.0.0.1:6379/0?bogus=1`"),
+        "{err}"
+    );
+    assert!(!err.contains("ssw0rd"), "{err}");
+}
+
+#[tokio::test]
+async fn redis_urls_decode_user_info_and_keep_ipv6_hosts() {
+    let config = RedisConfig::from_url("rediss://user:p%40ss@[::1]:6380/2?prefix=shop").unwrap();
+    let debug = format!("{config:?}");
+    for part in [
+        r#"host: "::1""#,
+        "port: 6380",
+        "tls: true",
+        "db: 2",
+        r#"user: Some("user")"#,
+        r#"password: Some("***")"#,
+        r#"prefix: "shop""#,
+    ] {
+        assert!(debug.contains(part), "{part} in {debug}");
+    }
+    assert!(
+        !debug.contains("p@ss") && !debug.contains("p%40ss"),
+        "{debug}"
+    );
+}
+
+#[tokio::test]
 async fn durations_past_100_years_are_refused_naming_the_option_and_the_limit() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("events.db");
@@ -117,6 +162,12 @@ async fn durations_past_100_years_are_refused_naming_the_option_and_the_limit() 
             "duplicate_window",
         ),
         ("nats://h:4222?ack_wait=300000d".to_owned(), "ack_wait"),
+        ("redis://h?max_age=300000d".to_owned(), "max_age"),
+        (
+            "rediss://h:6380/1?duplicate_window=300000d".to_owned(),
+            "duplicate_window",
+        ),
+        ("redis://h?ack_wait=300000d".to_owned(), "ack_wait"),
     ] {
         let err = match eventbus::store::open(&url).await {
             Ok(_) => panic!("`{url}` was accepted"),
@@ -180,6 +231,10 @@ async fn an_option_given_twice_is_refused_by_name() {
         (
             "nats://h:4222?stream=A&prefix=p&stream=B".to_owned(),
             "stream",
+        ),
+        (
+            "redis://h?prefix=a&max_events=9&prefix=b".to_owned(),
+            "prefix",
         ),
     ] {
         let err = match eventbus::store::open(&url).await {

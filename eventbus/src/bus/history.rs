@@ -186,7 +186,9 @@ impl HistoryQuery {
     }
 
     /// Streams the matching events, then keeps streaming new ones as they
-    /// are stored, checking every `poll`, until the stream is dropped. Made
+    /// are stored, checking every `poll` (or, on a store that can wait for
+    /// new events, such as `redis://`, as soon as one is stored), until
+    /// the stream is dropped. Made
     /// for following a store that other processes write (a tail); within
     /// one process a [`subscribe`](crate::Bus::subscribe) stream is cheaper.
     /// Events come oldest first; the limit counts all of them.
@@ -200,6 +202,9 @@ impl HistoryQuery {
             current: Option<BoxStream<'static, Result<RawEnvelope>>>,
             remaining: usize,
             poll: Duration,
+            /// The newest seq the store reported while waiting, matching
+            /// or not, so the next wait is for what comes after it.
+            newest: Option<u64>,
         }
         let mut query = self.query;
         query.order = Order::Oldest;
@@ -210,6 +215,7 @@ impl HistoryQuery {
             query,
             current: None,
             poll,
+            newest: None,
         };
         let events = Box::pin(futures_util::stream::unfold(start, |mut f| async move {
             loop {
@@ -233,7 +239,10 @@ impl HistoryQuery {
                     }
                     None => {
                         f.current = None;
-                        tokio::time::sleep(f.poll).await;
+                        let after = f.newest.max(f.query.after_seq);
+                        if let Some(seq) = f.store.wait_for_more(after, f.poll).await {
+                            f.newest = Some(seq);
+                        }
                     }
                 }
             }

@@ -128,7 +128,7 @@ impl HeaderValue {
     }
 
     /// A value of `kind` from its text form, as NATS headers carry it.
-    #[cfg(feature = "nats")]
+    #[cfg(any(feature = "nats", feature = "redis"))]
     pub(crate) fn from_text(text: String, kind: HeaderKind) -> Result<Self, String> {
         let valid = match kind {
             HeaderKind::String => true,

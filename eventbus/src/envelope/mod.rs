@@ -267,7 +267,7 @@ impl Draft {
     /// The event data as JSON text, without the check and copy that
     /// [`Draft::data_json`] makes of a freshly encoded value: for stores
     /// that only write the bytes.
-    #[cfg(feature = "nats")]
+    #[cfg(any(feature = "nats", feature = "redis"))]
     pub(crate) fn data_bytes(&self) -> Result<Cow<'_, [u8]>, CodecError> {
         match &self.payload {
             Payload::Json(raw) => Ok(Cow::Borrowed(raw.get().as_bytes())),

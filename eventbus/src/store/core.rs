@@ -6,6 +6,7 @@
 use crate::envelope::{Draft, RawEnvelope};
 use crate::error::{Error, Result};
 use crate::future::{BoxFuture, BoxStream};
+use futures_util::FutureExt;
 
 use super::admin::StoreAdmin;
 use super::checkpoints::CheckpointStore;
@@ -110,6 +111,21 @@ pub trait Store: Send + Sync + 'static {
     #[cfg(feature = "sqlite")]
     fn as_transactions(&self) -> Option<&dyn HandlerTransactions> {
         None
+    }
+
+    /// Waits until an event newer than seq `after` (or, with `None`, than
+    /// any stored now) may be stored, for at most `at_most`, and answers
+    /// the newest seq it saw, if any: what a follower
+    /// ([`HistoryQuery::follow`](crate::HistoryQuery::follow)) does between
+    /// reads. A store whose server can wait for new events (Redis `XREAD
+    /// BLOCK`) wakes the follower at once; the default sleeps `at_most`.
+    fn wait_for_more(
+        &self,
+        after: Option<u64>,
+        at_most: std::time::Duration,
+    ) -> BoxFuture<'_, Option<u64>> {
+        let _ = after;
+        Box::pin(tokio::time::sleep(at_most).map(|()| None))
     }
 }
 

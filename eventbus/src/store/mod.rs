@@ -19,6 +19,8 @@ mod memory;
 pub(crate) mod nats;
 mod open;
 mod query;
+#[cfg(feature = "redis")]
+mod redis;
 mod rewrite;
 mod sagas;
 mod schedules;
@@ -30,6 +32,8 @@ mod transactions;
 mod url;
 
 pub use self::core::Store;
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisConfig, RedisStore};
 pub use self::url::{MAX_DURATION, parse_duration};
 pub use admin::{StoreAdmin, TopicSummary};
 pub use checkpoints::CheckpointStore;

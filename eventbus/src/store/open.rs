@@ -6,14 +6,17 @@ use super::core::{Create, Store};
 use super::memory::MemoryStore;
 #[cfg(feature = "nats")]
 use super::nats::{NatsConfig, NatsStore};
+#[cfg(feature = "redis")]
+use super::redis::{RedisConfig, RedisStore};
 #[cfg(feature = "sqlite")]
 use super::sqlite::SqliteStore;
 use super::url::StoreUrl;
 use crate::error::{Error, Result};
 
-/// Opens the store a URL names (`memory://...`, `sqlite://...` or
-/// `nats://...`), creating it when it does not exist: the SQLite file, or
-/// the NATS stream and its dead-letter bucket.
+/// Opens the store a URL names (`memory://...`, `sqlite://...`,
+/// `nats://...` or `redis://...`), creating it when it does not exist: the
+/// SQLite file, or the NATS stream and its dead-letter bucket (a Redis
+/// stream is made by its first event or handler).
 ///
 /// # Errors
 ///
@@ -25,6 +28,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
         "memory" => Ok(Arc::new(MemoryStore::from_url(&parsed)?)),
         "sqlite" => sqlite(&parsed, Create::IfMissing).await,
         "nats" => nats(&parsed, Create::IfMissing).await,
+        "redis" | "rediss" => redis(&parsed, Create::IfMissing).await,
         other => Err(unknown_scheme(&parsed, other)),
     }
 }
@@ -36,7 +40,8 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
 /// A `sqlite://` file must exist. A `nats://` stream must exist; its
 /// dead-letter bucket is used when it exists, and while it does not there
 /// are no dead letters (until one is added, which creates it, as
-/// [`open`] would have). `memory://` is refused: such a store lives only
+/// [`open`] would have). A `redis://` store's `PREFIX:events` stream must
+/// exist. `memory://` is refused: such a store lives only
 /// inside the process that opened it, so there is never one to find.
 ///
 /// # Errors
@@ -55,6 +60,7 @@ pub async fn open_existing(url: &str) -> Result<Arc<dyn Store>> {
         }),
         "sqlite" => sqlite(&parsed, Create::Never).await,
         "nats" => nats(&parsed, Create::Never).await,
+        "redis" | "rediss" => redis(&parsed, Create::Never).await,
         other => Err(unknown_scheme(&parsed, other)),
     }
 }
@@ -69,6 +75,7 @@ pub(crate) fn check_url(url: &str) -> Result<()> {
         "memory" => MemoryStore::from_url(&parsed).map(drop),
         "sqlite" => SqliteStore::read_url(&parsed).map(drop),
         "nats" => NatsConfig::from_parsed(&parsed).map(drop),
+        "redis" | "rediss" => check_redis(&parsed),
         other => Err(unknown_scheme(&parsed, other)),
     }
 }
@@ -97,8 +104,33 @@ async fn nats(url: &StoreUrl<'_>, _create: Create) -> Result<Arc<dyn Store>> {
     Err(missing_feature(url, "nats"))
 }
 
+#[cfg(feature = "redis")]
+async fn redis(url: &StoreUrl<'_>, create: Create) -> Result<Arc<dyn Store>> {
+    let config = RedisConfig::from_parsed(url)?;
+    Ok(Arc::new(match create {
+        Create::IfMissing => RedisStore::connect(config).await?,
+        Create::Never => RedisStore::connect_existing(config).await?,
+    }))
+}
+
+#[cfg(not(feature = "redis"))]
+async fn redis(url: &StoreUrl<'_>, _create: Create) -> Result<Arc<dyn Store>> {
+    Err(missing_feature(url, "redis"))
+}
+
+#[cfg(all(feature = "sqlite", feature = "nats", feature = "redis"))]
+fn check_redis(url: &StoreUrl<'_>) -> Result<()> {
+    RedisConfig::from_parsed(url).map(drop)
+}
+
+/// Without the `redis` feature, the refusal that opening would give.
+#[cfg(all(feature = "sqlite", feature = "nats", not(feature = "redis")))]
+fn check_redis(url: &StoreUrl<'_>) -> Result<()> {
+    Err(missing_feature(url, "redis"))
+}
+
 /// A store whose support this build leaves out.
-#[cfg(not(all(feature = "sqlite", feature = "nats")))]
+#[cfg(not(all(feature = "sqlite", feature = "nats", feature = "redis")))]
 fn missing_feature(url: &StoreUrl<'_>, feature: &str) -> Error {
     url.invalid(format!(
         "this eventbus is built without `{feature}://` stores; enable the `{feature}` \
@@ -108,6 +140,7 @@ fn missing_feature(url: &StoreUrl<'_>, feature: &str) -> Error {
 
 fn unknown_scheme(url: &StoreUrl<'_>, scheme: &str) -> Error {
     url.invalid(format!(
-        "unknown store `{scheme}://`; available: `memory://`, `sqlite://`, `nats://`"
+        "unknown store `{scheme}://`; available: `memory://`, `sqlite://`, `nats://`, \
+         `redis://`, `rediss://`"
     ))
 }

@@ -130,7 +130,7 @@ async fn the_file_is_private_wal_and_versioned() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 8);
+    assert_eq!(version, 9);
     assert_eq!(
         bus.store().describe(),
         format!("sqlite://{}?synchronous=full", dir.db().display())
@@ -529,7 +529,7 @@ async fn a_version_1_file_is_migrated_in_place() {
         .execute_batch(
             "DROP TABLE dead_letters; DROP INDEX events_by_idempotency_key; DROP TABLE handled;
              DROP TABLE leases; DROP INDEX events_by_subject; DROP INDEX events_by_stream;
-             DROP TABLE snapshots; DROP TABLE scheduled;
+             DROP TABLE snapshots; DROP TABLE scheduled; DROP TABLE sagas;
              ALTER TABLE events DROP COLUMN stream_version;
              ALTER TABLE events DROP COLUMN subject; ALTER TABLE events DROP COLUMN dataschema;
              PRAGMA user_version = 1;",
@@ -540,7 +540,7 @@ async fn a_version_1_file_is_migrated_in_place() {
     let version: i64 = raw_conn(&dir.db())
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 8);
+    assert_eq!(version, 9);
     let kept: Vec<RawEnvelope> = store
         .query(Default::default())
         .collect::<Vec<_>>()

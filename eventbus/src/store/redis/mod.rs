@@ -11,9 +11,11 @@
 //! | `PREFIX:dead:ids`, `PREFIX:dead:ID`, `PREFIX:dead:index`, `PREFIX:dead:next` | sorted set, hashes, hash, counter | dead letters (see `dead_letters`) |
 //!
 //! An event's seq is derived from its entry id (see `entry`). Publishing
+//! an event that may be a duplicate (an idempotency key, an imported id)
 //! runs one Lua script that checks the duplicate key, `XADD`s, trims and
-//! sets the key, so no crash leaves one without the other; concurrent
-//! publishes share one multiplexed connection, which pipelines them.
+//! sets the key, so no crash leaves one without the other; a fresh event
+//! is one `XADD`. Concurrent publishes share one multiplexed connection,
+//! which pipelines them.
 //! Handlers are consumer groups (see `consumer`); history reads pages of
 //! `XRANGE`/`XREVRANGE` (see `read`).
 
@@ -168,6 +170,31 @@ impl RedisStore {
     async fn append_draft(&self, draft: Draft) -> Result<RawEnvelope> {
         let s = &self.shared;
         let fields = entry::encode(&draft).map_err(|e| Error::store("redis", e))?;
+        // A fresh event without an idempotency key has an id made just now,
+        // which no stored event can have: nothing to look up, so a plain
+        // `XADD`, pipelined with the others, instead of the script. Imports
+        // and saga effects (ids that may be stored already), idempotency
+        // keys, and exact trimming by age take the script.
+        if draft.meta.idempotency_key.is_none()
+            && !draft.is_imported()
+            && s.config.max_age.is_none()
+        {
+            let mut add = redis::cmd("XADD");
+            add.arg(&s.stream);
+            if let Some(n) = s.config.max_events {
+                add.arg("MAXLEN").arg("~").arg(n);
+            }
+            add.arg("*");
+            for (name, value) in &fields {
+                add.arg(*name).arg(value.as_slice());
+            }
+            let id: String = add
+                .query_async(&mut s.conn.clone())
+                .await
+                .map_err(redis_error("publishing"))?;
+            let seq = entry::seq_of(&id).map_err(|e| Error::store("redis", e))?;
+            return Ok(draft.seal(seq));
+        }
         let key = match &draft.meta.idempotency_key {
             Some(k) => s.config.key(&format!("seen:{k}")),
             None => s.config.key(&format!("seen:{}", draft.meta.id)),

@@ -78,10 +78,14 @@ fn failed(e: Error) -> HandlingError {
 impl<S: Saga> Step<'_, S> {
     async fn run(&self) -> std::result::Result<(), HandlingError> {
         let sagas = self.ctx.store().sagas().map_err(failed)?;
+        // Bounds the wait for an instance by this process's clock too, for
+        // an event whose time lies ahead of it.
+        let patience = tokio::time::Instant::now() + EARLY_WINDOW;
         let mut round = 0;
         loop {
             round += 1;
-            match self.round(sagas).await {
+            let may_wait = tokio::time::Instant::now() < patience;
+            match self.round(sagas, may_wait).await {
                 Err(RoundError::Conflict(e)) if round < CONFLICT_ROUNDS => {
                     tracing::debug!(error = %e, "another step of the instance came first; running again");
                     tokio::time::sleep(CONFLICT_BACKOFF.delay(round)).await;
@@ -97,7 +101,11 @@ impl<S: Saga> Step<'_, S> {
         }
     }
 
-    async fn round(&self, sagas: &dyn SagaStore) -> std::result::Result<(), RoundError> {
+    async fn round(
+        &self,
+        sagas: &dyn SagaStore,
+        may_wait: bool,
+    ) -> std::result::Result<(), RoundError> {
         let name = S::NAME;
         let stored = sagas.load_saga(name, self.key).await?;
         let (mut version, open, record) = match stored {
@@ -125,7 +133,7 @@ impl<S: Saga> Step<'_, S> {
             (Some(r), _) if r.has_handled(&id) => return Ok(()),
             (None, StepKind::On) => {
                 let waited = self.ctx.publisher().now() - self.raw.time();
-                if waited.to_std().unwrap_or_default() < EARLY_WINDOW {
+                if may_wait && waited.to_std().unwrap_or_default() < EARLY_WINDOW {
                     return Err(RoundError::Early);
                 }
                 tracing::debug!("no instance has this key: the event is not for this saga");

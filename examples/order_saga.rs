@@ -144,6 +144,9 @@ pub(crate) struct OrderFulfilment {
     pub(crate) undoing: Option<Compensation>,
     /// The payment timeout while it is set.
     pub(crate) payment_timeout: Option<EventId>,
+    /// Whether the payment was charged: the payment service answers at
+    /// least once, so a second `payment.charged` is the same charge.
+    pub(crate) charged: bool,
 }
 
 #[saga(name = "order_fulfilment", key = "order_id")]
@@ -195,6 +198,10 @@ impl OrderFulfilment {
 
     #[on(topic = "payment.charged")]
     fn charged(&mut self, _ev: &PaymentEvent, saga: &mut SagaContext) {
+        if self.charged {
+            return;
+        }
+        self.charged = true;
         if let Some(timeout) = self.payment_timeout.take() {
             saga.cancel(&timeout);
         }
@@ -209,10 +216,10 @@ impl OrderFulfilment {
                 });
             }
             // Charged after the saga gave up waiting: give the money back
-            // before releasing the stock.
+            // too, after what is being undone now.
             Stage::Compensating(_) => {
                 self.compensations
-                    .push(Compensation::Refund { cents: self.cents });
+                    .insert(0, Compensation::Refund { cents: self.cents });
             }
             _ => {}
         }
@@ -404,12 +411,15 @@ pub(crate) async fn place_orders(bus: &Bus) -> eventbus::Result<()> {
     Ok(())
 }
 
-/// Waits until no order is open, up to `timeout`.
+/// Waits until every order is finished, up to `timeout`.
 pub(crate) async fn settled(bus: &Bus, timeout: Duration) -> eventbus::Result<bool> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let instances = bus.saga_instances(Some("order_fulfilment"), false).await?;
-        if instances.len() == orders().len() && instances.iter().all(|i| !i.open) {
+        // Completed, and its last step's effects done (a worker killed in
+        // between leaves them to the step's redelivery).
+        let finished = |i: &eventbus::saga::SagaInstance| !i.open && i.pending == 0;
+        if instances.len() == orders().len() && instances.iter().all(finished) {
             return Ok(true);
         }
         if tokio::time::Instant::now() > deadline {

@@ -68,6 +68,7 @@ fn as_json(i: &SagaInstance) -> serde_json::Value {
         "started": output::time(i.started),
         "updated": output::time(i.updated),
         "timers": i.timers,
+        "pending": i.pending,
         "state": i.state,
     })
 }

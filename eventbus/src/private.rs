@@ -600,21 +600,20 @@ pub mod fuzz {
     }
 }
 
-/// A field every variant of an event type has, with one type, named by
-/// the hash of its name ([`field_hash`]): `#[derive(Event)]` implements it
-/// for each such field, and `#[saga(key = "...")]` reads a step's
-/// correlation value through it.
+/// A field every variant of an event type has, with one type (`T`),
+/// named by the hash of its name ([`field_hash`]): `#[derive(Event)]`
+/// implements it for each such field, and `#[saga(key = "...")]` reads a
+/// step's correlation value through it. The field's type is a parameter,
+/// not an associated type, so a private field type stays private.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` has no field named by the saga's `key` (in every variant, with one type)",
     label = "this event does not carry the saga's correlation field",
     note = "each `#[start]` and `#[on]` event needs the field `#[saga(key = \"...\")]` names, \
             in every variant of an enum; or put the method on an event type that has it"
 )]
-pub trait HasField<const NAME: u64> {
-    /// The field's type.
-    type Type: ?Sized;
+pub trait HasField<const NAME: u64, T: ?Sized> {
     /// The field.
-    fn field(&self) -> &Self::Type;
+    fn field(&self) -> &T;
 }
 
 /// FNV-1a of a field's name: the `NAME` of [`HasField`]; the macros compute

@@ -77,19 +77,28 @@ async fn assert_orders_ended_as_documented(bus: &Bus) {
     for instance in &instances {
         assert!(!instance.open, "order {} is still open", instance.key);
         assert!(instance.timers.is_empty(), "{instance:?}");
+        assert_eq!(instance.pending, 0, "{instance:?}");
         let mut history = bus
             .history()
             .correlation_id(instance.correlation_id.clone())
             .stream();
         let mut sent = Vec::new();
+        let mut story = String::new();
         while let Some(ev) = history.next().await {
             let ev = ev.unwrap();
+            story.push_str(&format!(
+                "\n  {} {} {} caused by {:?}",
+                ev.seq(),
+                ev.topic(),
+                ev.id(),
+                ev.causation_id()
+            ));
             if saga_topics.contains(&ev.topic()) {
                 sent.push(ev.topic().to_owned());
             }
         }
         let order: u64 = instance.key.parse().unwrap();
-        assert_eq!(sent, sent_by_the_saga(order), "order {order}");
+        assert_eq!(sent, sent_by_the_saga(order), "order {order}:{story}");
     }
     assert!(bus.open_sagas().await.unwrap().is_empty());
 }

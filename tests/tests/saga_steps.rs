@@ -216,3 +216,31 @@ async fn an_event_that_overtakes_its_start_waits_for_the_instance() {
     let instance = &bus.saga_instances(None, false).await.unwrap()[0];
     assert_eq!(instance.state["sum"], 4, "{instance:?}");
 }
+
+/// `derive(Event)` reads common fields for `#[saga(key)]` without making
+/// their types public: an event may keep a private field type.
+mod private_field_types {
+    use eventbus::prelude::*;
+
+    #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+    struct Cents(u64);
+
+    // Public (nominally), which is what made a private field type an
+    // error when the derive exposed field types.
+    #[allow(unreachable_pub)]
+    #[derive(Event, Clone, Debug)]
+    #[event(topic = "invoice.paid")]
+    pub struct InvoicePaid {
+        pub invoice: u64,
+        cents: Cents,
+    }
+
+    #[test]
+    fn an_event_with_a_private_field_type_still_derives() {
+        let paid = InvoicePaid {
+            invoice: 1,
+            cents: Cents(5),
+        };
+        assert_eq!(paid.encode_data().unwrap(), br#"{"invoice":1,"cents":5}"#);
+    }
+}

@@ -34,8 +34,7 @@ pub(crate) fn expand(input: &Input<'_>, krate: &syn::Path) -> TokenStream {
             };
             quote! {
                 #[automatically_derived]
-                impl #private::HasField<#hash> for #ty {
-                    type Type = #field_ty;
+                impl #private::HasField<#hash, #field_ty> for #ty {
                     fn field(&self) -> &#field_ty {
                         #body
                     }

@@ -98,7 +98,7 @@ fn step_def(step: &Step<'_>, ty: &Type, saga: &str, hash: u64, krate: &Path) -> 
     // saga's key" and "is not an eventbus event" underline it.
     let span = event.span();
     let event_trait = quote_spanned!(span=> <#event as #krate::Event>);
-    let field = quote_spanned!(span=> <#event as #private::HasField<#hash>>::field);
+    let field = quote_spanned!(span=> <#event as #private::HasField<#hash, _>>::field);
     let args = step.params.iter().filter_map(|p| match p {
         Param::SelfMut => None,
         Param::Event(_) => Some(quote!(&*__ev)),

@@ -30,6 +30,11 @@ pub struct SagaInstance {
     /// The ids of its scheduled events that have neither fired nor been
     /// cancelled.
     pub timers: Vec<String>,
+    /// How many effects of its last step (events to send, timers to set
+    /// or cancel) are saved but not known to be done: a step that died in
+    /// between leaves them for its redelivery or the next step to do. A
+    /// completed instance is finished once this is 0.
+    pub pending: usize,
 }
 
 impl SagaInstance {
@@ -51,6 +56,7 @@ impl SagaInstance {
             updated: record.updated,
             state: serde_json::from_str(record.state.get()).unwrap_or(serde_json::Value::Null),
             timers: record.timers,
+            pending: record.pending.len(),
         })
     }
 }

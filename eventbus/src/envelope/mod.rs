@@ -52,6 +52,36 @@ pub(crate) struct Metadata {
     pub(crate) stream_version: Option<u64>,
 }
 
+#[cfg(any(feature = "nats", feature = "redis"))]
+impl Metadata {
+    /// The metadata of data that came without any: from a client that
+    /// wrote a bare message or entry, or an entry that no longer reads.
+    pub(crate) fn bare(
+        id: EventId,
+        topic: String,
+        time: DateTime<Utc>,
+        source: &str,
+        seq: u64,
+    ) -> Self {
+        Metadata {
+            id,
+            topic: Cow::Owned(topic),
+            time,
+            source: Arc::from(source),
+            subject: None,
+            dataschema: None,
+            correlation_id: None,
+            causation_id: None,
+            idempotency_key: None,
+            headers: BTreeMap::new(),
+            seq,
+            event_name: Cow::Borrowed(""),
+            event_version: 1,
+            stream_version: None,
+        }
+    }
+}
+
 /// A typed event kept as the value itself, so in-process delivery never
 /// serializes it.
 pub(crate) trait AnyEvent: Any + Send + Sync {

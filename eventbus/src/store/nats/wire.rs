@@ -346,22 +346,7 @@ fn foreign(
     let id = msg_id
         .and_then(|m| EventId::parse(&m).ok())
         .unwrap_or_else(|| origin.foreign_id(seq));
-    Metadata {
-        id,
-        topic: Cow::Owned(topic.to_owned()),
-        time: published,
-        source: Arc::from(FOREIGN_SOURCE),
-        subject: None,
-        dataschema: None,
-        correlation_id: None,
-        causation_id: None,
-        idempotency_key: None,
-        headers: BTreeMap::new(),
-        seq,
-        event_name: Cow::Borrowed(""),
-        event_version: 1,
-        stream_version: None,
-    }
+    Metadata::bare(id, topic.to_owned(), published, FOREIGN_SOURCE, seq)
 }
 
 /// Percent-encodes what a NATS header cannot carry or a reader would

@@ -314,22 +314,9 @@ pub(crate) fn unreadable(prefix: &str, entry: &Entry, seq: u64) -> RawEnvelope {
         .unwrap_or_default();
     let id = EventId::parse(&format!("redis-{prefix}-{}", entry.id))
         .unwrap_or_else(|_| EventId::from(uuid::Uuid::now_v7()));
-    let meta = Metadata {
-        id,
-        topic: Cow::Owned(entry.topic().unwrap_or("unreadable").to_owned()),
-        time: DateTime::from_timestamp_millis(millis_of(seq) as i64).unwrap_or_default(),
-        source: Arc::from(FOREIGN_SOURCE),
-        subject: None,
-        dataschema: None,
-        correlation_id: None,
-        causation_id: None,
-        idempotency_key: None,
-        headers: BTreeMap::new(),
-        seq,
-        event_name: Cow::Borrowed(""),
-        event_version: 1,
-        stream_version: None,
-    };
+    let topic = entry.topic().unwrap_or("unreadable").to_owned();
+    let time = DateTime::from_timestamp_millis(millis_of(seq) as i64).unwrap_or_default();
+    let meta = Metadata::bare(id, topic, time, FOREIGN_SOURCE, seq);
     RawEnvelope::from_parts(meta, data)
 }
 

@@ -56,6 +56,12 @@ const RECENT: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
 const CLOCK_SLACK: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
 /// The durable consumer that forwards saves whose writer died first.
 const FORWARDER: &str = "forwarder";
+/// How long a save handed to a forwarder waits for its ack before the server
+/// hands it to another process. The consumer lets one save out at a time,
+/// so a forwarder that vanished mid-save holds all forwarding up this long.
+const FORWARD_ACK_WAIT: Duration = Duration::from_secs(5);
+/// How long closing the store waits for the save being forwarded.
+const FORWARDER_STOP: Duration = Duration::from_secs(5);
 
 /// The entity streams and snapshots of one bus stream.
 pub(super) struct Entities {
@@ -68,7 +74,13 @@ pub(super) struct Entities {
     memory: bool,
     open: OnceCell<stream::Stream>,
     snapshots: LazyBucket,
-    forwarder: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
+    forwarder: std::sync::Mutex<Option<Forwarder>>,
+}
+
+/// This process's forwarding task and the way to ask it to stop.
+struct Forwarder {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 /// The last save of an entity.
@@ -171,6 +183,7 @@ impl Entities {
                     ack_policy: AckPolicy::Explicit,
                     // One save at a time keeps each entity's saves in order.
                     max_ack_pending: 1,
+                    ack_wait: FORWARD_ACK_WAIT,
                     deliver_policy: DeliverPolicy::All,
                     ..Default::default()
                 },
@@ -182,8 +195,9 @@ impl Entities {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if running.is_none() {
-            let task = tokio::spawn(run_forwarder(consumer, self.forward.clone()));
-            *running = Some(task.abort_handle());
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let task = tokio::spawn(run_forwarder(consumer, self.forward.clone(), stopped));
+            *running = Some(Forwarder { stop, task });
         }
         Ok(())
     }
@@ -195,16 +209,24 @@ impl Entities {
             .is_some()
     }
 
-    /// Stops forwarding; saves left are forwarded by another process or
-    /// the next start.
-    pub(super) fn stop(&self) {
-        if let Some(task) = self
+    /// Stops forwarding once the save in hand is forwarded and acked, so
+    /// the server does not hold it for another process until its ack wait
+    /// runs out; saves left are forwarded by another process or the next
+    /// start.
+    pub(super) async fn stop(&self) {
+        let running = self
             .forwarder
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take()
-        {
-            task.abort();
+            .take();
+        if let Some(Forwarder { stop, mut task }) = running {
+            let _ = stop.send(true);
+            if tokio::time::timeout(FORWARDER_STOP, &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
         }
     }
 
@@ -475,7 +497,14 @@ impl Entities {
 
 impl Drop for Entities {
     fn drop(&mut self) {
-        self.stop();
+        let running = self
+            .forwarder
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(forwarder) = running {
+            forwarder.task.abort();
+        }
     }
 }
 
@@ -490,25 +519,44 @@ fn forward_failed(e: Error) -> Error {
     )
 }
 
-/// Forwards every save to the bus stream, restarting after NATS errors.
-async fn run_forwarder(consumer: jetstream::consumer::PullConsumer, forward: Forward) {
+/// Forwards every save to the bus stream, restarting after NATS errors,
+/// until told to stop.
+async fn run_forwarder(
+    consumer: jetstream::consumer::PullConsumer,
+    forward: Forward,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
     loop {
-        if let Err(e) = forward_saves(&consumer, &forward).await {
+        if let Err(e) = forward_saves(&consumer, &forward, &mut stopped).await {
             tracing::warn!(error = %e, "forwarding entity saves failed; retrying in a second");
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::select! {
+            _ = stopped.wait_for(|stop| *stop) => return,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
     }
 }
 
+/// Forwards saves until NATS fails or the forwarder is told to stop; a save
+/// in hand is always finished first.
 async fn forward_saves(
     consumer: &jetstream::consumer::PullConsumer,
     forward: &Forward,
+    stopped: &mut tokio::sync::watch::Receiver<bool>,
 ) -> Result<()> {
     let mut messages = consumer
         .messages()
         .await
         .map_err(nats_error("reading entity saves"))?;
-    while let Some(message) = messages.next().await {
+    loop {
+        let message = tokio::select! {
+            biased;
+            _ = stopped.wait_for(|stop| *stop) => return Ok(()),
+            message = messages.next() => message,
+        };
+        let Some(message) = message else {
+            return Ok(());
+        };
         let message = message.map_err(nats_error("reading entity saves"))?;
         match decode_save(&message.payload) {
             Ok(events) => {
@@ -529,7 +577,6 @@ async fn forward_saves(
             .await
             .map_err(|e| Error::store("nats", format!("acknowledging a forwarded save: {e}")))?;
     }
-    Ok(())
 }
 
 async fn last_save(entities: &stream::Stream, subject: &str) -> Result<Option<LastSave>> {

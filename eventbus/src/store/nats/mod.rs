@@ -408,7 +408,7 @@ impl Store for NatsStore {
 
     fn close(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
-            self.shared.entities.stop();
+            self.shared.entities.stop().await;
             self.shared.pullers.join_stopped().await;
             self.shared
                 .client

@@ -3,6 +3,7 @@
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
@@ -46,6 +47,36 @@ impl FeedKind {
     }
 }
 
+/// Handler indices by topic.
+///
+/// Every publish looks its topic up, and SipHash, the standard map's
+/// guard against keys chosen to collide, cost more than the rest of the
+/// routing. The keys here are the handlers' own topics, fixed when the bus
+/// is built, so whoever chooses the topics of published events cannot
+/// crowd a bucket; FNV-1a is enough.
+pub(crate) type Routes = HashMap<&'static str, Arc<[usize]>, BuildHasherDefault<TopicHasher>>;
+
+/// FNV-1a over the bytes of a topic, for [`Routes`].
+pub(crate) struct TopicHasher(u64);
+
+impl Default for TopicHasher {
+    fn default() -> Self {
+        TopicHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for TopicHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// What every part of a running bus shares; the bus holds it, and so do
 /// its workers, replays and handlings, through their own handles.
 pub(crate) struct Core {
@@ -54,7 +85,7 @@ pub(crate) struct Core {
     pub(crate) handlers: Vec<Arc<HandlerRuntime>>,
     /// Topic -> indices into `handlers`, computed once at build time from
     /// the handlers' static topic lists.
-    pub(crate) routes: HashMap<&'static str, Arc<[usize]>>,
+    pub(crate) routes: Routes,
     /// The ring every handler's events are pushed into, when handlers are
     /// pushed ([`FeedKind::Pushed`]).
     pub(crate) ring: Option<Ring>,

@@ -47,6 +47,28 @@ pub trait Store: Send + Sync + 'static {
     /// Stores one event and returns it sealed with its seq.
     fn append(&self, draft: Draft) -> BoxFuture<'_, Result<RawEnvelope>>;
 
+    /// Whether [`Store::append_now`] stores events: true for a store that
+    /// keeps them in this process's memory and so never waits, which
+    /// spares each publish the boxed future of [`Store::append`].
+    /// Default: false.
+    fn appends_now(&self) -> bool {
+        false
+    }
+
+    /// Stores one event without waiting; the bus calls it only when
+    /// [`Store::appends_now`] says so. Default: refuses, naming the store.
+    ///
+    /// # Errors
+    ///
+    /// What [`Store::append`] would answer.
+    fn append_now(&self, draft: Draft) -> Result<RawEnvelope> {
+        drop(draft);
+        Err(crate::Error::Unsupported {
+            store: self.describe(),
+            capability: "storing an event without waiting",
+        })
+    }
+
     /// Streams the events matching `query`, in its order, up to its limit.
     fn query(&self, query: Query) -> BoxStream<'static, Result<RawEnvelope>>;
 

@@ -122,7 +122,7 @@ impl MemoryStore {
         self.ring.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn append_now(&self, draft: Draft) -> RawEnvelope {
+    fn store_now(&self, draft: Draft) -> RawEnvelope {
         let evicted;
         let env;
         {
@@ -216,10 +216,7 @@ impl ScheduleStore for MemoryStore {
                 .into_values()
                 .collect()
         };
-        let stored = due
-            .into_iter()
-            .map(|draft| self.append_now(draft))
-            .collect();
+        let stored = due.into_iter().map(|draft| self.store_now(draft)).collect();
         Box::pin(std::future::ready(Ok(stored)))
     }
 }
@@ -242,7 +239,7 @@ impl StreamStore for MemoryStore {
             })));
         }
         streams::place(stream, expected, &mut drafts);
-        let stored: Vec<RawEnvelope> = drafts.into_iter().map(|d| self.append_now(d)).collect();
+        let stored: Vec<RawEnvelope> = drafts.into_iter().map(|d| self.store_now(d)).collect();
         events.extend(stored.iter().cloned());
         Box::pin(std::future::ready(Ok(stored)))
     }
@@ -286,8 +283,16 @@ impl StreamStore for MemoryStore {
 
 impl Store for MemoryStore {
     fn append(&self, draft: Draft) -> BoxFuture<'_, Result<RawEnvelope>> {
-        let env = self.append_now(draft);
+        let env = self.store_now(draft);
         Box::pin(std::future::ready(Ok(env)))
+    }
+
+    fn appends_now(&self) -> bool {
+        true
+    }
+
+    fn append_now(&self, draft: Draft) -> Result<RawEnvelope> {
+        Ok(self.store_now(draft))
     }
 
     fn query(&self, query: Query) -> BoxStream<'static, Result<RawEnvelope>> {
@@ -618,8 +623,8 @@ mod tests {
         {
             // Fresh ids each round: an import of a stored id adds nothing.
             let id = 2 * n as u32 + 1;
-            let first = store.append_now(keyed_draft(id, time));
-            let again = store.append_now(keyed_draft(id + 1, time));
+            let first = store.store_now(keyed_draft(id, time));
+            let again = store.store_now(keyed_draft(id + 1, time));
             assert_eq!(
                 again.seq(),
                 first.seq(),

@@ -491,6 +491,9 @@ fn open_writer(
     // of what was cleared.
     conn.pragma_update(None, "secure_delete", "FAST")
         .map_err(|e| e.to_string())?;
+    // The writer's own statements (appends, marks, savepoints) and those
+    // of handlers' transactions, each prepared once.
+    conn.set_prepared_statement_cache_capacity(64);
     schema::migrate(&mut conn)?;
     Ok(conn)
 }
@@ -710,7 +713,7 @@ where
 {
     fn run(self: Box<Self>, tx: &rusqlite::Transaction<'_>, commit: &writer::GroupCommit) {
         let InGroup { marker, f, reply } = *self;
-        let outcome = writer::in_savepoint(tx, Some(marker), f);
+        let outcome = writer::in_group_savepoint(tx, commit, marker, f);
         let _ = reply.send(Ok((outcome, commit.receipt())));
     }
 

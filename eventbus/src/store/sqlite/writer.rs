@@ -328,6 +328,7 @@ impl Group {
             }
             let opened = Instant::now();
             let Some((ops, queued)) = more else {
+                commit.write_marks(&tx)?;
                 tx.commit()?;
                 return Ok(stored);
             };
@@ -360,6 +361,7 @@ impl Group {
                     Err(_) => break,
                 }
             }
+            commit.write_marks(&tx)?;
             tx.commit()?;
             Ok(stored)
         })();
@@ -441,13 +443,21 @@ pub(crate) trait GroupWork: Send {
 /// group is committed or failed.
 pub(crate) type Receipt = watch::Receiver<Option<Result<(), WriteError>>>;
 
-/// The commit a group's handler transactions wait for.
+/// The commit a group's handler transactions wait for, and their handled
+/// marks until it writes them.
 #[derive(Debug)]
-pub(crate) struct GroupCommit(watch::Sender<Option<Result<(), WriteError>>>);
+pub(crate) struct GroupCommit {
+    settled: watch::Sender<Option<Result<(), WriteError>>>,
+    /// Runs of seqs per handler, in the order handlers finished them.
+    marks: std::cell::RefCell<Vec<(Arc<str>, RangeInclusive<u64>)>>,
+}
 
 impl Default for GroupCommit {
     fn default() -> Self {
-        GroupCommit(watch::Sender::new(None))
+        GroupCommit {
+            settled: watch::Sender::new(None),
+            marks: Default::default(),
+        }
     }
 }
 
@@ -455,11 +465,39 @@ impl GroupCommit {
     /// A receipt that resolves when the group is committed or failed; a
     /// writer gone before either (a crash of the thread) is a failure.
     pub(crate) fn receipt(&self) -> Receipt {
-        self.0.subscribe()
+        self.settled.subscribe()
     }
 
     fn settle(&self, result: Result<(), WriteError>) {
-        self.0.send_replace(Some(result));
+        self.settled.send_replace(Some(result));
+    }
+
+    /// Adds a handled mark, extending the handler's last run when the seq
+    /// follows it (a handler works through its feed in order).
+    fn mark(&self, handler: Arc<str>, seq: u64) {
+        let mut marks = self.marks.borrow_mut();
+        if let Some((_, run)) = marks.iter_mut().rev().find(|(h, _)| *h == handler)
+            && *run.end() + 1 == seq
+        {
+            *run = *run.start()..=seq;
+            return;
+        }
+        marks.push((handler, seq..=seq));
+    }
+
+    fn marked(&self, handler: &str, seq: u64) -> bool {
+        self.marks
+            .borrow()
+            .iter()
+            .any(|(h, run)| &**h == handler && run.contains(&seq))
+    }
+
+    /// Writes the marks into the group's transaction.
+    fn write_marks(&self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        for (handler, seqs) in self.marks.borrow().iter() {
+            mark_handled(tx, handler, seqs)?;
+        }
+        Ok(())
     }
 }
 
@@ -576,41 +614,100 @@ pub(crate) fn in_savepoint<T, F>(
 where
     F: FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
 {
-    if let Err(e) = tx.execute_batch("SAVEPOINT handler_transaction") {
-        return TxOutcome::Store(e);
+    savepoint(tx, |tx| {
+        if let Some((handler, seq)) = &mark {
+            match handled_already(tx, handler, *seq) {
+                Ok(false) => {}
+                Ok(true) => return TxOutcome::AlreadyHandled(*seq),
+                Err(e) => return TxOutcome::Store(e),
+            }
+        }
+        let outcome = run_closure(tx, f);
+        if let (TxOutcome::Committed(_), Some((handler, seq))) = (&outcome, &mark)
+            && let Err(e) = mark_handled(tx, handler, &(*seq..=*seq))
+        {
+            return TxOutcome::Store(e);
+        }
+        outcome
+    })
+}
+
+/// [`in_savepoint`] for a handler transaction of a group commit: its mark
+/// joins the group's and is written with them just before the group
+/// commits, one statement per run of seqs instead of one per event. The
+/// mark still commits with the closure's writes or not at all, since both
+/// are in the group's transaction.
+pub(crate) fn in_group_savepoint<T, F>(
+    tx: &Transaction<'_>,
+    group: &GroupCommit,
+    (handler, seq): (Arc<str>, u64),
+    f: F,
+) -> TxOutcome<T>
+where
+    F: FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+{
+    if group.marked(&handler, seq) {
+        return TxOutcome::AlreadyHandled(seq);
     }
-    let outcome = savepoint_body(tx, mark, f);
-    let end = if matches!(outcome, TxOutcome::Committed(_)) {
-        "RELEASE handler_transaction"
-    } else {
-        "ROLLBACK TO handler_transaction; RELEASE handler_transaction"
-    };
-    // After an error SQLite took the whole transaction back on, there is
-    // no savepoint left to end; the group sees that and fails.
-    if !tx.is_autocommit()
-        && let Err(e) = tx.execute_batch(end)
-    {
-        return TxOutcome::Store(e);
+    match handled_already(tx, &handler, seq) {
+        Ok(false) => {}
+        Ok(true) => return TxOutcome::AlreadyHandled(seq),
+        Err(e) => return TxOutcome::Store(e),
+    }
+    let outcome = savepoint(tx, |tx| run_closure(tx, f));
+    if matches!(outcome, TxOutcome::Committed(_)) {
+        group.mark(handler, seq);
     }
     outcome
 }
 
-fn savepoint_body<T, F>(tx: &Transaction<'_>, mark: Option<(Arc<str>, u64)>, f: F) -> TxOutcome<T>
+/// Runs `body` in a savepoint that is released when it comes to
+/// `Committed` and rolled back otherwise.
+fn savepoint<T>(
+    tx: &Transaction<'_>,
+    body: impl FnOnce(&Transaction<'_>) -> TxOutcome<T>,
+) -> TxOutcome<T> {
+    if let Err(e) = run_cached(tx, "SAVEPOINT handler_transaction") {
+        return TxOutcome::Store(e);
+    }
+    let outcome = body(tx);
+    // After an error SQLite took the whole transaction back on, there is
+    // no savepoint left to end; the group sees that and fails.
+    if tx.is_autocommit() {
+        return outcome;
+    }
+    let ended = if matches!(outcome, TxOutcome::Committed(_)) {
+        run_cached(tx, "RELEASE handler_transaction")
+    } else {
+        run_cached(tx, "ROLLBACK TO handler_transaction")
+            .and_then(|()| run_cached(tx, "RELEASE handler_transaction"))
+    };
+    match ended {
+        Ok(()) => outcome,
+        Err(e) => TxOutcome::Store(e),
+    }
+}
+
+/// Runs one statement through the connection's statement cache: parsing
+/// `SAVEPOINT` and `RELEASE` again for every event cost more than the
+/// handler's own insert.
+fn run_cached(tx: &Transaction<'_>, sql: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached(sql)?.execute([]).map(drop)
+}
+
+fn handled_already(tx: &Transaction<'_>, handler: &str, seq: u64) -> rusqlite::Result<bool> {
+    tx.prepare_cached(
+        "SELECT 1 FROM handled WHERE handler = ?1 AND first_seq <= ?2 AND last_seq >= ?2",
+    )?
+    .exists(params![handler, seq as i64])
+}
+
+/// Runs a handler's closure, catching a panic; `Committed` means it
+/// returned `Ok` and left its transaction open.
+fn run_closure<T, F>(tx: &Transaction<'_>, f: F) -> TxOutcome<T>
 where
     F: FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
 {
-    if let Some((handler, seq)) = &mark {
-        let done = tx
-            .prepare_cached(
-                "SELECT 1 FROM handled WHERE handler = ?1 AND first_seq <= ?2 AND last_seq >= ?2",
-            )
-            .and_then(|mut stmt| stmt.exists(params![&**handler, *seq as i64]));
-        match done {
-            Ok(true) => return TxOutcome::AlreadyHandled(*seq),
-            Ok(false) => {}
-            Err(e) => return TxOutcome::Store(e),
-        }
-    }
     let value = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(tx))) {
         Ok(Ok(value)) => value,
         Ok(Err(e)) => return TxOutcome::Failed(e),
@@ -624,14 +721,7 @@ where
             Some("the handler's closure ended the transaction it was given".into()),
         ));
     }
-    let marked = match &mark {
-        Some((handler, seq)) => mark_handled(tx, handler, &(*seq..=*seq)),
-        None => Ok(()),
-    };
-    match marked {
-        Ok(()) => TxOutcome::Committed(value),
-        Err(e) => TxOutcome::Store(e),
-    }
+    TxOutcome::Committed(value)
 }
 
 fn reply_appends(

@@ -226,7 +226,7 @@ impl Group {
             let mut out = Vec::with_capacity(claimed.len());
             for item in claimed {
                 let (id, fields, count): (redis::Value, redis::Value, u32) =
-                    redis::from_redis_value(&item)?;
+                    redis::from_owned_redis_value(item)?;
                 let entries = entry::entries(redis::Value::Array(vec![redis::Value::Array(vec![
                     id, fields,
                 ])]))
@@ -256,7 +256,7 @@ impl Group {
         let entries = match reply {
             redis::Value::Array(mut streams) if !streams.is_empty() => {
                 let (_, entries): (redis::Value, redis::Value) =
-                    redis::from_redis_value(&streams.swap_remove(0))?;
+                    redis::from_owned_redis_value(streams.swap_remove(0))?;
                 entry::entries(entries).map_err(bad_reply)?
             }
             _ => Vec::new(),

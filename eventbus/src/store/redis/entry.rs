@@ -91,23 +91,32 @@ pub(crate) fn first_seq_at(ms: u64) -> u64 {
     ms.min(MS_LIMIT - 1) << N_BITS
 }
 
+/// A field of an entry as written: its name and value.
+pub(crate) type Field<'a> = (&'a str, Cow<'a, [u8]>);
+
 /// The fields of a draft's entry, in the order `XRANGE` shows them.
-pub(crate) fn encode(draft: &Draft) -> Result<Vec<(&str, Vec<u8>)>, String> {
+pub(crate) fn encode(draft: &Draft) -> Result<Vec<Field<'_>>, String> {
+    fn text(s: &str) -> Cow<'_, [u8]> {
+        Cow::Borrowed(s.as_bytes())
+    }
     let m = &draft.meta;
     check_time(m.time).map_err(|e| format!("the event's time {e}"))?;
-    let text = |s: &str| s.as_bytes().to_vec();
-    let mut f: Vec<(&str, Vec<u8>)> = vec![
-        ("specversion", text("1.0")),
-        ("id", m.id.to_string().into_bytes()),
+    // Borrowed where the draft holds the text already: the command copies
+    // each value once more as it writes it.
+    let owned = |s: String| Cow::Owned(s.into_bytes());
+    let mut f: Vec<Field<'_>> = vec![
+        ("specversion", Cow::Borrowed(b"1.0".as_slice())),
+        ("id", owned(m.id.to_string())),
         ("source", text(&m.source)),
         ("type", text(&m.topic)),
         (
             "time",
-            m.time
-                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
-                .into_bytes(),
+            owned(m.time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
         ),
-        ("datacontenttype", text("application/json")),
+        (
+            "datacontenttype",
+            Cow::Borrowed(b"application/json".as_slice()),
+        ),
     ];
     for (name, value) in [
         ("subject", &m.subject),
@@ -125,10 +134,10 @@ pub(crate) fn encode(draft: &Draft) -> Result<Vec<(&str, Vec<u8>)>, String> {
     }
     // 1 is what a reader assumes when the field is absent.
     if m.event_version != 1 {
-        f.push(("eventversion", m.event_version.to_string().into_bytes()));
+        f.push(("eventversion", owned(m.event_version.to_string())));
     }
     if let Some(v) = m.stream_version {
-        f.push(("streamversion", v.to_string().into_bytes()));
+        f.push(("streamversion", owned(v.to_string())));
     }
     let mut typed = Vec::new();
     for (name, value) in &m.headers {
@@ -141,10 +150,10 @@ pub(crate) fn encode(draft: &Draft) -> Result<Vec<(&str, Vec<u8>)>, String> {
         }
     }
     if !typed.is_empty() {
-        f.push((TYPES, typed.join(",").into_bytes()));
+        f.push((TYPES, owned(typed.join(","))));
     }
     let data = draft.data_bytes().map_err(|e| e.to_string())?;
-    f.push(("data", data.into_owned()));
+    f.push(("data", data));
     Ok(f)
 }
 
@@ -339,16 +348,23 @@ pub(crate) fn entries(value: redis::Value) -> Result<Vec<Entry>, String> {
         if pair.len() != 2 {
             return Err("a stream entry is not [id, fields]".to_owned());
         }
+        // Owned conversions move the bytes out of the reply; the borrowing
+        // ones copy every field, and a page of entries is mostly bytes.
         let fields = pair.pop().unwrap_or(Value::Nil);
-        let id: String = redis::from_redis_value(&pair[0]).map_err(|e| e.to_string())?;
+        let id: String = pair
+            .pop()
+            .map(redis::from_owned_redis_value)
+            .transpose()
+            .map_err(|e| e.to_string())?
+            .unwrap_or_default();
         let Value::Array(flat) = fields else {
             continue;
         };
         let mut fields = Vec::with_capacity(flat.len() / 2);
         let mut flat = flat.into_iter();
         while let (Some(name), Some(value)) = (flat.next(), flat.next()) {
-            let name: String = redis::from_redis_value(&name).map_err(|e| e.to_string())?;
-            let value: Vec<u8> = redis::from_redis_value(&value).map_err(|e| e.to_string())?;
+            let name: String = redis::from_owned_redis_value(name).map_err(|e| e.to_string())?;
+            let value: Vec<u8> = redis::from_owned_redis_value(value).map_err(|e| e.to_string())?;
             fields.push((name, value));
         }
         out.push(Entry { id, fields });

@@ -186,7 +186,7 @@ impl RedisStore {
             }
             add.arg("*");
             for (name, value) in &fields {
-                add.arg(*name).arg(value.as_slice());
+                add.arg(*name).arg(&**value);
             }
             let id: String = add
                 .query_async(&mut s.conn.clone())
@@ -215,7 +215,7 @@ impl RedisStore {
                     .unwrap_or_default(),
             );
         for (name, value) in &fields {
-            call.arg(*name).arg(value.as_slice());
+            call.arg(*name).arg(&**value);
         }
         let (added, id): (bool, String) = call
             .invoke_async(&mut s.conn.clone())

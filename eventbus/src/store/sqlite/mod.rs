@@ -255,7 +255,9 @@ impl SqliteStore {
             Some(seq) => {
                 let marker = (Arc::clone(&handler), seq);
                 let (outcome, receipt) = self
-                    .call(move |reply| Op::InGroup(Box::new(InGroup { marker, f, reply })))
+                    .call_answered_soon(move |reply| {
+                        Op::InGroup(Box::new(InGroup { marker, f, reply }))
+                    })
                     .await?;
                 (outcome, Durability::pending(committed(receipt)))
             }
@@ -339,6 +341,42 @@ impl SqliteStore {
 
     /// Sends one operation to the writer thread and waits for its reply.
     async fn call<T>(&self, op: impl FnOnce(writer::Reply<T>) -> Op) -> Result<T> {
+        let answer = self.send(op)?;
+        answer
+            .await
+            .map_err(|_| writer_gone())?
+            .map_err(Error::from)
+    }
+
+    /// [`SqliteStore::call`] for an operation the writer answers within
+    /// microseconds (a handler's transaction, answered before its group
+    /// commits): looks for the answer for a moment before awaiting it,
+    /// since parking this worker thread and waking it again costs more
+    /// than that on a VM, and a handler working through a backlog pays it
+    /// once per event.
+    async fn call_answered_soon<T>(&self, op: impl FnOnce(writer::Reply<T>) -> Op) -> Result<T> {
+        const SPIN: Duration = Duration::from_micros(50);
+        let mut answer = self.send(op)?;
+        let spinning = std::time::Instant::now();
+        let answer = loop {
+            match answer.try_recv() {
+                Ok(answer) => break answer,
+                Err(oneshot::error::TryRecvError::Closed) => return Err(writer_gone()),
+                Err(oneshot::error::TryRecvError::Empty) if spinning.elapsed() < SPIN => {
+                    std::hint::spin_loop();
+                }
+                Err(oneshot::error::TryRecvError::Empty) => {
+                    break answer.await.map_err(|_| writer_gone())?;
+                }
+            }
+        };
+        answer.map_err(Error::from)
+    }
+
+    fn send<T>(
+        &self,
+        op: impl FnOnce(writer::Reply<T>) -> Op,
+    ) -> Result<oneshot::Receiver<std::result::Result<T, writer::WriteError>>> {
         let (reply, answer) = oneshot::channel();
         let sender = self
             .writer
@@ -349,13 +387,12 @@ impl SqliteStore {
         sender
             .send(op(reply))
             .map_err(|_| Error::unavailable("sqlite", "the writer thread has stopped", None))?;
-        answer
-            .await
-            .map_err(|_| {
-                Error::unavailable("sqlite", "the writer thread stopped before answering", None)
-            })?
-            .map_err(Error::from)
+        Ok(answer)
     }
+}
+
+fn writer_gone() -> Error {
+    Error::unavailable("sqlite", "the writer thread stopped before answering", None)
 }
 
 /// Walks a query page by page, reading the next page on the blocking pool

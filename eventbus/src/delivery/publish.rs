@@ -30,23 +30,22 @@ impl Core {
         }
         let id = draft.id().clone();
         let started = self.metrics.then(std::time::Instant::now);
-        let stored = match self.store.appends_now() {
-            true => self.store.append_now(draft),
-            false => {
-                let mut append = self.store.append(draft);
-                // A store future may be polled first with a waker that does
-                // nothing: awaited later, it is polled again with the task's own.
-                match append
-                    .as_mut()
-                    .poll(&mut task::Context::from_waker(Waker::noop()))
-                {
-                    Poll::Ready(stored) => stored,
-                    Poll::Pending => {
-                        return PublishFuture::running(async move {
-                            let env = append.await?;
-                            self.routed(env, &id, started).await
-                        });
-                    }
+        let stored = if self.store.appends_now() {
+            self.store.append_now(draft)
+        } else {
+            let mut append = self.store.append(draft);
+            // A store future may be polled first with a waker that does
+            // nothing: awaited later, it is polled again with the task's own.
+            match append
+                .as_mut()
+                .poll(&mut task::Context::from_waker(Waker::noop()))
+            {
+                Poll::Ready(stored) => stored,
+                Poll::Pending => {
+                    return PublishFuture::running(async move {
+                        let env = append.await?;
+                        self.routed(env, &id, started).await
+                    });
                 }
             }
         };

@@ -61,8 +61,7 @@ pub trait Store: Send + Sync + 'static {
     /// # Errors
     ///
     /// What [`Store::append`] would answer.
-    fn append_now(&self, draft: Draft) -> Result<RawEnvelope> {
-        drop(draft);
+    fn append_now(&self, _draft: Draft) -> Result<RawEnvelope> {
         Err(crate::Error::Unsupported {
             store: self.describe(),
             capability: "storing an event without waiting",

@@ -21,6 +21,7 @@ mod sagas;
 mod scheduled;
 mod time;
 mod transfer;
+mod ui;
 
 use std::process::ExitCode;
 
@@ -67,6 +68,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import(args) => transfer::import(url, args).await,
         Command::Scheduled(command) => scheduled::run(url, command).await,
         Command::Sagas(args) => sagas::run(url, args).await,
+        Command::Ui(args) => ui::run(url, args).await,
     }
 }
 

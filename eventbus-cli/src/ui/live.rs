@@ -1,0 +1,208 @@
+//! The live page: events as they are stored, over Server-Sent Events.
+//!
+//! One task per console follows the store (as `eventbus tail` does) and
+//! hands each event to a broadcast channel; every browser reads its own
+//! receiver. Sending never waits, so a browser that falls behind only
+//! loses events from its own receiver, and is told how many ("skipped N").
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::extract::{Query as Params, State};
+use axum::response::Html;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use eventbus::RawEnvelope;
+use eventbus::store::Query;
+use eventbus::topic::Pattern;
+use futures_util::{Stream, StreamExt};
+use serde_json::json;
+use tokio::sync::broadcast::{self, error::RecvError};
+
+use super::Shared;
+use super::html::{self, UiError, escape};
+use crate::open;
+
+/// Events a browser may fall behind by before it skips some.
+const BACKLOG: usize = 1024;
+
+/// How long the follower waits for new events between reads, on a store
+/// that cannot wake it.
+const POLL: Duration = Duration::from_millis(200);
+
+/// The most events read from the store at once.
+const BATCH: usize = 1000;
+
+/// The most characters of data sent to the browser per event; the event
+/// page shows all.
+const DATA_CHARS: usize = 300;
+
+/// An event as the browser gets it.
+#[derive(Debug)]
+pub(crate) struct LiveEvent {
+    topic: String,
+    json: String,
+}
+
+impl LiveEvent {
+    fn new(env: &RawEnvelope) -> Self {
+        let data = match env.data_json() {
+            Ok(raw) => crate::output::shorten(raw.get(), DATA_CHARS),
+            Err(e) => format!("<{e}>"),
+        };
+        let json = json!({
+            "seq": env.seq(),
+            "time": html::time(env.time()),
+            "topic": env.topic(),
+            "source": env.source(),
+            "subject": env.subject(),
+            "correlationid": env.correlation_id(),
+            "data": data,
+        });
+        LiveEvent {
+            topic: env.topic().to_owned(),
+            json: json.to_string(),
+        }
+    }
+}
+
+/// The console's side of the live channel.
+pub(crate) struct Feed {
+    sender: broadcast::Sender<Arc<LiveEvent>>,
+    skipped: AtomicU64,
+}
+
+impl Feed {
+    pub(crate) fn new() -> Self {
+        Feed {
+            sender: broadcast::channel(BACKLOG).0,
+            skipped: AtomicU64::new(0),
+        }
+    }
+
+    /// Events browsers skipped because they fell behind, since start.
+    pub(crate) fn skipped(&self) -> u64 {
+        self.skipped.load(Ordering::Relaxed)
+    }
+
+    /// Browsers following now.
+    pub(crate) fn clients(&self) -> usize {
+        self.sender.receiver_count()
+    }
+}
+
+/// Follows the store from its newest event on, for as long as the
+/// console runs.
+pub(crate) async fn follow(console: Shared) {
+    let store = &*console.store;
+    let mut after = open::newest_seq(store, Query::default())
+        .await
+        .unwrap_or_else(|e| {
+            eprintln!("warning: live events: reading the newest seq: {e:#}");
+            0
+        });
+    let mut newest = None;
+    loop {
+        let mut query = Query::default();
+        query.after_seq = Some(after);
+        query.limit = Some(BATCH);
+        let mut events = store.query(query);
+        let mut read = 0;
+        while let Some(item) = events.next().await {
+            read += 1;
+            match item {
+                Ok(env) => {
+                    after = env.seq();
+                    // Without browsers there is nobody to encode for.
+                    if console.live.clients() > 0 {
+                        let _ = console.live.sender.send(Arc::new(LiveEvent::new(&env)));
+                    }
+                }
+                Err(eventbus::Error::BadRow { seq, .. }) => after = after.max(seq),
+                Err(e) => {
+                    eprintln!("warning: live events: reading the store: {e}");
+                    break;
+                }
+            }
+        }
+        drop(events);
+        if read < BATCH {
+            newest = store
+                .wait_for_more(newest.max(Some(after)), POLL)
+                .await
+                .or(newest);
+        }
+    }
+}
+
+/// The pattern in `?pattern=`, checked.
+fn pattern(params: &HashMap<String, String>) -> Result<Option<Pattern>, UiError> {
+    html::given(params.get("pattern"))
+        .map(|text| {
+            Pattern::new(text.to_owned())
+                .map_err(|e| UiError::bad_request(format!("`{text}` is not a topic pattern: {e}")))
+        })
+        .transpose()
+}
+
+pub(crate) async fn page(
+    State(console): State<Shared>,
+    Params(params): Params<HashMap<String, String>>,
+) -> Result<Html<String>, UiError> {
+    let pattern = pattern(&params)?;
+    let text = pattern.as_ref().map_or("", Pattern::as_str);
+    let source = match &pattern {
+        Some(p) => format!("/live/events?pattern={}", html::url_part(p.as_str())),
+        None => "/live/events".to_owned(),
+    };
+    let body = format!(
+        r#"<form class="filters" method="get" action="/">
+<label>Pattern <input name="pattern" value="{text}" placeholder="order.>"></label>
+<button type="submit">Follow</button>
+<button type="button" id="pause">Pause</button>
+</form>
+<p id="status" class="status">connecting…</p>
+<table class="events"><thead><tr><th>Seq</th><th>Time</th><th>Topic</th><th>Source</th><th>Correlation</th><th>Data</th></tr></thead>
+<tbody id="live-rows" data-source="{source}"></tbody></table>"#,
+        text = escape(text),
+        source = escape(&source),
+    );
+    Ok(html::page_with_script(
+        &console,
+        "Live",
+        &body,
+        "/assets/live.js",
+    ))
+}
+
+pub(crate) async fn stream(
+    State(console): State<Shared>,
+    Params(params): Params<HashMap<String, String>>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, UiError> {
+    let pattern = pattern(&params)?;
+    let receiver = console.live.sender.subscribe();
+    let events = futures_util::stream::unfold(
+        (receiver, pattern, console),
+        |(mut receiver, pattern, console)| async move {
+            loop {
+                let event = match receiver.recv().await {
+                    Ok(ev) if pattern.as_ref().is_none_or(|p| p.matches(&ev.topic)) => {
+                        Event::default().event("event").data(ev.json.as_str())
+                    }
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(n)) => {
+                        console.live.skipped.fetch_add(n, Ordering::Relaxed);
+                        Event::default().event("skipped").data(n.to_string())
+                    }
+                    Err(RecvError::Closed) => return None,
+                };
+                return Some((Ok(event), (receiver, pattern, console)));
+            }
+        },
+    );
+    // The first message tells the page it is connected, before any event.
+    let hello = futures_util::stream::once(async { Ok(Event::default().event("ready").data("")) });
+    Ok(Sse::new(hello.chain(events)).keep_alive(KeepAlive::default()))
+}

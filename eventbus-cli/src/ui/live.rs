@@ -202,7 +202,9 @@ pub(crate) async fn stream(
             }
         },
     );
-    // The first message tells the page it is connected, before any event.
-    let hello = futures_util::stream::once(async { Ok(Event::default().event("ready").data("")) });
+    // The first message tells the page it is connected, before any event;
+    // browsers drop an SSE message without data, so it carries some.
+    let hello =
+        futures_util::stream::once(async { Ok(Event::default().event("ready").data("connected")) });
     Ok(Sse::new(hello.chain(events)).keep_alive(KeepAlive::default()))
 }

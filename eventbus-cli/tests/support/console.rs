@@ -18,20 +18,23 @@ pub(crate) struct Console {
 
 impl Console {
     /// Starts `eventbus ui` on the store at `url` on a port the system
-    /// picks, with more arguments, and waits for the line naming its
-    /// address.
+    /// picks (on 127.0.0.1 unless `extra` has a `--listen`), with more
+    /// arguments, and waits for the line naming its address.
     pub(crate) fn start(url: &str, extra: &[&str]) -> Console {
         let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("eventbus"));
         cmd.env_remove("EVENTBUS_URL")
             .env_remove("EVENTBUS_UI_TOKEN")
-            .args(["--store", url, "ui", "--listen", "127.0.0.1:0"])
-            .args(extra)
+            .args(["--store", url, "ui"]);
+        if !extra.contains(&"--listen") {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        cmd.args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         let mut child = cmd.spawn().expect("eventbus ui starts");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
-        let addr = loop {
+        let mut addr: SocketAddr = loop {
             let line = lines
                 .next()
                 .unwrap_or_else(|| panic!("eventbus ui exited before serving"))
@@ -40,6 +43,10 @@ impl Console {
                 break rest.trim_end_matches('/').parse().expect("an address");
             }
         };
+        // Listening on every address: reach it through loopback.
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
         // The rest of its output is not needed; reading it keeps the pipe
         // from filling.
         std::thread::spawn(move || lines.for_each(drop));

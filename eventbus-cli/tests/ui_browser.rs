@@ -22,7 +22,7 @@ use support::console::{Console, eventually};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const WAIT: Duration = Duration::from_secs(20);
+const WAIT: Duration = Duration::from_secs(30);
 const TOKEN: &str = "correct-horse-battery-staple";
 
 /// chromedriver on a free port and one headless Chromium session with a

@@ -423,7 +423,7 @@ async fn the_causation_picture_links_causes_to_effects() {
 async fn the_live_feed_sends_events_stored_after_it_connected() {
     let s = Scratch::new();
     s.publish("order.placed", r#"{"id":1}"#, &[]);
-    let console = Console::start(&s.url, &[]);
+    let mut console = Console::start(&s.url, &[]);
     let mut stream = tokio::net::TcpStream::connect(console.addr)
         .await
         .expect("connects");
@@ -469,6 +469,11 @@ async fn the_live_feed_sends_events_stored_after_it_connected() {
     );
     let js = console.get("/assets/live.js", &[]).await.expect(200);
     assert!(js.body.contains("textContent") && !js.body.contains("innerHTML"));
+
+    // Ctrl-C ends the open feed too, and the console stops.
+    let status = console.interrupt(Duration::from_secs(10)).await;
+    assert!(status.success(), "{status:?}");
+    drop(lines);
 }
 
 #[tokio::test]

@@ -177,34 +177,100 @@ pub(crate) async fn page(
     ))
 }
 
+/// What a browser is sent next.
+#[derive(Debug)]
+enum Message {
+    Event(Arc<LiveEvent>),
+    /// It fell this many events behind, which it will never see.
+    Skipped(u64),
+}
+
+/// The next message for a browser following `pattern`; `None` once the
+/// feed ends.
+async fn next_message(
+    receiver: &mut broadcast::Receiver<Arc<LiveEvent>>,
+    pattern: Option<&Pattern>,
+) -> Option<Message> {
+    loop {
+        match receiver.recv().await {
+            Ok(ev) if pattern.is_none_or(|p| p.matches(&ev.topic)) => {
+                return Some(Message::Event(ev));
+            }
+            Ok(_) => {}
+            Err(RecvError::Lagged(n)) => return Some(Message::Skipped(n)),
+            Err(RecvError::Closed) => return None,
+        }
+    }
+}
+
 pub(crate) async fn stream(
     State(console): State<Shared>,
     Params(params): Params<HashMap<String, String>>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, UiError> {
     let pattern = pattern(&params)?;
     let receiver = console.live.sender.subscribe();
+    let mut stopping = console.stopping.subscribe();
     let events = futures_util::stream::unfold(
         (receiver, pattern, console),
         |(mut receiver, pattern, console)| async move {
-            loop {
-                let event = match receiver.recv().await {
-                    Ok(ev) if pattern.as_ref().is_none_or(|p| p.matches(&ev.topic)) => {
-                        Event::default().event("event").data(ev.json.as_str())
-                    }
-                    Ok(_) => continue,
-                    Err(RecvError::Lagged(n)) => {
-                        console.live.skipped.fetch_add(n, Ordering::Relaxed);
-                        Event::default().event("skipped").data(n.to_string())
-                    }
-                    Err(RecvError::Closed) => return None,
-                };
-                return Some((Ok(event), (receiver, pattern, console)));
-            }
+            let event = match next_message(&mut receiver, pattern.as_ref()).await? {
+                Message::Event(ev) => Event::default().event("event").data(ev.json.as_str()),
+                Message::Skipped(n) => {
+                    console.live.skipped.fetch_add(n, Ordering::Relaxed);
+                    Event::default().event("skipped").data(n.to_string())
+                }
+            };
+            Some((Ok(event), (receiver, pattern, console)))
         },
     );
     // The first message tells the page it is connected, before any event;
     // browsers drop an SSE message without data, so it carries some.
     let hello =
         futures_util::stream::once(async { Ok(Event::default().event("ready").data("connected")) });
-    Ok(Sse::new(hello.chain(events)).keep_alive(KeepAlive::default()))
+    // An open feed would hold a graceful shutdown forever.
+    let stop = async move {
+        let _ = stopping.wait_for(|stop| *stop).await;
+    };
+    Ok(Sse::new(hello.chain(events).take_until(stop)).keep_alive(KeepAlive::default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(topic: &str) -> Arc<LiveEvent> {
+        Arc::new(LiveEvent {
+            topic: topic.to_owned(),
+            json: "{}".to_owned(),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_browser_behind_skips_events_and_learns_how_many_while_sending_never_waits() {
+        let feed = Feed::new();
+        let mut receiver = feed.sender.subscribe();
+        for _ in 0..BACKLOG + 10 {
+            feed.sender.send(event("order.placed")).expect("a receiver");
+        }
+        let next = next_message(&mut receiver, None).await;
+        assert!(matches!(next, Some(Message::Skipped(10))), "{next:?}");
+        let next = next_message(&mut receiver, None).await;
+        assert!(matches!(next, Some(Message::Event(_))), "{next:?}");
+    }
+
+    #[tokio::test]
+    async fn only_matching_topics_are_sent() {
+        let feed = Feed::new();
+        let mut receiver = feed.sender.subscribe();
+        for topic in ["audit.logged", "order.placed"] {
+            feed.sender.send(event(topic)).expect("a receiver");
+        }
+        drop(feed);
+        let pattern = Pattern::new("order.*".to_owned()).expect("valid");
+        match next_message(&mut receiver, Some(&pattern)).await {
+            Some(Message::Event(ev)) => assert_eq!(ev.topic, "order.placed"),
+            other => panic!("{other:?}"),
+        }
+        assert!(next_message(&mut receiver, Some(&pattern)).await.is_none());
+    }
 }

@@ -46,6 +46,8 @@ pub(crate) struct Console {
     store_name: String,
     security: security::Security,
     live: live::Feed,
+    /// Set on Ctrl-C: live feeds end, so the server can stop.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 type Shared = Arc<Console>;
@@ -67,6 +69,7 @@ pub(crate) async fn run(url: &str, args: UiArgs) -> Result<()> {
         store_name: store.describe(),
         security: security::Security::new(token, local),
         live: live::Feed::new(),
+        stopping: tokio::sync::watch::Sender::new(false),
         store: Arc::clone(&store),
     });
     let follower = tokio::spawn(live::follow(Arc::clone(&console)));
@@ -76,12 +79,14 @@ pub(crate) async fn run(url: &str, args: UiArgs) -> Result<()> {
         println!("open it once with ?token=YOUR_TOKEN; the browser then keeps it in a cookie");
     }
     println!("Ctrl-C to stop");
+    let stopping = console.stopping.clone();
     let served = axum::serve(listener, router(console))
-        .with_graceful_shutdown(async {
+        .with_graceful_shutdown(async move {
             // An error here means no Ctrl-C can come: serve until killed.
             if tokio::signal::ctrl_c().await.is_err() {
                 std::future::pending::<()>().await;
             }
+            stopping.send_replace(true);
         })
         .await;
     follower.abort();

@@ -78,6 +78,28 @@ impl Console {
     }
 }
 
+impl Console {
+    /// Sends SIGINT (what Ctrl-C sends) and waits for the process to end.
+    pub(crate) async fn interrupt(&mut self, within: Duration) -> std::process::ExitStatus {
+        let sent = std::process::Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waits") {
+                return status;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "eventbus ui still runs {within:?} after SIGINT"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 impl Drop for Console {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -260,3 +260,12 @@ fn nats_an_event_over_max_payload_is_refused_naming_the_limit() {
     );
     assert!(s.history_json(&[]).is_empty());
 }
+
+#[test]
+#[ignore = "needs NATS at EVENTBUS_NATS_URL"]
+fn nats_console_pages_and_live_feed() {
+    let n = NatsScratch::new("console");
+    // A runtime of its own: the scratch cleans up with one when dropped.
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(support::console::every_page_works(&n.scratch));
+}

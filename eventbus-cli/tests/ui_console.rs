@@ -584,3 +584,8 @@ async fn a_dead_letter_retried_from_the_console_is_gone_once_its_handler_succeed
     assert!(list.body.contains("No dead letters"), "{}", list.body);
     bus.shutdown().await.expect("shuts down");
 }
+
+#[tokio::test]
+async fn sqlite_console_pages_and_live_feed() {
+    support::console::every_page_works(&Scratch::new()).await;
+}

@@ -220,3 +220,86 @@ pub(crate) async fn in_store<T>(
     store.close().await.expect("store closes");
     out
 }
+
+/// Every page of a console on the store of `s`, which must be empty: the
+/// same checks on each kind of store.
+pub(crate) async fn every_page_works(s: &super::Scratch) {
+    use eventbus::store::{NewDeadLetter, Query};
+    use futures_util::StreamExt;
+    use tokio::io::AsyncBufReadExt;
+
+    s.publish(
+        "order.placed",
+        r#"{"id":7}"#,
+        &["--correlation-id", "req-7"],
+    );
+    s.publish("order.placed", r#"{"id":8}"#, &[]);
+    // Seqs are the store's: not 1, 2, 3 on every kind.
+    let (shipped, _) = s.publish(
+        "order.shipped",
+        r#"{"id":7}"#,
+        &["--correlation-id", "req-7"],
+    );
+    in_store(&s.url, async |store| {
+        let env = store.query(Query::default()).next().await.unwrap().unwrap();
+        let dead = NewDeadLetter {
+            handler: "billing".into(),
+            envelope: env,
+            error: "card declined".into(),
+            attempts: 4,
+        };
+        let dead_letters = store.dead_letter_store().unwrap();
+        dead_letters.add_dead_letter(dead).await.expect("stored");
+    })
+    .await;
+    let console = Console::start(&s.url, &[]);
+    let found = console
+        .get("/history?correlation_id=req-7", &[])
+        .await
+        .expect(200);
+    assert_eq!(
+        found.body.matches(r#"<tr><td><a href="/events/"#).count(),
+        2,
+        "{}",
+        found.body
+    );
+    let event = console
+        .get(&format!("/events/{shipped}"), &[])
+        .await
+        .expect(200);
+    assert!(event.body.contains("order.shipped"), "{}", event.body);
+    for (path, says) in [
+        ("/topics", "order.shipped"),
+        ("/handlers", "billing"),
+        ("/dead-letters", "card declined"),
+        (
+            "/causation?correlation_id=req-7",
+            &format!(r#"data-seq="{shipped}""#),
+        ),
+        (
+            "/metrics",
+            r#"eventbus_published_total{topic="order.placed"} 2"#,
+        ),
+    ] {
+        let page = console.get(path, &[]).await.expect(200);
+        assert!(page.body.contains(says), "{path}: {}", page.body);
+    }
+
+    let mut stream = TcpStream::connect(console.addr).await.expect("connects");
+    let request = format!(
+        "GET /live/events HTTP/1.1\r\nHost: {}\r\n\r\n",
+        console.addr
+    );
+    stream.write_all(request.as_bytes()).await.expect("sends");
+    let mut lines = tokio::io::BufReader::new(stream).lines();
+    let mut next_line = async || {
+        tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("a line within 20 s")
+            .expect("reads")
+            .expect("the stream stays open")
+    };
+    while next_line().await != "event: ready" {}
+    s.publish("order.cancelled", r#"{"id":8}"#, &[]);
+    while !next_line().await.contains(r#""topic":"order.cancelled""#) {}
+}

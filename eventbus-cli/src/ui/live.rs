@@ -25,8 +25,14 @@ use super::Shared;
 use super::html::{self, UiError, escape};
 use crate::open;
 
-/// Events a browser may fall behind by before it skips some.
-const BACKLOG: usize = 1024;
+/// Events a browser may fall behind by before it skips some: two reads'
+/// worth at 10,000 events/s, so a browser that keeps up on average never
+/// skips.
+const BACKLOG: usize = 4096;
+
+/// Events handed on between yields to the browsers' tasks, which share
+/// this process's one thread with the follower.
+const YIELD_EVERY: usize = 64;
 
 /// How long the follower waits for new events between reads, on a store
 /// that cannot wake it.
@@ -112,6 +118,9 @@ pub(crate) async fn follow(console: Shared) {
         let mut read = 0;
         while let Some(item) = events.next().await {
             read += 1;
+            if read % YIELD_EVERY == 0 {
+                tokio::task::yield_now().await;
+            }
             match item {
                 Ok(env) => {
                     after = env.seq();

@@ -100,7 +100,7 @@ impl Feed {
 }
 
 /// Follows the store from its newest event on, for as long as the
-/// console runs.
+/// console runs; while no browser follows, it only notes the newest seq.
 pub(crate) async fn follow(console: Shared) {
     let store = &*console.store;
     let mut after = open::newest_seq(store, Query::default())
@@ -111,6 +111,16 @@ pub(crate) async fn follow(console: Shared) {
         });
     let mut newest = None;
     loop {
+        if console.live.clients() == 0 {
+            // Nobody is watching: keep only the position, so a browser
+            // that comes starts from about now, and read nothing else.
+            match open::newest_seq(store, Query::default()).await {
+                Ok(seq) => after = after.max(seq),
+                Err(e) => eprintln!("warning: live events: reading the newest seq: {e:#}"),
+            }
+            tokio::time::sleep(POLL).await;
+            continue;
+        }
         let mut query = Query::default();
         query.after_seq = Some(after);
         query.limit = Some(BATCH);
@@ -124,10 +134,9 @@ pub(crate) async fn follow(console: Shared) {
             match item {
                 Ok(env) => {
                     after = env.seq();
-                    // Without browsers there is nobody to encode for.
-                    if console.live.clients() > 0 {
-                        let _ = console.live.sender.send(Arc::new(LiveEvent::new(&env)));
-                    }
+                    // Sending never waits; with no browser left it fails,
+                    // which is fine.
+                    let _ = console.live.sender.send(Arc::new(LiveEvent::new(&env)));
                 }
                 Err(eventbus::Error::BadRow { seq, .. }) => after = after.max(seq),
                 Err(e) => {

@@ -1,6 +1,6 @@
 //! The `eventbus` command: publish, follow, query, replay, export, import
 //! and clear the history of any eventbus store, and manage its dead
-//! letters, from a shell.
+//! letters, from a shell; `eventbus ui` serves the same as a web console.
 //!
 //! This file only parses the arguments, runs the command and turns the
 //! outcome into an exit code: 0 on success, 1 when an operation failed,

@@ -67,7 +67,7 @@ pub(crate) async fn run(url: &str, args: UiArgs) -> Result<()> {
         .context("reading the listening address")?;
     let console = Arc::new(Console {
         store_name: store.describe(),
-        security: security::Security::new(token, local),
+        security: security::Security::new(token),
         live: live::Feed::new(),
         stopping: tokio::sync::watch::Sender::new(false),
         store: Arc::clone(&store),

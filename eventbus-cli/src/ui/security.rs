@@ -5,7 +5,6 @@
 //! response headers that forbid inline scripts and framing.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -30,16 +29,14 @@ pub(crate) struct Security {
     /// Per process: a page of another site cannot know it, so it cannot
     /// forge the console's forms.
     csrf: String,
-    local: SocketAddr,
 }
 
 impl Security {
-    pub(crate) fn new(token: Option<String>, local: SocketAddr) -> Self {
+    pub(crate) fn new(token: Option<String>) -> Self {
         Security {
             token,
             session: secret(),
             csrf: secret(),
-            local,
         }
     }
 
@@ -98,7 +95,7 @@ impl Security {
                 .trim_start_matches('[')
                 .trim_end_matches(']')
                 .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback() || ip == self.local.ip())
+                .is_ok_and(|ip| ip.is_loopback())
     }
 }
 
@@ -196,7 +193,7 @@ mod tests {
 
     #[test]
     fn only_loopback_names_reach_a_console_without_token() {
-        let s = Security::new(None, "127.0.0.1:8080".parse().expect("addr"));
+        let s = Security::new(None);
         for ok in [
             "localhost:8080",
             "127.0.0.1:8080",
@@ -216,10 +213,7 @@ mod tests {
 
     #[test]
     fn the_session_cookie_and_bearer_token_are_checked_exactly() {
-        let s = Security::new(
-            Some("0123456789abcdef".into()),
-            "0.0.0.0:1".parse().expect("addr"),
-        );
+        let s = Security::new(Some("0123456789abcdef".into()));
         let cookie = format!("a=b; {SESSION_COOKIE}={}", s.session);
         assert!(s.carries_session(&headers(&[(header::COOKIE, &cookie)])));
         let wrong = format!("{SESSION_COOKIE}={}x", s.session);

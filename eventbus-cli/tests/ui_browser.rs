@@ -249,6 +249,82 @@ async fn browser_live_page_shows_an_event_published_after_it_opened() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Chromium at /usr/bin/chromium"]
+async fn browser_live_page_stays_responsive_through_a_burst() {
+    const BURST: u64 = 20_000;
+    const PUBLISHERS: u64 = 32;
+    let s = Scratch::new();
+    s.publish("order.placed", r#"{"id":0}"#, &[]);
+    let console = Console::start(&s.url, &[]);
+    let browser = Browser::start().await;
+    browser.goto(&console.url("/")).await;
+    eventually("the live page to connect", WAIT, async || {
+        browser.text("#status").await.starts_with("following")
+    })
+    .await;
+    let bus = eventbus::Bus::builder()
+        .store(&s.url)
+        .no_linked_handlers()
+        .build()
+        .await
+        .expect("bus starts");
+    let publishers: Vec<_> = (0..PUBLISHERS)
+        .map(|p| {
+            let bus = bus.clone();
+            tokio::spawn(async move {
+                for n in 0..BURST / PUBLISHERS {
+                    bus.publish_json("order.placed", &json!({"publisher": p, "n": n}))
+                        .await
+                        .expect("published");
+                }
+            })
+        })
+        .collect();
+    // While the burst arrives, the page answers a script at once.
+    let mut slowest = Duration::ZERO;
+    while !publishers.iter().all(|p| p.is_finished()) {
+        let asked = std::time::Instant::now();
+        browser
+            .client()
+            .execute(
+                "return document.getElementById('live-rows').children.length;",
+                vec![],
+            )
+            .await
+            .expect("script runs");
+        slowest = slowest.max(asked.elapsed());
+    }
+    for p in publishers {
+        p.await.expect("publisher");
+    }
+    bus.shutdown().await.expect("shuts down");
+    assert!(
+        slowest < Duration::from_secs(2),
+        "the page took {slowest:?} to answer"
+    );
+    // Every event arrived, or was counted as skipped.
+    let status_js = "const t = document.getElementById('status').textContent; \
+         const n = (re) => Number((t.match(re) || [0, 0])[1]); \
+         return n(/(\\d+) received/) + n(/skipped (\\d+)/);";
+    eventually("every event received or counted", WAIT, async || {
+        let told = browser
+            .client()
+            .execute(status_js, vec![])
+            .await
+            .expect("script runs");
+        told == json!(BURST)
+    })
+    .await;
+    assert_eq!(
+        browser.count("#live-rows tr").await,
+        500,
+        "the table keeps 500 rows"
+    );
+    browser.screenshot("live-burst").await;
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium at /usr/bin/chromium"]
 async fn browser_history_search_by_correlation_id_finds_the_two_events() {
     let s = Scratch::new();
     s.publish(

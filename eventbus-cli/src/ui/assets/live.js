@@ -9,6 +9,10 @@
   const MAX_ROWS = 500;
   let paused = false;
   let held = [];
+  // Events waiting for the next frame: at thousands a second, rows are
+  // added once per frame, and only as many as the table keeps.
+  let pending = [];
+  let frame = 0;
   let received = 0;
   let skipped = 0;
 
@@ -19,7 +23,7 @@
     return td;
   }
 
-  function show(ev) {
+  function row(ev) {
     const tr = document.createElement("tr");
     const seq = cell(tr, "");
     const link = document.createElement("a");
@@ -31,8 +35,23 @@
     cell(tr, ev.source);
     cell(tr, ev.correlationid);
     cell(tr, ev.data).className = "data";
-    rows.insertBefore(tr, rows.firstChild);
+    return tr;
+  }
+
+  function draw() {
+    frame = 0;
+    const batch = document.createDocumentFragment();
+    for (let i = pending.length - 1; i >= 0; i -= 1) batch.appendChild(row(pending[i]));
+    pending = [];
+    rows.insertBefore(batch, rows.firstChild);
     while (rows.children.length > MAX_ROWS) rows.removeChild(rows.lastChild);
+    report();
+  }
+
+  function show(ev) {
+    pending.push(ev);
+    if (pending.length > MAX_ROWS) pending.shift();
+    if (!frame) frame = requestAnimationFrame(draw);
   }
 
   function report() {
@@ -49,11 +68,11 @@
     received += 1;
     if (paused) {
       held.push(ev);
-      if (held.length > MAX_ROWS) { held.shift(); skipped += 1; }
+      if (held.length > MAX_ROWS) held.shift();
+      report();
     } else {
       show(ev);
     }
-    report();
   });
   source.addEventListener("skipped", function (e) {
     skipped += Number(e.data) || 0;

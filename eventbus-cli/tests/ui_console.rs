@@ -58,6 +58,25 @@ fn a_non_loopback_address_without_token_refuses_to_start() {
     assert!(assert_error(&out, 2).contains("--token"));
 }
 
+#[test]
+fn a_missing_store_or_a_taken_port_is_named() {
+    let s = Scratch::new();
+    let out = s.cmd().args(["ui"]).output().expect("runs");
+    let line = assert_error(&out, 1);
+    assert!(line.contains("does not exist"), "{line}");
+
+    s.publish("order.placed", r#"{"id":1}"#, &[]);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let addr = taken.local_addr().expect("its address").to_string();
+    let out = s
+        .cmd()
+        .args(["ui", "--listen", &addr])
+        .output()
+        .expect("runs");
+    let line = assert_error(&out, 1);
+    assert!(line.contains(&format!("cannot listen on {addr}")), "{line}");
+}
+
 #[tokio::test]
 async fn with_a_token_every_request_needs_it_and_a_cookie_keeps_it() {
     let s = Scratch::new();

@@ -291,11 +291,7 @@ fn nats_console_never_shows_the_password() {
             "/dead-letters",
         ] {
             let page = console.get(path, &[]).await.expect(200);
-            assert!(
-                page.body.contains("nats://127.0.0.1"),
-                "{path}: {}",
-                page.body
-            );
+            assert!(page.body.contains("nats://"), "{path}: {}", page.body);
             assert!(
                 !page.body.contains("s3cret-pw"),
                 "{path} shows the password"

@@ -608,3 +608,36 @@ async fn a_dead_letter_retried_from_the_console_is_gone_once_its_handler_succeed
 async fn sqlite_console_pages_and_live_feed() {
     support::console::every_page_works(&Scratch::new()).await;
 }
+
+#[tokio::test]
+async fn the_handlers_page_charts_how_far_each_checkpoint_moved() {
+    let s = Scratch::new();
+    for id in 1..=3 {
+        s.publish("order.placed", &format!(r#"{{"id":{id}}}"#), &[]);
+    }
+    let save = async |seq: u64| {
+        in_store(&s.url, async |store| {
+            let checkpoints = store.checkpoint_store().unwrap();
+            checkpoints
+                .save_checkpoint("billing", seq)
+                .await
+                .expect("saved");
+        })
+        .await;
+    };
+    save(1).await;
+    let console = Console::start(&s.url, &[]);
+    let page = console.get("/handlers", &[]).await.expect(200);
+    assert!(
+        page.body.contains("after the second sample"),
+        "{}",
+        page.body
+    );
+    save(3).await;
+    // The next sample comes within 10 s.
+    eventually("a progress chart", Duration::from_secs(30), async || {
+        let page = console.get("/handlers", &[]).await.expect(200);
+        page.body.contains(r#"<svg id="progress-0""#) && page.body.contains("<title>2</title>")
+    })
+    .await;
+}

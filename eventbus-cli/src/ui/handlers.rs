@@ -3,7 +3,8 @@
 //!
 //! The console runs no handler, so it knows handlers by what they left
 //! in the store; their own counters are the metrics of the services that
-//! run them.
+//! run them. Their progress per minute comes from the console's own
+//! samples of their checkpoints ([`super::progress`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -14,7 +15,7 @@ use axum::response::Html;
 use eventbus::store::{DeadLetterQuery, Query};
 
 use super::html::{self, UiError, escape, url_part};
-use super::{Shared, charts, topics};
+use super::{Shared, charts, progress, topics};
 use crate::open;
 
 /// What the store tells of one handler.
@@ -101,10 +102,38 @@ pub(crate) async fn page(State(console): State<Shared>) -> Result<Html<String>, 
             retrying = facts.retry_requested,
         );
     }
+    let now = chrono::Utc::now();
+    let mut progress_charts = String::new();
+    for (i, name) in handlers.keys().enumerate() {
+        if let Some(minutes) = console.progress.per_minute(name, now) {
+            let _ = write!(
+                progress_charts,
+                r#"<h3>{}</h3>{}"#,
+                escape(name),
+                charts::per_minute(&format!("progress-{i}"), "seqs passed per minute", &minutes)
+            );
+        }
+    }
+    if progress_charts.is_empty() {
+        progress_charts = format!(
+            r#"<p class="empty">Sampling checkpoints every {} s since the console started; the charts appear after the second sample.</p>"#,
+            progress::SAMPLE_EVERY.as_secs()
+        );
+    } else if let Some(since) = console.progress.since() {
+        progress_charts.insert_str(
+            0,
+            &format!(
+                r#"<p class="status">Checkpoints sampled every {} s since {}.</p>"#,
+                progress::SAMPLE_EVERY.as_secs(),
+                html::time(since)
+            ),
+        );
+    }
     let _ = write!(
         body,
         r#"<h2>Lag (events behind seq {newest})</h2>{lag_chart}
-<table class="events" id="handlers"><thead><tr><th>Handler</th><th>Checkpoint</th><th>Lag</th><th>Dead letters</th><th>Most attempts</th><th>Retry requested</th></tr></thead><tbody>{rows}</tbody></table>"#,
+<table class="events" id="handlers"><thead><tr><th>Handler</th><th>Checkpoint</th><th>Lag</th><th>Dead letters</th><th>Most attempts</th><th>Retry requested</th></tr></thead><tbody>{rows}</tbody></table>
+<h2>Progress: seqs each checkpoint passed per minute, last hour</h2>{progress_charts}"#,
         lag_chart = charts::bars("handlers-lag", "lag per handler", &lags),
     );
     Ok(html::page(&console, "Handlers", &body))

@@ -19,6 +19,7 @@ mod history;
 mod html;
 mod live;
 mod metrics;
+mod progress;
 mod security;
 mod topics;
 
@@ -46,6 +47,7 @@ pub(crate) struct Console {
     store_name: String,
     security: security::Security,
     live: live::Feed,
+    progress: progress::Progress,
     /// Set on Ctrl-C: live feeds end, so the server can stop.
     stopping: tokio::sync::watch::Sender<bool>,
 }
@@ -69,10 +71,12 @@ pub(crate) async fn run(url: &str, args: UiArgs) -> Result<()> {
         store_name: store.describe(),
         security: security::Security::new(token),
         live: live::Feed::new(),
+        progress: progress::Progress::default(),
         stopping: tokio::sync::watch::Sender::new(false),
         store: Arc::clone(&store),
     });
     let follower = tokio::spawn(live::follow(Arc::clone(&console)));
+    let sampler = tokio::spawn(progress::sample(Arc::clone(&console)));
     // Tests and scripts read this line to learn a port chosen by the system.
     println!("serving {} on http://{local}/", console.store_name);
     if console.security.has_token() {
@@ -90,6 +94,7 @@ pub(crate) async fn run(url: &str, args: UiArgs) -> Result<()> {
         })
         .await;
     follower.abort();
+    sampler.abort();
     open::close(&*store).await?;
     served.context("serving the console")
 }

@@ -431,6 +431,18 @@ async fn the_causation_picture_links_causes_to_effects() {
         svg.contains("payment.charged") && svg.contains("by billing"),
         "{svg}"
     );
+    // Each event page links its cause and its effects.
+    let effect = console.get("/events/2", &[]).await.expect(200);
+    assert!(
+        effect.body.contains(r#"id="cause" href="/events/1""#),
+        "{}",
+        effect.body
+    );
+    let cause = console.get("/events/1", &[]).await.expect(200);
+    for seq in [2, 3] {
+        let link = format!(r#"class="effect" href="/events/{seq}""#);
+        assert!(cause.body.contains(&link), "{}", cause.body);
+    }
     let empty = console
         .get("/causation?correlation_id=nobody", &[])
         .await

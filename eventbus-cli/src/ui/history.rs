@@ -212,6 +212,7 @@ pub(crate) async fn event(
             "there is no event with seq {seq}"
         )));
     };
+    let (cause, effects) = relatives(&console, &env).await?;
     let mut facts = String::new();
     let link = |path: &str, value: &str| {
         format!(
@@ -235,7 +236,11 @@ pub(crate) async fn event(
         ("source", Some(escape(env.source()))),
         ("subject", env.subject().map(escape)),
         ("correlation id", correlation),
-        ("causation id", env.causation_id().map(escape)),
+        (
+            "causation id",
+            env.causation_id().map(|c| cause_link(c, cause)),
+        ),
+        ("effects", effects_links(&effects)),
         ("idempotency key", env.idempotency_key().map(escape)),
         (
             "event",
@@ -276,4 +281,60 @@ pub(crate) async fn event(
         cloudevent = escape(&cloudevent),
     );
     Ok(html::page(&console, &format!("Event {seq}"), &body))
+}
+
+/// The most events of one correlation id searched for an event's cause
+/// and effects.
+const MAX_RELATIVES: usize = 1000;
+
+/// The seqs of `env`'s cause and effects among the events of its
+/// correlation id (the first [`MAX_RELATIVES`] of them).
+async fn relatives(
+    console: &super::Console,
+    env: &RawEnvelope,
+) -> Result<(Option<u64>, Vec<u64>), UiError> {
+    let Some(correlation) = env.correlation_id() else {
+        return Ok((None, Vec::new()));
+    };
+    let mut query = Query::default();
+    query.correlation_id = Some(correlation.to_owned());
+    query.limit = Some(MAX_RELATIVES);
+    let id = env.id().to_string();
+    let (mut cause, mut effects) = (None, Vec::new());
+    let mut events = console.store.query(query);
+    while let Some(item) = events.next().await {
+        let other = match item {
+            Ok(other) => other,
+            Err(eventbus::Error::BadRow { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if env.causation_id() == Some(other.id().to_string().as_str()) {
+            cause = Some(other.seq());
+        }
+        if other.causation_id() == Some(id.as_str()) {
+            effects.push(other.seq());
+        }
+    }
+    Ok((cause, effects))
+}
+
+fn cause_link(causation_id: &str, cause: Option<u64>) -> String {
+    match cause {
+        Some(seq) => format!(
+            r#"<a id="cause" href="/events/{seq}">{}</a> (seq {seq})"#,
+            escape(causation_id)
+        ),
+        None => escape(causation_id),
+    }
+}
+
+fn effects_links(effects: &[u64]) -> Option<String> {
+    if effects.is_empty() {
+        return None;
+    }
+    let links: Vec<String> = effects
+        .iter()
+        .map(|seq| format!(r#"<a class="effect" href="/events/{seq}">seq {seq}</a>"#))
+        .collect();
+    Some(links.join(", "))
 }

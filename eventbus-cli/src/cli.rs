@@ -65,6 +65,28 @@ pub(crate) enum Command {
     Scheduled(ScheduledCommand),
     /// Saga instances with their state: a table, or NDJSON with --json.
     Sagas(SagasArgs),
+    /// Serve a web console: live events, history, causation, handlers,
+    /// topics, dead letters, and Prometheus metrics at /metrics.
+    Ui(UiArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UiArgs {
+    /// The address to serve on. Any address other than a loopback one
+    /// needs --token.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub(crate) listen: std::net::SocketAddr,
+
+    /// A secret every request must carry: once as `?token=...` in the
+    /// address (the console then keeps it in a cookie), or in an
+    /// `Authorization: Bearer ...` header. At least 16 characters.
+    #[arg(
+        long,
+        env = "EVENTBUS_UI_TOKEN",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub(crate) token: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,6 @@
 //! The `eventbus` command: publish, follow, query, replay, export, import
 //! and clear the history of any eventbus store, and manage its dead
-//! letters, from a shell.
+//! letters, from a shell; `eventbus ui` serves the same as a web console.
 //!
 //! This file only parses the arguments, runs the command and turns the
 //! outcome into an exit code: 0 on success, 1 when an operation failed,
@@ -21,6 +21,7 @@ mod sagas;
 mod scheduled;
 mod time;
 mod transfer;
+mod ui;
 
 use std::process::ExitCode;
 
@@ -67,6 +68,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import(args) => transfer::import(url, args).await,
         Command::Scheduled(command) => scheduled::run(url, command).await,
         Command::Sagas(args) => sagas::run(url, args).await,
+        Command::Ui(args) => ui::run(url, args).await,
     }
 }
 

@@ -260,3 +260,42 @@ fn nats_an_event_over_max_payload_is_refused_naming_the_limit() {
     );
     assert!(s.history_json(&[]).is_empty());
 }
+
+#[test]
+#[ignore = "needs NATS at EVENTBUS_NATS_URL"]
+fn nats_console_pages_and_live_feed() {
+    let n = NatsScratch::new("console");
+    // A runtime of its own: the scratch cleans up with one when dropped.
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(support::console::every_page_works(&n.scratch));
+}
+
+#[test]
+#[ignore = "needs NATS at EVENTBUS_NATS_URL"]
+fn nats_console_never_shows_the_password() {
+    let mut n = NatsScratch::new("console_secret");
+    n.scratch.url = n
+        .scratch
+        .url
+        .replacen("nats://", "nats://ops:s3cret-pw@", 1);
+    n.scratch.publish("order.placed", r#"{"id":1}"#, &[]);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let console = support::console::Console::start(&n.scratch.url, &[]);
+        for path in [
+            "/",
+            "/history",
+            "/events/1",
+            "/topics",
+            "/handlers",
+            "/dead-letters",
+        ] {
+            let page = console.get(path, &[]).await.expect(200);
+            assert!(page.body.contains("nats://"), "{path}: {}", page.body);
+            assert!(
+                !page.body.contains("s3cret-pw"),
+                "{path} shows the password"
+            );
+        }
+    });
+}

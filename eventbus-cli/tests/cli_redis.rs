@@ -246,3 +246,12 @@ fn redis_read_commands_on_a_missing_prefix_create_nothing() {
     }
     assert!(r.keys().is_empty(), "a read created {:?}", r.keys());
 }
+
+#[test]
+#[ignore = "needs Redis at EVENTBUS_REDIS_URL"]
+fn redis_console_pages_and_live_feed() {
+    let r = RedisScratch::new("console");
+    // A runtime of its own: the scratch cleans up with one when dropped.
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(support::console::every_page_works(&r.scratch));
+}

@@ -4,6 +4,8 @@
 // Each test file uses its own part of these helpers.
 #![allow(dead_code)]
 
+pub(crate) mod console;
+
 use std::path::PathBuf;
 use std::process::Output;
 

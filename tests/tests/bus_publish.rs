@@ -161,6 +161,15 @@ async fn context_publish_carries_correlation_and_causation() {
     let root = without.id().to_string();
     assert_eq!(second.correlation_id(), Some(root.as_str()));
     assert_eq!(second.causation_id(), Some(root.as_str()));
+    // Each names the handler that published it; the causing events,
+    // published by the bus itself, name none.
+    for follow_up in [&first, &second] {
+        assert_eq!(
+            follow_up.header(eventbus::envelope::HANDLER_HEADER),
+            Some("invoice")
+        );
+    }
+    assert_eq!(with.header(eventbus::envelope::HANDLER_HEADER), None);
 }
 
 #[tokio::test]

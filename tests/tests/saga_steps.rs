@@ -200,6 +200,11 @@ async fn sent_events_share_the_instance_correlation_id_and_name_their_cause() {
         .expect("a total was sent");
     assert_eq!(total.correlation_id(), Some("tally-5"));
     assert_eq!(total.causation_id(), Some(closed.id().to_string().as_str()));
+    assert_eq!(
+        total.header(eventbus::envelope::HANDLER_HEADER),
+        Some("tallying"),
+        "a saga's events name the saga"
+    );
     let instance = &bus.saga_instances(None, false).await.unwrap()[0];
     assert_eq!(instance.correlation_id, "tally-5");
     assert_ne!(opened.id(), closed.id());

@@ -1,9 +1,9 @@
 //! The causation page: the events of one correlation id as a picture,
 //! each event a node, each causation link an edge from cause to effect.
 //!
-//! The store does not record which handler published an event; a node
-//! shows the event's source, and the `handler` header when a publisher
-//! set one.
+//! A node shows the event's source and what published it: the bus names
+//! the handler (or saga) behind each event published while handling
+//! another in the `handler` header.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -27,9 +27,6 @@ const NODE_H: usize = 52;
 const GAP_X: usize = 50;
 const GAP_Y: usize = 18;
 const MARGIN: usize = 16;
-
-/// The header a publisher may set to name the handler that published.
-const HANDLER_HEADER: &str = "handler";
 
 struct Node {
     env: RawEnvelope,
@@ -99,7 +96,7 @@ fn svg(nodes: &[Node]) -> String {
     for node in nodes {
         let (x, y) = at(node);
         let env = &node.env;
-        let by = match env.header(HANDLER_HEADER) {
+        let by = match env.header(eventbus::envelope::HANDLER_HEADER) {
             Some(handler) => format!("by {handler} · {}", env.source()),
             None => format!("from {}", env.source()),
         };

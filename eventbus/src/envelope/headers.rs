@@ -8,6 +8,12 @@ use std::fmt;
 /// The header marking an envelope delivered by a replay (`"true"`).
 pub const REPLAY_HEADER: &str = "replay";
 
+/// The header naming what published an event while handling another: the
+/// handler, for an event published through [`Context`](crate::Context),
+/// or the saga, for an event a saga step sent. With the causation id it
+/// tells what produced each event of a flow; a publisher may set its own.
+pub const HANDLER_HEADER: &str = "handler";
+
 /// Attribute names the envelope itself uses; a header cannot take them.
 pub(crate) const RESERVED: &[&str] = &[
     "specversion",

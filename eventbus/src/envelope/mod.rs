@@ -24,7 +24,9 @@ use serde_json::value::RawValue;
 
 use crate::event::{CodecError, Event};
 
-pub use headers::{HeaderKind, HeaderValue, IntoHeaderValue, REPLAY_HEADER, validate_header_name};
+pub use headers::{
+    HANDLER_HEADER, HeaderKind, HeaderValue, IntoHeaderValue, REPLAY_HEADER, validate_header_name,
+};
 pub use id::EventId;
 pub use scope::{SCOPE_HEADER, Scope};
 

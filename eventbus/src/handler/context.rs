@@ -121,7 +121,9 @@ impl Context {
     /// Publishes a follow-up event. Its correlation id is the current
     /// event's (or the current event's id when it has none) and its
     /// causation id is the current event's id; both can be overridden on
-    /// the returned builder. It is published in the current event's scope
+    /// the returned builder. Its header
+    /// [`HANDLER_HEADER`](crate::envelope::HANDLER_HEADER) names this
+    /// handler. It is published in the current event's scope
     /// (see [`Bus::scope`](crate::Bus::scope)).
     pub fn publish<E: Event>(&self, event: E) -> Publish<'_, E> {
         self.follow_up(event)
@@ -152,6 +154,7 @@ impl Context {
             .map_or_else(|| self.envelope.id().to_string(), str::to_owned);
         Publish::new(self.host.publisher(), event)
             .within(self.envelope.scope())
+            .published_by(self.handler())
             .correlation_id(correlation)
             .causation_id(self.envelope.id().to_string())
     }

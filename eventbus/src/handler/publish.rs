@@ -11,7 +11,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::envelope::{
-    Draft, HeaderValue, IntoHeaderValue, RawEnvelope, SCOPE_HEADER, validate_header_name,
+    Draft, HANDLER_HEADER, HeaderValue, IntoHeaderValue, RawEnvelope, SCOPE_HEADER,
+    validate_header_name,
 };
 use crate::error::{Error, Result};
 use crate::event::Event;
@@ -110,6 +111,14 @@ impl<'a, E> Publish<'a, E> {
     /// Publishes into `scope` (a scoped bus's, or the handled event's).
     pub(crate) fn within(mut self, scope: Option<&str>) -> Self {
         self.scope = scope.map(str::to_owned);
+        self
+    }
+
+    /// Names the handler publishing the event ([`HANDLER_HEADER`]); a
+    /// header the caller sets later under that name wins.
+    pub(crate) fn published_by(mut self, handler: &str) -> Self {
+        self.headers
+            .push((HANDLER_HEADER.to_owned(), HeaderValue::from(handler)));
         self
     }
 

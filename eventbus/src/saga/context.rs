@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::envelope::{Draft, EventId, RawEnvelope, SCOPE_HEADER};
+use crate::envelope::{Draft, EventId, HANDLER_HEADER, RawEnvelope, SCOPE_HEADER};
 use crate::event::Event;
 
 /// One thing a step asked for, done after its state is saved.
@@ -141,6 +141,10 @@ impl SagaContext {
         draft.meta.id = EventId::derived(&name);
         draft.meta.correlation_id = Some(self.correlation_id.clone());
         draft.meta.causation_id = Some(self.cause.id().to_string());
+        draft
+            .meta
+            .headers
+            .insert(HANDLER_HEADER.to_owned(), self.saga.into());
         if let Some(scope) = self.cause.scope() {
             draft
                 .meta

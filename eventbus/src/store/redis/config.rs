@@ -18,7 +18,9 @@ use crate::store::url::{MAX_DURATION, Opt, StoreUrl, decode};
 /// [`RedisStore::connect`](super::RedisStore::connect).
 ///
 /// URL: `redis://[[user]:password@]host[:port][/db]`, or `rediss://` for
-/// TLS (certificates checked against the system's roots), with options
+/// TLS (certificates checked against the system's roots, or against the
+/// PEM file option `tls_ca` names, for a server with a private CA), with
+/// options
 /// `prefix` (default `eventbus`: the keys are `PREFIX:events` and beside
 /// it), `max_events` and `max_age` (retention, unset: keep everything),
 /// `duplicate_window` (how long a repeated event id or idempotency key is
@@ -31,6 +33,8 @@ pub struct RedisConfig {
     pub(crate) host: String,
     pub(crate) port: u16,
     pub(crate) tls: bool,
+    /// A PEM file of CA certificates trusted instead of the system's.
+    pub(crate) tls_ca: Option<std::path::PathBuf>,
     pub(crate) db: i64,
     pub(crate) user: Option<String>,
     pub(crate) password: Option<String>,
@@ -53,6 +57,7 @@ const OPTIONS: &[Opt] = &[
     Opt::duration("max_age"),
     Opt::duration("duplicate_window"),
     Opt::duration("ack_wait"),
+    Opt::text("tls_ca"),
 ];
 
 impl RedisConfig {
@@ -64,6 +69,7 @@ impl RedisConfig {
             host: host.into(),
             port,
             tls: false,
+            tls_ca: None,
             db: 0,
             user: None,
             password: None,
@@ -110,6 +116,12 @@ impl RedisConfig {
         if let Some(wait) = options.duration("ack_wait") {
             config = config.ack_wait(wait);
         }
+        if let Some(ca) = options.text("tls_ca") {
+            if !tls {
+                return Err(url.invalid("`tls_ca` is for `rediss://` URLs"));
+            }
+            config = config.tls_ca(ca);
+        }
         Ok(config)
     }
 
@@ -118,6 +130,14 @@ impl RedisConfig {
     pub fn password(mut self, user: Option<String>, password: impl Into<String>) -> Self {
         self.user = user;
         self.password = Some(password.into());
+        self
+    }
+
+    /// Trusts the CA certificates in this PEM file, instead of the
+    /// system's roots, for the server's TLS certificate (a server with a
+    /// private CA); read when the store connects.
+    pub fn tls_ca(mut self, pem_file: impl Into<std::path::PathBuf>) -> Self {
+        self.tls_ca = Some(pem_file.into());
         self
     }
 
@@ -317,6 +337,7 @@ impl fmt::Debug for RedisConfig {
             .field("host", &self.host)
             .field("port", &self.port)
             .field("tls", &self.tls)
+            .field("tls_ca", &self.tls_ca)
             .field("db", &self.db)
             .field("user", &self.user.as_deref().map(user_text))
             .field("password", &self.password.as_ref().map(|_| "***"))
@@ -355,6 +376,11 @@ mod tests {
         assert_eq!((c.user.as_deref(), c.port, c.db), (None, 6379, 0));
         assert_eq!(c.password.as_deref(), Some("secret"));
         assert!(!format!("{c:?}").contains("secret"));
+        let c = RedisConfig::from_url("rediss://h:6390?tls_ca=/etc/ca%20dir/ca.pem").unwrap();
+        assert_eq!(
+            c.tls_ca.as_deref(),
+            Some(std::path::Path::new("/etc/ca dir/ca.pem"))
+        );
     }
 
     #[test]
@@ -369,6 +395,7 @@ mod tests {
             ("redis://h?prefix=a%20b", "key prefix"),
             ("redis://h?max_events=0", "max_events"),
             ("redis://h?bogus=1", "unknown option `bogus`"),
+            ("redis://h?tls_ca=/ca.pem", "`tls_ca` is for `rediss://`"),
         ] {
             let e = RedisConfig::from_url(url).unwrap_err().to_string();
             assert!(e.contains(words), "{url}: {e}");

@@ -123,13 +123,7 @@ impl RedisStore {
     }
 
     async fn connect_with(config: RedisConfig, create: Create) -> Result<Self> {
-        let client = redis::Client::open(config.connection_info()).map_err(|e| {
-            Error::unavailable(
-                "redis",
-                format!("cannot use {}", config.describe()),
-                Some(Box::new(e)),
-            )
-        })?;
+        let client = client(&config)?;
         let conn = connection(&client, &config).await?;
         let stream = config.key("events");
         let store = RedisStore {
@@ -231,6 +225,36 @@ impl RedisStore {
             .await?
             .unwrap_or_else(|| draft.seal(seq)))
     }
+}
+
+/// A client for the server `config` names, trusting its `tls_ca` file
+/// when it names one.
+fn client(config: &RedisConfig) -> Result<redis::Client> {
+    let refused = |e: redis::RedisError| {
+        Error::unavailable(
+            "redis",
+            format!("cannot use {}", config.describe()),
+            Some(Box::new(e)),
+        )
+    };
+    let Some(ca) = config.tls_ca.as_ref().filter(|_| config.tls) else {
+        return redis::Client::open(config.connection_info()).map_err(refused);
+    };
+    let root_cert = std::fs::read(ca).map_err(|e| {
+        Error::Config(format!(
+            "cannot read the CA certificates `{}` given as `tls_ca` for {}: {e}",
+            ca.display(),
+            config.describe()
+        ))
+    })?;
+    redis::Client::build_with_tls(
+        config.connection_info(),
+        redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(root_cert),
+        },
+    )
+    .map_err(refused)
 }
 
 /// A connection that reconnects after the server restarts: a few quick

@@ -452,3 +452,83 @@ async fn redis_follow_wakes_on_a_new_event_instead_of_polling() {
     drop(shipped);
     bus.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Redis at EVENTBUS_REDIS_URL"]
+async fn redis_a_stopped_bus_hands_back_what_it_read_uncounted() {
+    const EVENTS: u64 = 40;
+    let scope = RedisScope::new("handback");
+    // Only a hand-back can bring the entries a stopped bus read back
+    // within the test: the ack wait is far longer.
+    let url = scope.url("&ack_wait=60s");
+    let handled = Arc::new(Mutex::new(Vec::new()));
+    // No retries: an entry handed back must not count as an attempt, or it
+    // would go to the dead letters without ever being handled.
+    let slow = |bus: &'static str| {
+        let handled = Arc::clone(&handled);
+        FnHandler::new("slow", move |ev: Envelope<OrderEvent>, ctx: Context| {
+            handled.lock().unwrap().push((ev.seq(), ctx.attempt(), bus));
+            async { tokio::time::sleep(Duration::from_millis(20)).await }
+        })
+        .retry(0)
+        .concurrency(4)
+        .start(eventbus::Start::Earliest)
+    };
+    let publisher = isolated().store(&url).build().await.unwrap();
+    let mut sent = Vec::new();
+    for id in 0..EVENTS {
+        sent.push(publisher.publish(placed(id)).await.unwrap().seq());
+    }
+
+    let a = isolated()
+        .store(&url)
+        .handler(slow("a"))
+        .build()
+        .await
+        .unwrap();
+    eventually("bus a to be handling", Duration::from_secs(10), || {
+        handled.lock().unwrap().len() >= 4
+    })
+    .await;
+    // Closed before it hands them back, so it cannot take them itself
+    // again and again meanwhile.
+    tokio::time::timeout(Duration::from_secs(5), a.shutdown())
+        .await
+        .expect("bus a stops without chasing what it handed back")
+        .unwrap();
+    let by_a = handled.lock().unwrap().len() as u64;
+    assert!(by_a < EVENTS, "bus a stopped before it handled everything");
+
+    let b = isolated()
+        .store(&url)
+        .handler(slow("b"))
+        .build()
+        .await
+        .unwrap();
+    eventually(
+        "bus b to handle the rest, long before the ack wait",
+        Duration::from_secs(15),
+        || handled.lock().unwrap().len() as u64 >= EVENTS,
+    )
+    .await;
+    let mut seen = handled.lock().unwrap().clone();
+    seen.sort();
+    assert_eq!(
+        seen.iter().map(|(seq, ..)| *seq).collect::<Vec<_>>(),
+        sent,
+        "each event handled once"
+    );
+    assert!(
+        seen.iter().all(|(_, attempt, _)| *attempt == 1),
+        "every handling is a first attempt: {seen:?}"
+    );
+    assert!(
+        b.dead_letters()
+            .list(DeadLetterQuery::all())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    b.shutdown().await.unwrap();
+    publisher.shutdown().await.unwrap();
+}

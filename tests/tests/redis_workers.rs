@@ -210,10 +210,11 @@ async fn redis_a_killed_worker_loses_no_event() {
         "every event handled at least once"
     );
     // Only what the killed worker held pending can come twice: at most its
-    // concurrency, plus a batch it read and the one waiting for the bus.
+    // concurrency (2) in handling, a batch handed over to its bus and the
+    // next batch read.
     let twice = times.values().filter(|n| **n > 1).count();
     println!("killed after {killed_with} handlings; {twice} events handled twice");
-    assert!(twice <= 5, "{twice} events handled twice");
+    assert!(twice <= 6, "{twice} events handled twice");
     let pending: (u64, Option<String>, Option<String>, redis::Value) = redis::cmd("XPENDING")
         .arg(scope.key("events"))
         .arg("shared-worker")

@@ -60,14 +60,17 @@ pub(crate) async fn run(
         while running.try_join_next().is_some() {}
     }
     // A delivery already pulled but not started goes back to the server
-    // now, for another process, rather than after the ack wait.
+    // now, for another process, rather than after the ack wait; only once
+    // the stream is closed, or this process's consumer could take it again
+    // at once, and again.
+    let mut unstarted = Vec::new();
     while let Some(Some(waiting)) = deliveries.next().now_or_never() {
-        settle(
-            &waiting.envelope,
-            waiting.ack.retry_after(Duration::ZERO).await,
-        );
+        unstarted.push(waiting);
     }
     drop(deliveries);
+    for waiting in unstarted {
+        settle(&waiting.envelope, waiting.ack.hand_back().await);
+    }
     while running.join_next().await.is_some() {}
 }
 

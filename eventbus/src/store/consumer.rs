@@ -85,4 +85,10 @@ pub trait Acknowledge: Send + Sync {
     fn give_up(&self) -> BoxFuture<'_, Result<()>>;
     /// Still being handled: do not deliver it again yet.
     fn in_progress(&self) -> BoxFuture<'_, Result<()>>;
+    /// Never attempted (the bus stopped first): deliver it again now, to
+    /// any process. A store whose server can should not count this
+    /// delivery as an attempt; by default it is a retry without delay.
+    fn hand_back(&self) -> BoxFuture<'_, Result<()>> {
+        self.retry_after(Duration::ZERO)
+    }
 }

@@ -225,7 +225,7 @@ async fn pull_loop(
                 if let Err(refused) = tx.send(delivery).await {
                     // The bus stopped: let another process have it now
                     // rather than after the ack wait.
-                    let _ = refused.0.ack.retry_after(Duration::ZERO).await;
+                    let _ = refused.0.ack.hand_back().await;
                     return release_buffered(messages).await;
                 }
             },

@@ -92,6 +92,24 @@ return 1
     )
 });
 
+/// Gives a pending entry back for any process to claim now, without
+/// counting the delivery that was never attempted: the claim that hands
+/// it out again counts one.
+/// KEYS: the stream, the retry set. ARGV: group, consumer, entry id.
+static HAND_BACK: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
+if not p[1] then return 0 end
+local count = math.max(0, tonumber(p[1][4]) - 1)
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'RETRYCOUNT', count, 'JUSTID')
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[2], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), ARGV[3])
+return 1
+",
+    )
+});
+
 /// The key of a handler's retry set.
 fn retry_key(shared: &Shared, handler: &str) -> String {
     shared.config.key(&format!("retry:{handler}"))
@@ -128,21 +146,65 @@ pub(super) async fn open(
         .map_err(|e| Error::Config(format!("handler `{}`: filter {e}", spec.handler)))?;
     let reader = connection(&shared.client, &shared.config).await?;
     let consumer = format!("{}-{}", std::process::id(), uuid::Uuid::now_v7().simple());
-    let (tx, rx) = mpsc::channel(1);
+    let batch = spec.max_in_flight.clamp(1, 100) as usize;
+    // Room for a whole batch: the reader hands it over without waiting for
+    // the bus to take each delivery, which would cost two wake-ups apiece.
+    let (tx, rx) = mpsc::channel(batch);
     let group = Group {
         handler: Arc::from(spec.handler.as_str()),
         consumer: Arc::from(consumer.as_str()),
         retries: retry_key(&shared, &spec.handler),
         start,
         filter,
-        batch: spec.max_in_flight.clamp(1, 100) as usize,
+        batch,
         shared,
     };
     tokio::spawn(group.run(reader, tx));
-    Ok(Box::pin(futures_util::stream::unfold(
-        rx,
-        |mut rx| async move { rx.recv().await.map(|d| (d, rx)) },
-    )))
+    Ok(Box::pin(Deliveries { rx }))
+}
+
+/// The deliveries the reader task hands over. Dropped (the bus stopped),
+/// it gives the ones it still holds back at once, for another process,
+/// rather than leaving them pending until the ack wait.
+struct Deliveries {
+    rx: mpsc::Receiver<Delivery>,
+}
+
+impl futures_util::Stream for Deliveries {
+    type Item = Delivery;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Delivery>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+impl Drop for Deliveries {
+    fn drop(&mut self) {
+        // Closed first, so the reader sends nothing more and gives back
+        // what it read but did not send itself.
+        self.rx.close();
+        let mut left = Vec::new();
+        while let Ok(delivery) = self.rx.try_recv() {
+            left.push(delivery);
+        }
+        if left.is_empty() {
+            return;
+        }
+        // Without a runtime they stay pending, and the ack wait brings
+        // them back.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                for delivery in left {
+                    if let Err(e) = delivery.ack.hand_back().await {
+                        tracing::debug!(error = %e, "could not give a delivery back");
+                    }
+                }
+            });
+        }
+    }
 }
 
 /// One process's consumer in a handler's group.
@@ -178,19 +240,21 @@ impl Group {
                 if let Err(refused) = sent {
                     // The bus stopped: let another process have these now
                     // rather than after the ack wait.
-                    let _ = refused.ack.retry_after(Duration::ZERO).await;
+                    let _ = refused.ack.hand_back().await;
                     for (entry, _) in waiting {
-                        let _ = self.settle_retry(&entry.id, Duration::ZERO).await;
+                        let _ = self.ack_for(entry.id).hand_back().await;
                     }
                     return self.leave().await;
                 }
                 continue;
             }
-            let found = tokio::select! {
-                () = tx.closed() => return self.leave().await,
-                found = self.next_batch(&mut reader) => found,
-            };
-            match found {
+            if tx.is_closed() {
+                return self.leave().await;
+            }
+            // Not cut short when the bus stops: entries the server handed
+            // out in a reply never read would stay pending until the ack
+            // wait. A read waits at most `BLOCK`.
+            match self.next_batch(&mut reader).await {
                 Ok(batch) => waiting.extend(batch),
                 Err(e) => {
                     tracing::warn!(handler = %self.handler, error = %e, "reading a handler's deliveries failed; retrying");
@@ -301,10 +365,6 @@ impl Group {
         }
     }
 
-    async fn settle_retry(&self, id: &str, delay: Duration) -> Result<()> {
-        self.ack_for(id.to_owned()).retry_after(delay).await
-    }
-
     /// Leaves the group when nothing is pending to this consumer, so that
     /// consumers of stopped processes do not pile up in it.
     async fn leave(self) {
@@ -378,6 +438,21 @@ impl Acknowledge for RedisAck {
 
     fn give_up(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(self.done())
+    }
+
+    fn hand_back(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            let s = &self.shared;
+            HAND_BACK
+                .key(&s.stream)
+                .key(&self.retries)
+                .arg(&*self.handler)
+                .arg(&*self.consumer)
+                .arg(&self.id)
+                .invoke_async::<()>(&mut s.conn.clone())
+                .await
+                .map_err(redis_error("handing a delivery back"))
+        })
     }
 
     fn in_progress(&self) -> BoxFuture<'_, Result<()>> {

@@ -104,7 +104,8 @@ pub(crate) fn encode(draft: &Draft) -> Result<Vec<Field<'_>>, String> {
     // Borrowed where the draft holds the text already: the command copies
     // each value once more as it writes it.
     let owned = |s: String| Cow::Owned(s.into_bytes());
-    let mut f: Vec<Field<'_>> = vec![
+    let mut f: Vec<Field<'_>> = Vec::with_capacity(16 + m.headers.len());
+    f.extend([
         ("specversion", Cow::Borrowed(b"1.0".as_slice())),
         ("id", owned(m.id.to_string())),
         ("source", text(&m.source)),
@@ -117,7 +118,7 @@ pub(crate) fn encode(draft: &Draft) -> Result<Vec<Field<'_>>, String> {
             "datacontenttype",
             Cow::Borrowed(b"application/json".as_slice()),
         ),
-    ];
+    ]);
     for (name, value) in [
         ("subject", &m.subject),
         ("dataschema", &m.dataschema),

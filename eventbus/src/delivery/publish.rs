@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::{self, Poll, Waker};
 
 use super::core::{Core, FeedKind};
 use crate::envelope::{Draft, EventId, RawEnvelope};
@@ -30,25 +29,13 @@ impl Core {
         }
         let id = draft.id().clone();
         let started = self.metrics.then(std::time::Instant::now);
-        let stored = if self.store.appends_now() {
-            self.store.append_now(draft)
-        } else {
-            let mut append = self.store.append(draft);
-            // A store future may be polled first with a waker that does
-            // nothing: awaited later, it is polled again with the task's own.
-            match append
-                .as_mut()
-                .poll(&mut task::Context::from_waker(Waker::noop()))
-            {
-                Poll::Ready(stored) => stored,
-                Poll::Pending => {
-                    return PublishFuture::running(async move {
-                        let env = append.await?;
-                        self.routed(env, &id, started).await
-                    });
-                }
-            }
-        };
+        if !self.store.appends_now() {
+            return PublishFuture::running(async move {
+                let env = self.store.append(draft).await?;
+                self.routed(env, &id, started).await
+            });
+        }
+        let stored = self.store.append_now(draft);
         let env = match stored {
             Ok(env) => env,
             Err(e) => return PublishFuture::done(Err(e)),

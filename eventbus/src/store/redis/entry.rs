@@ -64,9 +64,20 @@ const ATTRIBUTES: &[&str] = &[
 
 /// The seq of an entry id `MS-N`.
 pub(crate) fn seq_of(id: &str) -> Result<u64, String> {
+    // Digits only: `str::parse` would also take a sign, and costs more
+    // than the rest of reading a publish's reply.
+    fn number(digits: &str) -> Option<u64> {
+        if digits.is_empty() {
+            return None;
+        }
+        digits.bytes().try_fold(0u64, |n, b| {
+            b.is_ascii_digit()
+                .then(|| n.checked_mul(10)?.checked_add(u64::from(b - b'0')))?
+        })
+    }
     let parsed = id
         .split_once('-')
-        .and_then(|(ms, n)| Some((ms.parse::<u64>().ok()?, n.parse::<u64>().ok()?)));
+        .and_then(|(ms, n)| Some((number(ms)?, number(n)?)));
     match parsed {
         Some((ms, n)) if ms < MS_LIMIT && n <= N_MASK => Ok(ms << N_BITS | n),
         Some(_) => Err(format!(
@@ -91,34 +102,32 @@ pub(crate) fn first_seq_at(ms: u64) -> u64 {
     ms.min(MS_LIMIT - 1) << N_BITS
 }
 
-/// A field of an entry as written: its name and value.
-pub(crate) type Field<'a> = (&'a str, Cow<'a, [u8]>);
-
-/// The fields of a draft's entry, in the order `XRANGE` shows them.
-pub(crate) fn encode(draft: &Draft) -> Result<Vec<Field<'_>>, String> {
-    fn text(s: &str) -> Cow<'_, [u8]> {
-        Cow::Borrowed(s.as_bytes())
-    }
+/// Writes the fields of a draft's entry, its data given as `data` (see
+/// [`Draft::data_bytes`]), in the order `XRANGE` shows them, each as
+/// `put(name, value)`: straight into the command, with no list of fields
+/// in between.
+pub(crate) fn encode(
+    draft: &Draft,
+    data: &[u8],
+    mut put: impl FnMut(&str, &[u8]),
+) -> Result<(), String> {
     let m = &draft.meta;
     check_time(m.time).map_err(|e| format!("the event's time {e}"))?;
-    // Borrowed where the draft holds the text already: the command copies
-    // each value once more as it writes it.
-    let owned = |s: String| Cow::Owned(s.into_bytes());
-    let mut f: Vec<Field<'_>> = Vec::with_capacity(16 + m.headers.len());
-    f.extend([
-        ("specversion", Cow::Borrowed(b"1.0".as_slice())),
-        ("id", owned(m.id.to_string())),
-        ("source", text(&m.source)),
-        ("type", text(&m.topic)),
-        (
-            "time",
-            owned(m.time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
-        ),
-        (
-            "datacontenttype",
-            Cow::Borrowed(b"application/json".as_slice()),
-        ),
-    ]);
+    put("specversion", b"1.0");
+    let mut uuid = uuid::Uuid::encode_buffer();
+    match m.id.as_uuid() {
+        Some(id) => put("id", id.hyphenated().encode_lower(&mut uuid).as_bytes()),
+        None => put("id", m.id.to_string().as_bytes()),
+    }
+    put("source", m.source.as_bytes());
+    put("type", m.topic.as_bytes());
+    put(
+        "time",
+        m.time
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+            .as_bytes(),
+    );
+    put("datacontenttype", b"application/json");
     for (name, value) in [
         ("subject", &m.subject),
         ("dataschema", &m.dataschema),
@@ -127,23 +136,23 @@ pub(crate) fn encode(draft: &Draft) -> Result<Vec<Field<'_>>, String> {
         ("idempotencykey", &m.idempotency_key),
     ] {
         if let Some(v) = value {
-            f.push((name, text(v)));
+            put(name, v.as_bytes());
         }
     }
     if !m.event_name.is_empty() {
-        f.push(("eventname", text(&m.event_name)));
+        put("eventname", m.event_name.as_bytes());
     }
     // 1 is what a reader assumes when the field is absent.
     if m.event_version != 1 {
-        f.push(("eventversion", owned(m.event_version.to_string())));
+        put("eventversion", m.event_version.to_string().as_bytes());
     }
     if let Some(v) = m.stream_version {
-        f.push(("streamversion", owned(v.to_string())));
+        put("streamversion", v.to_string().as_bytes());
     }
     let mut typed = Vec::new();
     for (name, value) in &m.headers {
         // Header names are checked when set, and none is an attribute.
-        f.push((name.as_str(), text(value.as_str())));
+        put(name, value.as_str().as_bytes());
         match value.kind() {
             HeaderKind::String => {}
             HeaderKind::Integer => typed.push(format!("{name}=integer")),
@@ -151,11 +160,40 @@ pub(crate) fn encode(draft: &Draft) -> Result<Vec<Field<'_>>, String> {
         }
     }
     if !typed.is_empty() {
-        f.push((TYPES, owned(typed.join(","))));
+        put(TYPES, typed.join(",").as_bytes());
     }
-    let data = draft.data_bytes().map_err(|e| e.to_string())?;
-    f.push(("data", data));
-    Ok(f)
+    put("data", data);
+    Ok(())
+}
+
+/// About how many bytes and arguments [`encode`] writes for a draft whose
+/// data takes `data` bytes, so a command can be sized once.
+pub(crate) fn encoded_size(draft: &Draft, data: usize) -> (usize, usize) {
+    let m = &draft.meta;
+    let optional = [
+        &m.subject,
+        &m.dataschema,
+        &m.correlation_id,
+        &m.causation_id,
+        &m.idempotency_key,
+    ];
+    let headers: usize = m
+        .headers
+        .iter()
+        .map(|(n, v)| n.len() + v.as_str().len())
+        .sum();
+    let bytes = 256
+        + data
+        + m.source.len()
+        + m.topic.len()
+        + m.event_name.len()
+        + optional
+            .iter()
+            .flat_map(|v| v.as_deref())
+            .map(str::len)
+            .sum::<usize>()
+        + headers;
+    (2 * (12 + m.headers.len()), bytes)
 }
 
 /// An entry as read: its id and fields, values as bytes.
@@ -387,6 +425,17 @@ mod tests {
         assert!(seq_of("1-1048576").unwrap_err().contains("beyond"));
         assert!(seq_of("17592186044416-0").unwrap_err().contains("beyond"));
         assert!(seq_of("x").unwrap_err().contains("not a stream entry id"));
+        for bad in [
+            "-1",
+            "1-",
+            "+1-0",
+            "1-+0",
+            "1-0-0",
+            "1a-0",
+            "99999999999999999999999-0",
+        ] {
+            assert!(seq_of(bad).is_err(), "{bad}");
+        }
     }
 
     fn entry(fields: &[(&str, &str)]) -> Entry {

@@ -163,7 +163,7 @@ impl RedisStore {
 
     async fn append_draft(&self, draft: Draft) -> Result<RawEnvelope> {
         let s = &self.shared;
-        let fields = entry::encode(&draft).map_err(|e| Error::store("redis", e))?;
+        let data = draft.data_bytes()?;
         // A fresh event without an idempotency key has an id made just now,
         // which no stored event can have: nothing to look up, so a plain
         // `XADD`, pipelined with the others, instead of the script. Imports
@@ -175,16 +175,18 @@ impl RedisStore {
         {
             // Sized up front: grown argument by argument, the command's
             // buffers were reallocated about ten times per event.
-            let bytes: usize = fields.iter().map(|(n, v)| n.len() + v.len()).sum();
-            let mut add = redis::Cmd::with_capacity(6 + 2 * fields.len(), 64 + bytes);
+            let (args, bytes) = entry::encoded_size(&draft, data.len());
+            let mut add = redis::Cmd::with_capacity(args, bytes);
             add.arg("XADD").arg(&s.stream);
             if let Some(n) = s.config.max_events {
                 add.arg("MAXLEN").arg("~").arg(n);
             }
             add.arg("*");
-            for (name, value) in &fields {
-                add.arg(*name).arg(&**value);
-            }
+            entry::encode(&draft, &data, |name, value| {
+                add.arg(name).arg(value);
+            })
+            .map_err(|e| Error::store("redis", e))?;
+            drop(data);
             let id: String = add
                 .query_async(&mut s.conn.clone())
                 .await
@@ -211,9 +213,11 @@ impl RedisStore {
                     .map(|a| a.as_millis().to_string())
                     .unwrap_or_default(),
             );
-        for (name, value) in &fields {
-            call.arg(*name).arg(&**value);
-        }
+        entry::encode(&draft, &data, |name, value| {
+            call.arg(name).arg(value);
+        })
+        .map_err(|e| Error::store("redis", e))?;
+        drop(data);
         let (added, id): (bool, String) = call
             .invoke_async(&mut s.conn.clone())
             .await

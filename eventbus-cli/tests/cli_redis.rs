@@ -1,6 +1,6 @@
 //! The CLI against a Redis store: publish, history, tail, topics, stats,
-//! dead letters, clear, export and import, under a key prefix of the
-//! test's own; commands that only read create nothing.
+//! dead letters, scheduled events, clear, export and import, under a key
+//! prefix of the test's own; commands that only read create nothing.
 
 mod support;
 
@@ -213,6 +213,43 @@ fn redis_export_then_import_into_another_prefix_keeps_every_event() {
     // Within the duplicate window, importing again adds nothing.
     let again = to.scratch.ok(&["import", file]);
     assert!(again.contains("imported 0 new event(s)"), "{again}");
+}
+
+#[test]
+#[ignore = "needs Redis at EVENTBUS_REDIS_URL"]
+fn redis_scheduled_events_are_listed_and_cancelled() {
+    let r = RedisScratch::new("scheduled");
+    let s = &r.scratch;
+    let out = s.ok(&[
+        "publish",
+        "reminder.due",
+        "--data",
+        r#"{"id":1}"#,
+        "--deliver-after",
+        "2h",
+    ]);
+    let id = out
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("id="))
+        .expect("an id")
+        .to_owned();
+    assert!(
+        s.history_json(&[]).is_empty(),
+        "not in history before it is due"
+    );
+    let listed = s.ok(&["scheduled", "list", "--json"]);
+    let line: serde_json::Value = serde_json::from_str(listed.trim()).expect("json");
+    assert_eq!(line["envelope"]["id"], id.as_str());
+    assert_eq!(line["envelope"]["data"], serde_json::json!({"id": 1}));
+    let stats: serde_json::Value = serde_json::from_str(&s.ok(&["stats", "--json"])).expect("json");
+    assert_eq!(stats["scheduled"], 1);
+    s.ok(&["scheduled", "cancel", &id]);
+    assert_eq!(s.ok(&["scheduled", "list", "--json"]), "");
+    assert!(
+        !r.keys().iter().any(|k| k.contains(":scheduled")),
+        "cancelling leaves nothing scheduled: {:?}",
+        r.keys()
+    );
 }
 
 #[test]

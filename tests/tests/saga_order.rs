@@ -1,8 +1,8 @@
 //! The order saga of `examples/order_saga.rs`, compiled into this test:
 //! its four orders end as documented on every store, with every worker
 //! SIGKILLed between steps on SQLite, and with two workers sharing the
-//! saga on NATS, one of them killed. No step is lost and nothing the saga
-//! sends (compensations included) is stored twice.
+//! saga on NATS and on Redis, one of them killed. No step is lost and
+//! nothing the saga sends (compensations included) is stored twice.
 
 #[allow(dead_code, unreachable_pub)]
 #[path = "../../examples/order_saga.rs"]
@@ -14,7 +14,7 @@ use std::time::Duration;
 use eventbus::Start;
 use eventbus::prelude::*;
 use order_saga::{OrderFulfilment, Stage};
-use tests::{NatsScope, TestChild};
+use tests::{NatsScope, RedisScope, TestChild};
 
 /// What the saga sends, per order, in order: the commands and the outcome.
 fn sent_by_the_saga(order: u64) -> Vec<&'static str> {
@@ -131,6 +131,13 @@ async fn sqlite_the_four_orders_end_as_documented() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Redis at EVENTBUS_REDIS_URL"]
+async fn redis_the_four_orders_end_as_documented() {
+    let scope = RedisScope::new("saga_one");
+    run_in_one_process(&scope.url("")).await;
+}
+
 /// A worker running every handler and the saga until killed. Only when
 /// re-executed with `EVENTBUS_ORDER_WORKER` set to a store URL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -219,6 +226,24 @@ async fn sqlite_the_orders_survive_workers_killed_between_steps() {
 #[ignore = "needs NATS at EVENTBUS_NATS_URL"]
 async fn nats_two_workers_share_the_saga_and_one_is_killed() {
     let scope = NatsScope::new("saga");
+    // A short ack wait, so what the killed worker held comes back soon.
+    let url = scope.url("&ack_wait=2s");
+    let observer = Bus::builder()
+        .store(&url)
+        .no_linked_handlers()
+        .build()
+        .await
+        .unwrap();
+    let _steady = worker(&url);
+    order_saga::place_orders(&observer).await.unwrap();
+    killed_between_steps(&url, &observer, &[10, 20]).await;
+    observer.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Redis at EVENTBUS_REDIS_URL"]
+async fn redis_two_workers_share_the_saga_and_one_is_killed() {
+    let scope = RedisScope::new("saga");
     // A short ack wait, so what the killed worker held comes back soon.
     let url = scope.url("&ack_wait=2s");
     let observer = Bus::builder()

@@ -1,6 +1,7 @@
 //! Scheduled publishes: stored at once, routed when due and not before,
-//! cancellable, durable across a SIGKILL on SQLite and NATS, and published
-//! once by one of several processes sharing the file or the NATS server.
+//! cancellable, durable across a SIGKILL on SQLite, NATS and Redis, and
+//! published once by one of several processes sharing the file or the
+//! server.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use chrono::Utc;
 use eventbus::Start;
 use eventbus::prelude::*;
-use tests::{NatsScope, OrderEvent, TestChild, eventually, eventually_async, isolated};
+use tests::{NatsScope, OrderEvent, RedisScope, TestChild, eventually, eventually_async, isolated};
 
 type Seen = Arc<Mutex<Vec<(u64, chrono::DateTime<Utc>)>>>;
 
@@ -113,6 +114,13 @@ async fn nats_a_scheduled_event_is_routed_when_due_and_a_cancelled_one_never() {
     a_scheduled_event_is_routed_when_due_and_a_cancelled_one_never(&scope.url("")).await;
 }
 
+#[tokio::test]
+#[ignore = "needs Redis at EVENTBUS_REDIS_URL"]
+async fn redis_a_scheduled_event_is_routed_when_due_and_a_cancelled_one_never() {
+    let scope = RedisScope::new("sched_due");
+    a_scheduled_event_is_routed_when_due_and_a_cancelled_one_never(&scope.url("")).await;
+}
+
 const CHILD_URL: &str = "EVENTBUS_TEST_SCHEDULE_URL";
 
 /// The child's part: schedule an event a second away, then wait to be killed.
@@ -182,7 +190,20 @@ async fn a_scheduled_event_survives_a_sigkill_and_fires_once_after_restart() {
 #[ignore = "needs NATS at EVENTBUS_NATS_URL"]
 async fn nats_a_scheduled_event_survives_a_sigkill_and_fires_once_after_restart() {
     let scope = NatsScope::new("sched_kill");
-    let url = scope.url("");
+    survives_a_sigkill_on_a_server(&scope.url("")).await;
+}
+
+/// The Redis side of the SIGKILL test: the same, with the event waiting
+/// in the server's sorted set.
+#[tokio::test]
+#[ignore = "needs Redis at EVENTBUS_REDIS_URL"]
+async fn redis_a_scheduled_event_survives_a_sigkill_and_fires_once_after_restart() {
+    let scope = RedisScope::new("sched_kill");
+    survives_a_sigkill_on_a_server(&scope.url("")).await;
+}
+
+async fn survives_a_sigkill_on_a_server(url: &str) {
+    let url = url.to_owned();
     let mut child = TestChild::spawn(
         "child_schedules_and_waits_to_be_killed",
         &[(CHILD_URL, url.as_str())],
@@ -240,9 +261,16 @@ async fn nats_of_two_buses_one_publishes_each_due_event() {
     two_buses_publish_each_due_event_once(&scope.url("")).await;
 }
 
+#[tokio::test]
+#[ignore = "needs Redis at EVENTBUS_REDIS_URL"]
+async fn redis_of_two_buses_one_publishes_each_due_event() {
+    let scope = RedisScope::new("sched_two");
+    two_buses_publish_each_due_event_once(&scope.url("")).await;
+}
+
 const FOLLOWER_URL: &str = "EVENTBUS_TEST_SCHEDULE_FOLLOWER_URL";
 
-/// The child's part of the two-process NATS test: a bus that publishes
+/// The child's part of the two-process server tests: a bus that publishes
 /// due events too, until the parent's 20 are all in history.
 #[tokio::test]
 async fn child_runs_a_bus_until_twenty_events_are_published() {
@@ -261,7 +289,18 @@ async fn child_runs_a_bus_until_twenty_events_are_published() {
 #[ignore = "needs NATS at EVENTBUS_NATS_URL"]
 async fn nats_of_two_processes_one_publishes_each_due_event() {
     let scope = NatsScope::new("sched_procs");
-    let url = scope.url("");
+    two_processes_publish_each_due_event_once(&scope.url("")).await;
+}
+
+#[tokio::test]
+#[ignore = "needs Redis at EVENTBUS_REDIS_URL"]
+async fn redis_of_two_processes_one_publishes_each_due_event() {
+    let scope = RedisScope::new("sched_procs");
+    two_processes_publish_each_due_event_once(&scope.url("")).await;
+}
+
+async fn two_processes_publish_each_due_event_once(url: &str) {
+    let url = url.to_owned();
     let bus = isolated().store(&url).build().await.unwrap();
     let mut child = TestChild::spawn(
         "child_runs_a_bus_until_twenty_events_are_published",

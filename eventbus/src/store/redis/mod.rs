@@ -9,6 +9,8 @@
 //! | `PREFIX:seen:KEY` | string, expiring | the entry id of the event with idempotency key (or, without one, event id) `KEY`, for the duplicate window |
 //! | `PREFIX:retry:HANDLER` | sorted set | entries a handler failed, scored by when to deliver them again |
 //! | `PREFIX:dead:ids`, `PREFIX:dead:ID`, `PREFIX:dead:index`, `PREFIX:dead:next` | sorted set, hashes, hash, counter | dead letters (see `dead_letters`) |
+//! | `PREFIX:scheduled`, `PREFIX:scheduled:ID` | sorted set, lists | events waiting for their time (see `schedules`) |
+//! | `PREFIX:saga:SAGA`, `PREFIX:sagas` | hashes, set | saga instances (see `sagas`) |
 //!
 //! An event's seq is derived from its entry id (see `entry`). Publishing
 //! an event that may be a duplicate (an idempotency key, an imported id)
@@ -24,10 +26,13 @@ mod consumer;
 mod dead_letters;
 mod entry;
 mod read;
+mod sagas;
+mod schedules;
 
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 pub use config::RedisConfig;
@@ -38,6 +43,8 @@ use super::consumer::{ConsumerSpec, Delivery, ServerConsumers};
 use super::core::{Create, Store};
 use super::dead_letter::{DeadLetter, DeadLetterQuery, DeadLetterStore, NewDeadLetter};
 use super::query::Query;
+use super::sagas::{SagaStore, StoredSaga};
+use super::schedules::{ScheduleStore, Scheduled};
 use crate::envelope::{Draft, RawEnvelope};
 use crate::error::{Error, Result};
 use crate::future::{BoxFuture, BoxStream};
@@ -146,7 +153,7 @@ impl RedisStore {
                     store: "redis",
                     message: format!(
                         "no stream `{}` on {}; check `?prefix=` in the store URL (only \
-                         publishing, import and a running bus create it)",
+                         publishing, scheduling, import and a running bus create it)",
                         store.shared.stream,
                         store.shared.config.describe()
                     ),
@@ -340,12 +347,28 @@ impl Store for RedisStore {
     fn as_server_consumers(&self) -> Option<&dyn ServerConsumers> {
         Some(self)
     }
+
+    fn as_schedules(&self) -> Option<&dyn ScheduleStore> {
+        Some(self)
+    }
+
+    fn as_sagas(&self) -> Option<&dyn SagaStore> {
+        Some(self)
+    }
 }
 
 impl StoreAdmin for RedisStore {
     fn clear(&self, pattern: &Pattern) -> BoxFuture<'_, Result<u64>> {
         let pattern = pattern.clone();
-        Box::pin(async move { read::clear(&self.shared, &pattern).await })
+        Box::pin(async move {
+            let cleared = read::clear(&self.shared, &pattern).await?;
+            // Clearing everything starts the saga instances over, as on
+            // the other stores.
+            if pattern.as_str() == ">" {
+                sagas::purge(&self.shared).await?;
+            }
+            Ok(cleared)
+        })
     }
 
     fn topics(&self) -> BoxFuture<'_, Result<Vec<TopicSummary>>> {
@@ -407,6 +430,59 @@ impl CheckpointStore for RedisStore {
 
     fn checkpoints(&self) -> BoxFuture<'_, Result<Vec<(String, u64)>>> {
         Box::pin(consumer::all_floors(&self.shared))
+    }
+}
+
+impl ScheduleStore for RedisStore {
+    fn schedule(&self, draft: Draft, due: DateTime<Utc>) -> BoxFuture<'_, Result<()>> {
+        Box::pin(schedules::schedule(&self.shared, draft, due))
+    }
+
+    fn cancel(&self, id: &str) -> BoxFuture<'_, Result<bool>> {
+        let id = id.to_owned();
+        Box::pin(async move { schedules::cancel(&self.shared, &id).await })
+    }
+
+    fn scheduled(&self) -> BoxFuture<'_, Result<Vec<Scheduled>>> {
+        Box::pin(schedules::list(&self.shared))
+    }
+
+    fn next_due(&self) -> BoxFuture<'_, Result<Option<DateTime<Utc>>>> {
+        Box::pin(schedules::next_due(&self.shared))
+    }
+
+    fn release_due(&self, now: DateTime<Utc>) -> BoxFuture<'_, Result<Vec<RawEnvelope>>> {
+        Box::pin(schedules::release_due(&self.shared, now))
+    }
+}
+
+impl SagaStore for RedisStore {
+    fn load_saga(&self, saga: &str, key: &str) -> BoxFuture<'_, Result<Option<StoredSaga>>> {
+        let (saga, key) = (saga.to_owned(), key.to_owned());
+        Box::pin(async move { sagas::load(&self.shared, &saga, &key).await })
+    }
+
+    fn save_saga(
+        &self,
+        saga: &str,
+        key: &str,
+        expected: u64,
+        open: bool,
+        record: String,
+    ) -> BoxFuture<'_, Result<u64>> {
+        let (saga, key) = (saga.to_owned(), key.to_owned());
+        Box::pin(
+            async move { sagas::save(&self.shared, &saga, &key, expected, open, record).await },
+        )
+    }
+
+    fn saga_instances(
+        &self,
+        saga: Option<&str>,
+        open_only: bool,
+    ) -> BoxFuture<'_, Result<Vec<StoredSaga>>> {
+        let saga = saga.map(str::to_owned);
+        Box::pin(async move { sagas::list(&self.shared, saga.as_deref(), open_only).await })
     }
 }
 

@@ -9,6 +9,8 @@
 //! | `PREFIX:seen:KEY` | string, expiring | the entry id of the event with idempotency key (or, without one, event id) `KEY`, for the duplicate window |
 //! | `PREFIX:retry:HANDLER` | sorted set | entries a handler failed, scored by when to deliver them again |
 //! | `PREFIX:dead:ids`, `PREFIX:dead:ID`, `PREFIX:dead:index`, `PREFIX:dead:next` | sorted set, hashes, hash, counter | dead letters (see `dead_letters`) |
+//! | `PREFIX:entity:KIND:ID` | list | the entry ids of an entity's events in version order, its length the entity's version (see `streams`) |
+//! | `PREFIX:snapshot:STATE_VERSION:KIND:ID` | hash | an entity's newest snapshot of a state shape: `version`, `state` (see `streams`) |
 //!
 //! An event's seq is derived from its entry id (see `entry`). Publishing
 //! an event that may be a duplicate (an idempotency key, an imported id)
@@ -17,13 +19,15 @@
 //! is one `XADD`. Concurrent publishes share one multiplexed connection,
 //! which pipelines them.
 //! Handlers are consumer groups (see `consumer`); history reads pages of
-//! `XRANGE`/`XREVRANGE` (see `read`).
+//! `XRANGE`/`XREVRANGE` (see `read`). Aggregates' entity streams are
+//! events of the bus stream indexed per entity (see `streams`).
 
 mod config;
 mod consumer;
 mod dead_letters;
 mod entry;
 mod read;
+mod streams;
 
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -38,6 +42,7 @@ use super::consumer::{ConsumerSpec, Delivery, ServerConsumers};
 use super::core::{Create, Store};
 use super::dead_letter::{DeadLetter, DeadLetterQuery, DeadLetterStore, NewDeadLetter};
 use super::query::Query;
+use super::streams::StreamStore;
 use crate::envelope::{Draft, RawEnvelope};
 use crate::error::{Error, Result};
 use crate::future::{BoxFuture, BoxStream};
@@ -338,6 +343,10 @@ impl Store for RedisStore {
     }
 
     fn as_server_consumers(&self) -> Option<&dyn ServerConsumers> {
+        Some(self)
+    }
+
+    fn as_streams(&self) -> Option<&dyn StreamStore> {
         Some(self)
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use eventbus::prelude::*;
 use eventbus::{Error, Start};
-use tests::{NatsScope, OrderEvent, RedisScope, isolated};
+use tests::{NatsScope, OrderEvent, isolated};
 
 /// Orders per customer... here per order id parity, in a SQLite table
 /// written with the handler's position.
@@ -96,14 +96,6 @@ async fn caught_up_waits_for_a_slow_handler_and_says_where_it_is() {
 #[ignore = "needs NATS at EVENTBUS_NATS_URL"]
 async fn nats_caught_up_waits_for_a_slow_handler_and_says_where_it_is() {
     let scope = NatsScope::new("caught_up");
-    caught_up_waits_for_a_slow_handler(&scope.url("")).await;
-}
-
-/// On Redis the wait follows the handler's consumer group.
-#[tokio::test]
-#[ignore = "needs Redis at EVENTBUS_REDIS_URL"]
-async fn redis_caught_up_waits_for_a_slow_handler_and_says_where_it_is() {
-    let scope = RedisScope::new("caught_up");
     caught_up_waits_for_a_slow_handler(&scope.url("")).await;
 }
 

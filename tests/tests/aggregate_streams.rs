@@ -349,12 +349,13 @@ async fn redis_snapshots_change_nothing_but_speed() {
             .unwrap();
         assert_eq!(stored, 20, "the newest snapshot, at a multiple of 10");
         // A snapshot that no longer reads as the state is ignored too.
-        let () = redis::cmd("HSET")
+        let added: u64 = redis::cmd("HSET")
             .arg(&key)
             .arg("state")
             .arg(r#"{"owner": 7}"#)
             .query(&mut raw)
             .unwrap();
+        assert_eq!(added, 0, "the state was there");
     })
     .await;
 }
@@ -399,12 +400,12 @@ async fn redis_an_entity_missing_a_trimmed_event_fails_to_load_and_clearing_star
         .query(&mut raw)
         .unwrap();
     assert_eq!(ids.len(), 13, "the index names each event, in order");
-    let () = redis::cmd("XDEL")
+    let deleted: u64 = redis::cmd("XDEL")
         .arg(scope.key("events"))
         .arg(&ids[2])
         .query(&mut raw)
-        .map(drop)
         .unwrap();
+    assert_eq!(deleted, 1);
     let err = ledgers.events("l-4").await.unwrap_err();
     let message = err.to_string();
     assert!(

@@ -433,6 +433,38 @@ async fn redis_an_entity_missing_a_trimmed_event_fails_to_load_and_clearing_star
     bus.shutdown().await.unwrap();
 }
 
+/// A save trims by age as a publish does, in its script, by the server's
+/// clock: the entity's older events go, and loading it says so.
+#[tokio::test]
+#[ignore = "needs Redis at EVENTBUS_REDIS_URL"]
+async fn redis_a_save_trims_by_age_and_the_entity_then_fails_to_load() {
+    let scope = RedisScope::new("agg_age");
+    let bus = isolated()
+        .store(scope.url("&max_age=1s&max_events=100000"))
+        .build()
+        .await
+        .unwrap();
+    let ledgers = Repository::<Ledger>::new(&bus);
+    ledgers.save("l-5", 0, opened()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let saved = ledgers
+        .save("l-5", 1, vec![LedgerEvent::Deposited { cents: 5 }])
+        .await
+        .unwrap();
+    assert_eq!(saved[0].stream_version(), Some(2));
+    let err = ledgers.load("l-5").await.unwrap_err().to_string();
+    assert!(
+        err.contains("LedgerEvent/l-5") && err.contains("version 1") && err.contains("max_age"),
+        "{err}"
+    );
+    let kept = bus.history().subject("l-5").fetch().await.unwrap();
+    assert_eq!(
+        kept.iter().map(|e| e.stream_version()).collect::<Vec<_>>(),
+        [Some(2)]
+    );
+    bus.shutdown().await.unwrap();
+}
+
 async fn saved_events_are_routed_and_kept(url: &str) {
     let bus = isolated().store(url).build().await.unwrap();
     let mut live = bus.subscribe::<LedgerEvent>("ledger.>").unwrap();

@@ -1,14 +1,14 @@
 //! Event-sourced aggregates: one stream per entity, optimistic
 //! concurrency across tasks and processes, snapshots that only save time,
 //! time travel, and saved events routed like any publish. On memory,
-//! SQLite and NATS.
+//! SQLite, NATS and Redis.
 
 use std::time::Duration;
 
 use eventbus::aggregate::{Aggregate, CommandError, Repository};
 use eventbus::prelude::*;
 use eventbus::{Error, ErrorKind};
-use tests::{NatsScope, TestChild, eventually_async, isolated};
+use tests::{NatsScope, RedisScope, TestChild, eventually_async, isolated};
 
 #[derive(Event, Clone, Debug, PartialEq)]
 #[event(namespace = "ledger")]
@@ -209,6 +209,13 @@ async fn nats_racing_commands_apply_each_accepted_one_once() {
     racing_commands_apply_each_accepted_one_once(&scope.url("")).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Redis at EVENTBUS_REDIS_URL"]
+async fn redis_racing_commands_apply_each_accepted_one_once() {
+    let scope = RedisScope::new("agg_race");
+    racing_commands_apply_each_accepted_one_once(&scope.url("")).await;
+}
+
 #[tokio::test]
 async fn two_processes_racing_on_one_sqlite_entity_lose_no_command() {
     let dir = tempfile::tempdir().unwrap();
@@ -219,6 +226,13 @@ async fn two_processes_racing_on_one_sqlite_entity_lose_no_command() {
 #[ignore = "needs NATS at EVENTBUS_NATS_URL"]
 async fn nats_two_processes_racing_on_one_entity_lose_no_command() {
     let scope = NatsScope::new("agg_procs");
+    two_processes_race_on_one_entity(&scope.url("")).await;
+}
+
+#[tokio::test]
+#[ignore = "needs Redis at EVENTBUS_REDIS_URL"]
+async fn redis_two_processes_racing_on_one_entity_lose_no_command() {
+    let scope = RedisScope::new("agg_procs");
     two_processes_race_on_one_entity(&scope.url("")).await;
 }
 
@@ -322,6 +336,31 @@ async fn nats_snapshots_change_nothing_but_speed() {
 }
 
 #[tokio::test]
+#[ignore = "needs Redis at EVENTBUS_REDIS_URL"]
+async fn redis_snapshots_change_nothing_but_speed() {
+    let scope = RedisScope::new("agg_snap");
+    let key = scope.key("snapshot:1:LedgerEvent:l-2");
+    let mut raw = scope.raw();
+    snapshots_change_nothing_but_speed(&scope.url(""), async || {
+        let stored: u64 = redis::cmd("HGET")
+            .arg(&key)
+            .arg("version")
+            .query(&mut raw)
+            .unwrap();
+        assert_eq!(stored, 20, "the newest snapshot, at a multiple of 10");
+        // A snapshot that no longer reads as the state is ignored too.
+        let added: u64 = redis::cmd("HSET")
+            .arg(&key)
+            .arg("state")
+            .arg(r#"{"owner": 7}"#)
+            .query(&mut raw)
+            .unwrap();
+        assert_eq!(added, 0, "the state was there");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn saved_events_are_routed_and_kept_like_any_publish() {
     saved_events_are_routed_and_kept("memory://").await;
 }
@@ -331,6 +370,99 @@ async fn saved_events_are_routed_and_kept_like_any_publish() {
 async fn nats_saved_events_are_routed_and_kept_like_any_publish() {
     let scope = NatsScope::new("agg_routed");
     saved_events_are_routed_and_kept(&scope.url("")).await;
+}
+
+#[tokio::test]
+#[ignore = "needs Redis at EVENTBUS_REDIS_URL"]
+async fn redis_saved_events_are_routed_and_kept_like_any_publish() {
+    let scope = RedisScope::new("agg_routed");
+    saved_events_are_routed_and_kept(&scope.url("")).await;
+}
+
+/// On Redis an entity's events are entries of the bus stream that an
+/// index names: an entry trimmed away makes loading the entity an error
+/// that says so, and clearing the whole store starts its entities over.
+#[tokio::test]
+#[ignore = "needs Redis at EVENTBUS_REDIS_URL"]
+async fn redis_an_entity_missing_a_trimmed_event_fails_to_load_and_clearing_starts_it_over() {
+    let scope = RedisScope::new("agg_trim");
+    let bus = isolated().store(scope.url("")).build().await.unwrap();
+    let ledgers = Repository::<Ledger>::new(&bus);
+    ledgers.save("l-4", 0, opened()).await.unwrap();
+    for cents in 1..=12 {
+        ledgers.execute("l-4", |l| l.deposit(cents)).await.unwrap();
+    }
+    let mut raw = scope.raw();
+    let ids: Vec<String> = redis::cmd("LRANGE")
+        .arg(scope.key("entity:LedgerEvent:l-4"))
+        .arg(0)
+        .arg(-1)
+        .query(&mut raw)
+        .unwrap();
+    assert_eq!(ids.len(), 13, "the index names each event, in order");
+    let deleted: u64 = redis::cmd("XDEL")
+        .arg(scope.key("events"))
+        .arg(&ids[2])
+        .query(&mut raw)
+        .unwrap();
+    assert_eq!(deleted, 1);
+    let err = ledgers.events("l-4").await.unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("LedgerEvent/l-4")
+            && message.contains("version 3")
+            && message.contains("max_events"),
+        "{message}"
+    );
+    // From the snapshot at 10 on, the events are all there.
+    assert_eq!(ledgers.load("l-4").await.unwrap().version, 13);
+
+    bus.clear(">").await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}:*", scope.prefix))
+        .query(&mut raw)
+        .unwrap();
+    assert!(
+        keys.iter()
+            .all(|k| !k.contains(":entity:") && !k.contains(":snapshot:")),
+        "{keys:?}"
+    );
+    let fresh = ledgers.load("l-4").await.unwrap();
+    assert_eq!((fresh.version, fresh.state), (0, Ledger::default()));
+    ledgers.save("l-4", 0, opened()).await.unwrap();
+    bus.shutdown().await.unwrap();
+}
+
+/// A save trims by age as a publish does, in its script, by the server's
+/// clock: the entity's older events go, and loading it says so.
+#[tokio::test]
+#[ignore = "needs Redis at EVENTBUS_REDIS_URL"]
+async fn redis_a_save_trims_by_age_and_the_entity_then_fails_to_load() {
+    let scope = RedisScope::new("agg_age");
+    let bus = isolated()
+        .store(scope.url("&max_age=1s&max_events=100000"))
+        .build()
+        .await
+        .unwrap();
+    let ledgers = Repository::<Ledger>::new(&bus);
+    ledgers.save("l-5", 0, opened()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let saved = ledgers
+        .save("l-5", 1, vec![LedgerEvent::Deposited { cents: 5 }])
+        .await
+        .unwrap();
+    assert_eq!(saved[0].stream_version(), Some(2));
+    let err = ledgers.load("l-5").await.unwrap_err().to_string();
+    assert!(
+        err.contains("LedgerEvent/l-5") && err.contains("version 1") && err.contains("max_age"),
+        "{err}"
+    );
+    let kept = bus.history().subject("l-5").fetch().await.unwrap();
+    assert_eq!(
+        kept.iter().map(|e| e.stream_version()).collect::<Vec<_>>(),
+        [Some(2)]
+    );
+    bus.shutdown().await.unwrap();
 }
 
 async fn saved_events_are_routed_and_kept(url: &str) {

@@ -11,6 +11,8 @@
 //! | `PREFIX:dead:ids`, `PREFIX:dead:ID`, `PREFIX:dead:index`, `PREFIX:dead:next` | sorted set, hashes, hash, counter | dead letters (see `dead_letters`) |
 //! | `PREFIX:scheduled`, `PREFIX:scheduled:ID` | sorted set, lists | events waiting for their time (see `schedules`) |
 //! | `PREFIX:saga:SAGA`, `PREFIX:sagas` | hashes, set | saga instances (see `sagas`) |
+//! | `PREFIX:entity:KIND:ID` | list | the entry ids of an entity's events in version order, its length the entity's version (see `streams`) |
+//! | `PREFIX:snapshot:STATE_VERSION:KIND:ID` | hash | an entity's newest snapshot of a state shape: `version`, `state` (see `streams`) |
 //!
 //! An event's seq is derived from its entry id (see `entry`). Publishing
 //! an event that may be a duplicate (an idempotency key, an imported id)
@@ -19,7 +21,8 @@
 //! is one `XADD`. Concurrent publishes share one multiplexed connection,
 //! which pipelines them.
 //! Handlers are consumer groups (see `consumer`); history reads pages of
-//! `XRANGE`/`XREVRANGE` (see `read`).
+//! `XRANGE`/`XREVRANGE` (see `read`). Aggregates' entity streams are
+//! events of the bus stream indexed per entity (see `streams`).
 
 mod config;
 mod consumer;
@@ -28,6 +31,7 @@ mod entry;
 mod read;
 mod sagas;
 mod schedules;
+mod streams;
 
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -45,6 +49,7 @@ use super::dead_letter::{DeadLetter, DeadLetterQuery, DeadLetterStore, NewDeadLe
 use super::query::Query;
 use super::sagas::{SagaStore, StoredSaga};
 use super::schedules::{ScheduleStore, Scheduled};
+use super::streams::StreamStore;
 use crate::envelope::{Draft, RawEnvelope};
 use crate::error::{Error, Result};
 use crate::future::{BoxFuture, BoxStream};
@@ -353,6 +358,10 @@ impl Store for RedisStore {
     }
 
     fn as_sagas(&self) -> Option<&dyn SagaStore> {
+        Some(self)
+    }
+
+    fn as_streams(&self) -> Option<&dyn StreamStore> {
         Some(self)
     }
 }

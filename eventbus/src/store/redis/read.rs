@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use super::entry::{self, Entry};
-use super::{Shared, connection, redis_error};
+use super::{Shared, connection, redis_error, streams};
 use crate::envelope::RawEnvelope;
 use crate::error::{Error, Result};
 use crate::future::BoxStream;
@@ -237,18 +237,21 @@ pub(super) async fn topics(shared: &Shared) -> Result<Vec<TopicSummary>> {
 }
 
 /// Deletes the events whose topic matches; consumer groups (the handlers'
-/// positions) stay.
+/// positions) stay. Clearing everything also deletes the entity streams'
+/// indexes and snapshots, which would otherwise name events that are gone.
 pub(super) async fn clear(shared: &Shared, pattern: &Pattern) -> Result<u64> {
     let mut conn = shared.conn.clone();
     if pattern.as_str() == ">" {
         // Trimming, unlike deleting the key, keeps the consumer groups.
-        return redis::cmd("XTRIM")
+        let trimmed = redis::cmd("XTRIM")
             .arg(&shared.stream)
             .arg("MAXLEN")
             .arg(0)
             .query_async(&mut conn)
             .await
-            .map_err(redis_error("clearing the stream"));
+            .map_err(redis_error("clearing the stream"))?;
+        streams::clear(shared).await?;
+        return Ok(trimmed);
     }
     scan(shared, |page| {
         page.iter()

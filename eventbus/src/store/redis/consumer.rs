@@ -147,9 +147,10 @@ pub(super) async fn open(
     let reader = connection(&shared.client, &shared.config).await?;
     let consumer = format!("{}-{}", std::process::id(), uuid::Uuid::now_v7().simple());
     let batch = spec.max_in_flight.clamp(1, 100) as usize;
-    // Room for a whole batch: the reader hands it over without waiting for
-    // the bus to take each delivery, which would cost two wake-ups apiece.
-    let (tx, rx) = mpsc::channel(batch);
+    // Room for two batches: the reader hands a batch over without waiting
+    // for the bus to take each delivery (two wake-ups apiece), and reads
+    // the next while the bus still starts the last.
+    let (tx, rx) = mpsc::channel(2 * batch);
     let group = Group {
         handler: Arc::from(spec.handler.as_str()),
         consumer: Arc::from(consumer.as_str()),
@@ -224,39 +225,20 @@ impl Group {
     /// Hands out deliveries until the bus drops the stream; survives
     /// server restarts, and a group deleted meanwhile is made again.
     async fn run(self, mut reader: ConnectionManager, tx: mpsc::Sender<Delivery>) {
-        let mut waiting: std::collections::VecDeque<(Entry, u32)> = Default::default();
         loop {
-            if let Some((entry, attempt)) = waiting.pop_front() {
-                let Some(delivery) = self.delivery(entry, attempt).await else {
-                    continue;
-                };
-                let sent = tokio::select! {
-                    () = tx.closed() => Err(delivery),
-                    permit = tx.reserve() => match permit {
-                        Ok(permit) => { permit.send(delivery); Ok(()) }
-                        Err(_) => Err(delivery),
-                    },
-                };
-                if let Err(refused) = sent {
-                    // The bus stopped: let another process have these now
-                    // rather than after the ack wait.
-                    let _ = refused.ack.hand_back().await;
-                    for (entry, _) in waiting {
-                        let _ = self.ack_for(entry.id).hand_back().await;
-                    }
-                    return self.leave().await;
-                }
-                continue;
-            }
-            if tx.is_closed() {
+            // Room for a whole batch before reading one: what is read goes
+            // to the bus at once, so a process holds at most its handlings
+            // and two batches.
+            let Ok(mut room) = tx.reserve_many(self.batch).await else {
                 return self.leave().await;
-            }
+            };
             // Not cut short when the bus stops: entries the server handed
             // out in a reply never read would stay pending until the ack
             // wait. A read waits at most `BLOCK`.
-            match self.next_batch(&mut reader).await {
-                Ok(batch) => waiting.extend(batch),
+            let batch = match self.next_batch(&mut reader).await {
+                Ok(batch) => batch,
                 Err(e) => {
+                    drop(room);
                     tracing::warn!(handler = %self.handler, error = %e, "reading a handler's deliveries failed; retrying");
                     tokio::select! {
                         () = tx.closed() => return self.leave().await,
@@ -264,6 +246,25 @@ impl Group {
                     }
                     if let Err(e) = ensure_group(&self.shared, &self.handler, self.start).await {
                         tracing::debug!(error = %e, "cannot make a handler's group yet");
+                    }
+                    continue;
+                }
+            };
+            let mut batch = batch.into_iter();
+            while let Some((entry, attempt)) = batch.next() {
+                let Some(delivery) = self.delivery(entry, attempt).await else {
+                    continue;
+                };
+                match room.next() {
+                    Some(permit) if !tx.is_closed() => permit.send(delivery),
+                    _ => {
+                        // The bus stopped: let another process have these
+                        // now rather than after the ack wait.
+                        let _ = delivery.ack.hand_back().await;
+                        for (entry, _) in batch {
+                            let _ = self.ack_for(entry.id).hand_back().await;
+                        }
+                        return self.leave().await;
                     }
                 }
             }

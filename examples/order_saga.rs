@@ -28,6 +28,7 @@
 //! cargo run --example order_saga                 # sqlite, in a temporary file
 //! cargo run --example order_saga -- memory       # in memory
 //! cargo run --example order_saga -- nats://127.0.0.1:4222   # stream ORDER_SAGA_EXAMPLE, emptied first
+//! cargo run --example order_saga -- redis://127.0.0.1:6379  # prefix order_saga_example, emptied first
 //! ```
 
 use std::time::Duration;
@@ -440,10 +441,16 @@ async fn main() -> anyhow::Result<()> {
             let sep = if nats.contains('?') { '&' } else { '?' };
             format!("{nats}{sep}stream=ORDER_SAGA_EXAMPLE")
         }
-        other => anyhow::bail!("unknown store `{other}`: give memory, sqlite or a nats:// URL"),
+        redis if redis.starts_with("redis://") || redis.starts_with("rediss://") => {
+            let sep = if redis.contains('?') { '&' } else { '?' };
+            format!("{redis}{sep}prefix=order_saga_example")
+        }
+        other => anyhow::bail!(
+            "unknown store `{other}`: give memory, sqlite, a nats:// or a redis:// URL"
+        ),
     };
     let bus = Bus::builder().source("shop").store(&url).build().await?;
-    if url.starts_with("nats://") {
+    if !url.starts_with("memory://") && !url.starts_with("sqlite://") {
         bus.clear(">").await?;
     }
     println!("store: {}", bus.store().describe());

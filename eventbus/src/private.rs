@@ -560,6 +560,8 @@ pub mod fuzz {
     use crate::envelope::{Draft, RawEnvelope};
     #[cfg(feature = "nats")]
     use crate::store::nats::wire;
+    #[cfg(feature = "redis")]
+    use crate::store::redis::entry;
 
     /// Checks a store URL as opening it would, opening nothing.
     ///
@@ -597,6 +599,40 @@ pub mod fuzz {
     ) -> Result<RawEnvelope, String> {
         let origin = wire::Origin::new("FUZZ", published);
         wire::decode(&origin, topic, seq, published, headers, body)
+    }
+
+    /// The fields the `redis://` store writes for an event, in order.
+    ///
+    /// # Errors
+    ///
+    /// When the draft's time or data cannot be written.
+    #[cfg(feature = "redis")]
+    pub fn redis_encode(draft: &crate::envelope::Draft) -> Result<Vec<(String, Vec<u8>)>, String> {
+        let data = draft.data_bytes().map_err(|e| e.to_string())?;
+        let mut fields = Vec::new();
+        entry::encode(draft, &data, |name, value| {
+            fields.push((name.to_owned(), value.to_vec()));
+        })?;
+        Ok(fields)
+    }
+
+    /// The envelope the `redis://` store under `prefix` reads from the
+    /// stream entry `id` with these fields, or, when it is not a readable
+    /// event, the reason and what the dead letters would keep of it.
+    #[cfg(feature = "redis")]
+    pub fn redis_decode(
+        prefix: &str,
+        id: &str,
+        fields: Vec<(String, Vec<u8>)>,
+    ) -> Result<crate::envelope::RawEnvelope, (String, crate::envelope::RawEnvelope)> {
+        let entry = entry::Entry {
+            id: id.to_owned(),
+            fields,
+        };
+        entry::decode(prefix, &entry).map_err(|reason| {
+            let seq = entry::seq_of(id).unwrap_or(0);
+            (reason, entry::unreadable(prefix, &entry, seq))
+        })
     }
 }
 

@@ -92,6 +92,19 @@ async fn redis_a_repeated_idempotency_key_stores_one_event() {
         .query(&mut scope.raw())
         .unwrap();
     assert_eq!(len, 1);
+
+    // Clearing everything starts over: the key names no event any more,
+    // so the same publish stores anew.
+    bus.clear(">").await.unwrap();
+    let after_clear = bus
+        .publish(placed(1))
+        .idempotency_key("order-1")
+        .await
+        .unwrap();
+    assert_ne!(after_clear.id(), first.id());
+    let history = bus.history().fetch().await.unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].id(), after_clear.id());
     bus.shutdown().await.unwrap();
 }
 

@@ -20,7 +20,7 @@ pub(crate) mod nats;
 mod open;
 mod query;
 #[cfg(feature = "redis")]
-mod redis;
+pub(crate) mod redis;
 mod rewrite;
 mod sagas;
 mod schedules;

@@ -27,7 +27,7 @@
 mod config;
 mod consumer;
 mod dead_letters;
-mod entry;
+pub(crate) mod entry;
 mod read;
 mod sagas;
 mod schedules;

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use super::entry::{self, Entry};
-use super::{Shared, connection, redis_error, streams};
+use super::{Shared, connection, redis_error};
 use crate::envelope::RawEnvelope;
 use crate::error::{Error, Result};
 use crate::future::BoxStream;
@@ -250,7 +250,9 @@ pub(super) async fn clear(shared: &Shared, pattern: &Pattern) -> Result<u64> {
             .query_async(&mut conn)
             .await
             .map_err(redis_error("clearing the stream"))?;
-        streams::clear(shared).await?;
+        // The entity indexes name entries no longer there; the duplicate
+        // keys would answer a repeat with an event no longer there.
+        unlink(shared, &["entity:*", "snapshot:*", "seen:*"]).await?;
         return Ok(trimmed);
     }
     scan(shared, |page| {
@@ -260,6 +262,51 @@ pub(super) async fn clear(shared: &Shared, pattern: &Pattern) -> Result<u64> {
             .collect()
     })
     .await
+}
+
+/// Deletes every key under the prefix matching one of `parts` (`SCAN`
+/// patterns after `PREFIX:`), a page at a time.
+async fn unlink(shared: &Shared, parts: &[&str]) -> Result<()> {
+    let mut conn = shared.conn.clone();
+    for part in parts {
+        let pattern = format!("{}:{part}", glob_escape(&shared.config.prefix));
+        let mut cursor = 0u64;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+                .map_err(redis_error("looking for keys to clear"))?;
+            if !keys.is_empty() {
+                redis::cmd("UNLINK")
+                    .arg(&keys)
+                    .query_async::<u64>(&mut conn)
+                    .await
+                    .map_err(redis_error("clearing keys"))?;
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+    }
+    Ok(())
+}
+
+/// `text` matched literally by a `SCAN MATCH` pattern.
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Waits with `XREAD BLOCK` until an entry after seq `after` (or after the
@@ -319,4 +366,15 @@ async fn newest_after(
         .map_err(redis_error("reading the newest event"))?;
     let entries = entry::entries(newest).map_err(|e| Error::store("redis", e))?;
     Ok(entries.first().and_then(|e| entry::seq_of(&e.id).ok()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scan_patterns_match_the_prefix_literally() {
+        assert_eq!(glob_escape("plain_prefix"), "plain_prefix");
+        assert_eq!(glob_escape(r"a*b?[c]\d"), r"a\*b\?\[c\]\\d");
+    }
 }

@@ -269,50 +269,6 @@ async fn load_snapshot(
     }
 }
 
-/// Deletes every entity index and snapshot (clearing the whole store).
-pub(super) async fn clear(shared: &Shared) -> Result<()> {
-    let mut conn = shared.conn.clone();
-    for part in ["entity:*", "snapshot:*"] {
-        let pattern = format!("{}:{part}", glob_escape(&shared.config.prefix));
-        let mut cursor = 0u64;
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await
-                .map_err(redis_error("looking for entity streams and snapshots"))?;
-            if !keys.is_empty() {
-                redis::cmd("UNLINK")
-                    .arg(&keys)
-                    .query_async::<u64>(&mut conn)
-                    .await
-                    .map_err(redis_error("deleting entity streams and snapshots"))?;
-            }
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
-    }
-    Ok(())
-}
-
-/// `text` matched literally by a `SCAN MATCH` pattern.
-fn glob_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 impl StreamStore for RedisStore {
     fn append_to_stream(
         &self,
@@ -345,16 +301,5 @@ impl StreamStore for RedisStore {
     ) -> BoxFuture<'_, Result<Option<Snapshot>>> {
         let stream = stream.clone();
         Box::pin(async move { load_snapshot(&self.shared, &stream, state_version).await })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scan_patterns_match_the_prefix_literally() {
-        assert_eq!(glob_escape("plain_prefix"), "plain_prefix");
-        assert_eq!(glob_escape(r"a*b?[c]\d"), r"a\*b\?\[c\]\\d");
     }
 }

@@ -166,8 +166,10 @@ pub(crate) fn encode(
     Ok(())
 }
 
-/// About how many bytes and arguments [`encode`] writes for a draft whose
-/// data takes `data` bytes, so a command can be sized once.
+/// At least how many arguments, and about how many bytes, a command
+/// holding what [`encode`] writes for a draft whose data takes `data`
+/// bytes needs (with `XADD`, the key, trimming and `*`), so it can be
+/// sized once.
 pub(crate) fn encoded_size(draft: &Draft, data: usize) -> (usize, usize) {
     let m = &draft.meta;
     let optional = [
@@ -193,7 +195,9 @@ pub(crate) fn encoded_size(draft: &Draft, data: usize) -> (usize, usize) {
             .map(str::len)
             .sum::<usize>()
         + headers;
-    (2 * (12 + m.headers.len()), bytes)
+    // Six fixed attributes, five optional ones, the name, two versions,
+    // the header types and the data: 16 fields besides the headers.
+    (6 + 2 * (16 + m.headers.len()), bytes)
 }
 
 /// An entry as read: its id and fields, values as bytes.

@@ -226,35 +226,29 @@ async fn sqlite_the_orders_survive_workers_killed_between_steps() {
 #[ignore = "needs NATS at EVENTBUS_NATS_URL"]
 async fn nats_two_workers_share_the_saga_and_one_is_killed() {
     let scope = NatsScope::new("saga");
-    // A short ack wait, so what the killed worker held comes back soon.
-    let url = scope.url("&ack_wait=2s");
-    let observer = Bus::builder()
-        .store(&url)
-        .no_linked_handlers()
-        .build()
-        .await
-        .unwrap();
-    let _steady = worker(&url);
-    order_saga::place_orders(&observer).await.unwrap();
-    killed_between_steps(&url, &observer, &[10, 20]).await;
-    observer.shutdown().await.unwrap();
+    two_workers_share_the_saga(&scope.url("&ack_wait=2s")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Redis at EVENTBUS_REDIS_URL"]
 async fn redis_two_workers_share_the_saga_and_one_is_killed() {
     let scope = RedisScope::new("saga");
-    // A short ack wait, so what the killed worker held comes back soon.
-    let url = scope.url("&ack_wait=2s");
+    two_workers_share_the_saga(&scope.url("&ack_wait=2s")).await;
+}
+
+/// A steady worker and one killed between steps share the saga on a
+/// server; the store URL's short ack wait brings back soon what the
+/// killed one held.
+async fn two_workers_share_the_saga(url: &str) {
     let observer = Bus::builder()
-        .store(&url)
+        .store(url)
         .no_linked_handlers()
         .build()
         .await
         .unwrap();
-    let _steady = worker(&url);
+    let _steady = worker(url);
     order_saga::place_orders(&observer).await.unwrap();
-    killed_between_steps(&url, &observer, &[10, 20]).await;
+    killed_between_steps(url, &observer, &[10, 20]).await;
     observer.shutdown().await.unwrap();
 }
 
